@@ -1,0 +1,123 @@
+-- warden finalize: views, the DDL event trigger and privileges, after every function exists.
+
+-- A table is protected when RLS is enabled and forced and all four warden policies exist.
+-- The tenant column is read from the policy's dependency on it, so nothing is stored twice.
+CREATE VIEW warden.protected_tables AS
+SELECT c.oid::regclass AS relid,
+       n.nspname       AS schema_name,
+       c.relname       AS table_name,
+       col.attname     AS tenant_column,
+       CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS kind,
+       (SELECT i.inhparent::regclass FROM pg_catalog.pg_inherits i
+         WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of
+  FROM pg_catalog.pg_class c
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_policy sel ON sel.polrelid = c.oid AND sel.polname = 'warden_select'
+  LEFT JOIN LATERAL (
+        SELECT a.attname
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+         WHERE d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = sel.oid
+           AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid AND d.refobjsubid > 0
+         LIMIT 1) col ON true
+ WHERE c.relkind IN ('r', 'p')
+   AND c.relrowsecurity AND c.relforcerowsecurity
+   AND (SELECT count(*) FROM pg_catalog.pg_policy p
+         WHERE p.polrelid = c.oid
+           AND p.polname IN ('warden_select', 'warden_insert', 'warden_update', 'warden_delete')) = 4;
+COMMENT ON VIEW warden.protected_tables IS 'Tables under warden tenant isolation (derived from the catalogs).';
+
+CREATE VIEW warden.rls_coverage AS
+WITH t AS (
+    SELECT c.oid, n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity,
+           (SELECT count(*)::int FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid) AS policy_count,
+           (SELECT pg_catalog.string_agg(w, ', ' ORDER BY w)
+              FROM pg_catalog.unnest(ARRAY['warden_delete', 'warden_insert', 'warden_select', 'warden_update']) w
+             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid AND p.polname = w))
+               AS missing,
+           (SELECT pg_catalog.string_agg(p.polname, ', ' ORDER BY p.polname) FROM pg_catalog.pg_policy p
+             WHERE p.polrelid = c.oid AND p.polpermissive AND p.polname NOT LIKE 'warden\_%') AS other_permissive,
+           (SELECT pg_catalog.string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END,
+                                         ', ' ORDER BY 1)
+              FROM pg_catalog.aclexplode(c.relacl) a
+             WHERE a.privilege_type = 'TRUNCATE' AND a.grantee <> c.relowner) AS truncaters
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+       AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'warden')
+       AND n.nspname !~ '^pg_(toast|temp_)'
+)
+SELECT t.oid::regclass AS relid,
+       t.nspname AS schema_name,
+       t.relname AS table_name,
+       CASE t.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS kind,
+       t.relrowsecurity AS rls_enabled,
+       t.relforcerowsecurity AS rls_forced,
+       t.policy_count,
+       (t.relrowsecurity AND t.relforcerowsecurity AND t.missing IS NULL) AS protected,
+       NULLIF(pg_catalog.concat_ws('; ',
+           CASE WHEN NOT t.relrowsecurity
+                THEN 'row level security is disabled: every role with table privileges sees every row' END,
+           CASE WHEN t.relrowsecurity AND NOT t.relforcerowsecurity
+                THEN 'row level security is not forced: the table owner bypasses it' END,
+           CASE WHEN t.relrowsecurity AND t.policy_count = 0
+                THEN 'no policies: every row is hidden until the table is protected' END,
+           CASE WHEN t.missing IS NOT NULL AND t.missing <> 'warden_delete, warden_insert, warden_select, warden_update'
+                THEN 'warden policies missing: ' || t.missing END,
+           CASE WHEN t.other_permissive IS NOT NULL
+                THEN 'permissive policies not managed by warden (' || t.other_permissive || ') are OR-ed with tenant isolation' END,
+           CASE WHEN t.truncaters IS NOT NULL
+                THEN 'TRUNCATE, which bypasses row level security, is granted to ' || t.truncaters END
+       ), '') AS problem
+  FROM t;
+COMMENT ON VIEW warden.rls_coverage IS 'Every ordinary and partitioned table outside the system schemas, with its row level security state and what is wrong with it.';
+
+CREATE FUNCTION warden.rls_coverage_percent() RETURNS numeric
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT round(100.0 * count(*) FILTER (WHERE protected) / NULLIF(count(*), 0), 1) FROM warden.rls_coverage
+$$;
+COMMENT ON FUNCTION warden.rls_coverage_percent() IS 'Share of the tables in warden.rls_coverage that are protected, in percent; NULL when there are none.';
+
+-- New tables: partitions of protected tables are protected like their root; tables in guarded
+-- schemas start deny-by-default (RLS enabled and forced, no policy).
+CREATE FUNCTION warden._on_ddl_command_end() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    obj  oid;
+    root oid;
+    col  name;
+BEGIN
+    IF warden._ddl_in_progress() THEN
+        RETURN;  -- warden's own DDL
+    END IF;
+    FOR obj IN
+        SELECT DISTINCT d.objid FROM pg_event_trigger_ddl_commands() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = obj AND relkind IN ('r', 'p'));
+        root := coalesce(pg_partition_root(obj), obj);
+        SELECT p.tenant_column INTO col FROM warden.protected_tables p WHERE p.relid = root;
+        IF FOUND AND EXISTS (SELECT 1 FROM pg_partition_tree(root) t JOIN pg_class k ON k.oid = t.relid
+                              WHERE k.relkind IN ('r', 'p')
+                                AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = t.relid)) THEN
+            PERFORM warden.protect_table(root::regclass, col);
+        ELSIF EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace
+                       WHERE k.oid = obj AND NOT (k.relrowsecurity AND k.relforcerowsecurity))
+              AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = obj) THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', obj::regclass);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER warden_ddl_command_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
+    EXECUTE FUNCTION warden._on_ddl_command_end();
+
+GRANT SELECT ON warden.protected_tables, warden.rls_coverage TO PUBLIC;
+
+-- Only trusted middleware mints contexts.
+REVOKE EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO warden_context_setter;

@@ -1,0 +1,43 @@
+//! How module errors become PostgreSQL errors: each module's thiserror enum implements
+//! [`SqlError`] (its SQLSTATE, hint and detail), and `?` turns it into an [`ErrorReport`].
+//! A pgrx function never returns a bare error, which pgrx would report as SQLSTATE 22000.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgSqlErrorCode;
+
+pub trait SqlError: std::fmt::Display {
+    fn sqlstate(&self) -> PgSqlErrorCode;
+    /// What the user should do about it.
+    fn hint(&self) -> Option<String> {
+        None
+    }
+    fn detail(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Builds the report for `e`; modules call it from their `From<..> for ErrorReport`.
+#[track_caller]
+pub fn report<E: SqlError>(e: &E) -> ErrorReport {
+    let mut r = ErrorReport::new(e.sqlstate(), format!("warden: {e}"), "warden");
+    if let Some(h) = e.hint() {
+        r = r.set_hint(h);
+    }
+    if let Some(d) = e.detail() {
+        r = r.set_detail(d);
+    }
+    r
+}
+
+/// Implements `From<$t> for ErrorReport` through [`report`].
+#[macro_export]
+macro_rules! sql_error {
+    ($t:ty) => {
+        impl From<$t> for pgrx::pg_sys::panic::ErrorReport {
+            #[track_caller]
+            fn from(e: $t) -> Self {
+                $crate::errors::report(&e)
+            }
+        }
+    };
+}

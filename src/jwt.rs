@@ -1,0 +1,388 @@
+//! HS256 JSON Web Tokens (RFC 7519 over RFC 7515 compact serialization): verification and minting.
+//!
+//! Pure logic, no database: `cargo test --features pg15 --lib jwt`. The order of the checks is a
+//! security property: the header's algorithm is checked before anything else is trusted, the
+//! signature before the payload is parsed, and the payload's times before its claims are used.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::level::Level;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Longer tokens are refused before any decoding work is done.
+pub const MAX_TOKEN_LEN: usize = 8192;
+
+/// The claims warden acts on, after verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claims {
+    pub tenant: Uuid,
+    pub actor: Uuid,
+    pub level: Level,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: i64,
+    /// Not-before, seconds since the Unix epoch.
+    pub nbf: Option<i64>,
+}
+
+/// What the verifier checks a token against.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectations<'a> {
+    pub secret: &'a [u8],
+    /// When set, `aud` must be this string or an array containing it.
+    pub audience: Option<&'a str>,
+    /// When set, `iss` must equal it.
+    pub issuer: Option<&'a str>,
+    /// Seconds of clock skew tolerated on `exp` and `nbf`.
+    pub leeway: i64,
+    /// The current time, seconds since the Unix epoch.
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtError {
+    #[error("warden.jwt_secret is not set")]
+    NoSecret,
+    #[error("warden.jwt_secret is {0} bytes long; HS256 needs at least {MIN_SECRET_LEN}")]
+    WeakSecret(usize),
+    #[error("token is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("token algorithm \"{0}\" is not accepted; only HS256 is")]
+    Algorithm(String),
+    #[error("token signature is invalid")]
+    BadSignature,
+    #[error("token expired at {0} (Unix time)")]
+    Expired(i64),
+    #[error("token is not valid before {0} (Unix time)")]
+    NotYetValid(i64),
+    #[error("token has no \"{0}\" claim")]
+    MissingClaim(&'static str),
+    #[error("token claim \"{claim}\" is invalid: {reason}")]
+    InvalidClaim { claim: &'static str, reason: String },
+    #[error("token audience does not include \"{0}\"")]
+    Audience(String),
+    #[error("token issuer is not \"{0}\"")]
+    Issuer(String),
+}
+
+impl JwtError {
+    /// True when the server, not the token, is at fault (no usable secret).
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, JwtError::NoSecret | JwtError::WeakSecret(_))
+    }
+}
+
+fn check_secret(secret: &[u8]) -> Result<(), JwtError> {
+    match secret.len() {
+        0 => Err(JwtError::NoSecret),
+        n if n < MIN_SECRET_LEN => Err(JwtError::WeakSecret(n)),
+        _ => Ok(()),
+    }
+}
+
+fn mac(secret: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length; this cannot fail.
+    HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length")
+}
+
+fn decode_part(part: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed(what))
+}
+
+/// Verifies an HS256 token and returns its warden claims.
+pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError> {
+    check_secret(expect.secret)?;
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed("longer than 8192 bytes"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(s64), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three dot-separated parts"));
+    };
+
+    // 1. The header decides whether we even try: only HS256, no extensions we do not understand.
+    let header: Map<String, Value> = serde_json::from_slice(&decode_part(h64, "header is not base64url")?)
+        .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
+    match header.get("alg") {
+        Some(Value::String(alg)) if alg == "HS256" => {}
+        Some(Value::String(alg)) => return Err(JwtError::Algorithm(alg.clone())),
+        Some(_) => return Err(JwtError::Malformed("header \"alg\" is not a string")),
+        None => return Err(JwtError::Malformed("header has no \"alg\"")),
+    }
+    if header.contains_key("crit") {
+        return Err(JwtError::Malformed("header \"crit\" extensions are not supported"));
+    }
+
+    // 2. The signature, compared in constant time (`verify_slice`), over the exact bytes received.
+    let signature = decode_part(s64, "signature is not base64url")?;
+    let mut m = mac(expect.secret);
+    m.update(h64.as_bytes());
+    m.update(b".");
+    m.update(p64.as_bytes());
+    m.verify_slice(&signature).map_err(|_| JwtError::BadSignature)?;
+
+    // 3. Only now is the payload trusted enough to parse.
+    let payload: Map<String, Value> = serde_json::from_slice(&decode_part(p64, "payload is not base64url")?)
+        .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+
+    let exp = numeric_date(&payload, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
+    if expect.now >= exp.saturating_add(expect.leeway) {
+        return Err(JwtError::Expired(exp));
+    }
+    let nbf = numeric_date(&payload, "nbf")?;
+    if let Some(nbf) = nbf {
+        if expect.now.saturating_add(expect.leeway) < nbf {
+            return Err(JwtError::NotYetValid(nbf));
+        }
+    }
+    if let Some(want) = expect.audience {
+        let ok = match payload.get("aud") {
+            Some(Value::String(a)) => a == want,
+            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
+            _ => false,
+        };
+        if !ok {
+            return Err(JwtError::Audience(want.to_string()));
+        }
+    }
+    if let Some(want) = expect.issuer {
+        if payload.get("iss").and_then(Value::as_str) != Some(want) {
+            return Err(JwtError::Issuer(want.to_string()));
+        }
+    }
+
+    let tenant = uuid_claim(&payload, "tenant_id")?;
+    let actor = uuid_claim(&payload, "sub")?;
+    let level = match payload.get("role") {
+        None => return Err(JwtError::MissingClaim("role")),
+        Some(Value::String(r)) => r.parse::<Level>().map_err(|e| JwtError::InvalidClaim {
+            claim: "role",
+            reason: format!("{e}; expected read, write, delete or admin"),
+        })?,
+        Some(_) => return Err(invalid("role", "not a string")),
+    };
+    Ok(Claims { tenant, actor, level, exp, nbf })
+}
+
+fn invalid(claim: &'static str, reason: &str) -> JwtError {
+    JwtError::InvalidClaim { claim, reason: reason.to_string() }
+}
+
+/// RFC 7519 NumericDate: seconds since the epoch, possibly fractional.
+fn numeric_date(payload: &Map<String, Value>, claim: &'static str) -> Result<Option<i64>, JwtError> {
+    match payload.get(claim) {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .map(Some)
+            .ok_or_else(|| invalid(claim, "not a NumericDate")),
+        Some(_) => Err(invalid(claim, "not a number")),
+    }
+}
+
+fn uuid_claim(payload: &Map<String, Value>, claim: &'static str) -> Result<Uuid, JwtError> {
+    match payload.get(claim) {
+        None => Err(JwtError::MissingClaim(claim)),
+        Some(Value::String(s)) => Uuid::parse_str(s).map_err(|_| invalid(claim, "not a uuid")),
+        Some(_) => Err(invalid(claim, "not a string")),
+    }
+}
+
+/// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`.
+pub fn sign(claims: &Claims, iat: i64, issuer: &str, secret: &[u8]) -> Result<String, JwtError> {
+    check_secret(secret)?;
+    let mut payload = serde_json::json!({
+        "iss": issuer,
+        "sub": claims.actor.to_string(),
+        "tenant_id": claims.tenant.to_string(),
+        "role": claims.level.as_str(),
+        "iat": iat,
+        "exp": claims.exp,
+    });
+    if let Some(nbf) = claims.nbf {
+        payload["nbf"] = nbf.into();
+    }
+    let h64 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let p64 = URL_SAFE_NO_PAD.encode(payload.to_string());
+    let mut m = mac(secret);
+    m.update(h64.as_bytes());
+    m.update(b".");
+    m.update(p64.as_bytes());
+    let s64 = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+    Ok(format!("{h64}.{p64}.{s64}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+    const NOW: i64 = 1_800_000_000;
+
+    fn expect() -> Expectations<'static> {
+        Expectations { secret: SECRET, audience: None, issuer: None, leeway: 0, now: NOW }
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            tenant: Uuid::from_u128(0xA),
+            actor: Uuid::from_u128(0x1),
+            level: Level::Write,
+            exp: NOW + 60,
+            nbf: None,
+        }
+    }
+
+    /// Builds a token from raw header and payload JSON, signed with `secret`.
+    fn raw(header: &str, payload: &str, secret: &[u8]) -> String {
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let p = URL_SAFE_NO_PAD.encode(payload);
+        let mut m = mac(secret);
+        m.update(format!("{h}.{p}").as_bytes());
+        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+    }
+
+    fn payload(extra: &str) -> String {
+        format!(
+            r#"{{"tenant_id":"{}","sub":"{}","role":"read","exp":{}{extra}}}"#,
+            Uuid::from_u128(0xA),
+            Uuid::from_u128(0x1),
+            NOW + 60
+        )
+    }
+
+    const HS256: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+
+    #[test]
+    fn minted_token_verifies_to_the_same_claims() {
+        let t = sign(&claims(), NOW, "warden", SECRET).unwrap();
+        assert_eq!(verify(&t, &expect()), Ok(claims()));
+    }
+
+    #[test]
+    fn alg_none_is_refused_even_without_signature() {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+        let p = URL_SAFE_NO_PAD.encode(payload(""));
+        assert_eq!(verify(&format!("{h}.{p}."), &expect()), Err(JwtError::Algorithm("none".into())));
+    }
+
+    #[test]
+    fn other_algorithms_are_refused() {
+        for alg in ["HS384", "RS256", "hs256", "ES256"] {
+            let t = raw(&format!(r#"{{"alg":"{alg}"}}"#), &payload(""), SECRET);
+            assert_eq!(verify(&t, &expect()), Err(JwtError::Algorithm(alg.into())));
+        }
+    }
+
+    #[test]
+    fn wrong_secret_is_a_bad_signature() {
+        let t = raw(HS256, &payload(""), b"another-secret-another-secret-0123");
+        assert_eq!(verify(&t, &expect()), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn swapped_payload_keeps_old_signature_and_fails() {
+        let good = raw(HS256, &payload(""), SECRET);
+        let forged_payload = payload("").replace(&Uuid::from_u128(0xA).to_string(), &Uuid::from_u128(0xB).to_string());
+        let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+        parts[1] = URL_SAFE_NO_PAD.encode(forged_payload);
+        assert_eq!(verify(&parts.join("."), &expect()), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn empty_and_truncated_signatures_fail() {
+        let good = raw(HS256, &payload(""), SECRET);
+        let (body, sig) = good.rsplit_once('.').unwrap();
+        assert_eq!(verify(&format!("{body}."), &expect()), Err(JwtError::BadSignature));
+        assert_eq!(verify(&format!("{body}.{}", &sig[..8]), &expect()), Err(JwtError::BadSignature));
+    }
+
+    #[test]
+    fn malformed_tokens_are_named() {
+        for t in ["", "abc", "a.b", "a.b.c.d", "!!.e30.sig", "e30.!!.sig"] {
+            assert!(matches!(verify(t, &expect()), Err(JwtError::Malformed(_))), "{t:?}");
+        }
+        let padded = raw(HS256, &payload(""), SECRET) + "=";
+        assert!(matches!(verify(&padded, &expect()), Err(JwtError::Malformed(_))));
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert!(matches!(verify(&huge, &expect()), Err(JwtError::Malformed(_))));
+    }
+
+    #[test]
+    fn crit_header_is_refused() {
+        let t = raw(r#"{"alg":"HS256","crit":["exp"]}"#, &payload(""), SECRET);
+        assert!(matches!(verify(&t, &expect()), Err(JwtError::Malformed(_))));
+    }
+
+    #[test]
+    fn exp_is_required_and_enforced() {
+        let no_exp = format!(r#"{{"tenant_id":"{}","sub":"{}","role":"read"}}"#, Uuid::from_u128(1), Uuid::from_u128(2));
+        assert_eq!(verify(&raw(HS256, &no_exp, SECRET), &expect()), Err(JwtError::MissingClaim("exp")));
+        let t = sign(&Claims { exp: NOW, ..claims() }, NOW, "w", SECRET).unwrap();
+        assert_eq!(verify(&t, &expect()), Err(JwtError::Expired(NOW)));
+        let leeway = Expectations { leeway: 5, ..expect() };
+        assert!(verify(&t, &leeway).is_ok());
+    }
+
+    #[test]
+    fn nbf_in_the_future_is_refused() {
+        let t = sign(&Claims { nbf: Some(NOW + 10), ..claims() }, NOW, "w", SECRET).unwrap();
+        assert_eq!(verify(&t, &expect()), Err(JwtError::NotYetValid(NOW + 10)));
+        let t = sign(&Claims { nbf: Some(NOW), ..claims() }, NOW, "w", SECRET).unwrap();
+        assert!(verify(&t, &expect()).is_ok());
+    }
+
+    #[test]
+    fn audience_and_issuer_are_checked_when_configured() {
+        let t = raw(HS256, &payload(r#","aud":["api","web"],"iss":"auth.example""#), SECRET);
+        let ok = Expectations { audience: Some("web"), issuer: Some("auth.example"), ..expect() };
+        assert!(verify(&t, &ok).is_ok());
+        let bad_aud = Expectations { audience: Some("admin"), ..expect() };
+        assert_eq!(verify(&t, &bad_aud), Err(JwtError::Audience("admin".into())));
+        let bad_iss = Expectations { issuer: Some("evil"), ..expect() };
+        assert_eq!(verify(&t, &bad_iss), Err(JwtError::Issuer("evil".into())));
+        let no_aud = raw(HS256, &payload(""), SECRET);
+        assert_eq!(verify(&no_aud, &ok), Err(JwtError::Audience("web".into())));
+    }
+
+    #[test]
+    fn claims_must_have_the_right_shape() {
+        let cases = [
+            (r#"{"sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":1900000000}"#, "tenant_id"),
+            (r#"{"tenant_id":"x","sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":1900000000}"#, "tenant_id"),
+            (r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":7,"role":"read","exp":1900000000}"#, "sub"),
+            (r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":"00000000-0000-0000-0000-000000000001","role":"root","exp":1900000000}"#, "role"),
+            (r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":"soon"}"#, "exp"),
+        ];
+        for (p, claim) in cases {
+            let err = verify(&raw(HS256, p, SECRET), &expect()).unwrap_err();
+            let named = match &err {
+                JwtError::MissingClaim(c) | JwtError::InvalidClaim { claim: c, .. } => *c,
+                other => panic!("{p}: unexpected {other:?}"),
+            };
+            assert_eq!(named, claim, "{p}");
+        }
+    }
+
+    #[test]
+    fn missing_or_short_secret_is_a_configuration_error() {
+        let t = sign(&claims(), NOW, "w", SECRET).unwrap();
+        let none = Expectations { secret: b"", ..expect() };
+        assert_eq!(verify(&t, &none), Err(JwtError::NoSecret));
+        let short = Expectations { secret: b"short", ..expect() };
+        assert_eq!(verify(&t, &short), Err(JwtError::WeakSecret(5)));
+        assert!(JwtError::WeakSecret(5).is_configuration());
+        assert!(!JwtError::BadSignature.is_configuration());
+        assert_eq!(sign(&claims(), NOW, "w", b"short"), Err(JwtError::WeakSecret(5)));
+    }
+}

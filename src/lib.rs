@@ -1,0 +1,39 @@
+//! warden: tenant isolation, an unforgeable per-transaction context and data protection,
+//! enforced by PostgreSQL itself. Each capability lives in its own module.
+
+use pgrx::prelude::*;
+
+mod context;
+mod errors;
+mod gucs;
+mod jwt;
+mod level;
+mod protect;
+mod types;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+mod pg_tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'warden'",
+            "warden.jwt_secret = 'pg-test-secret-0123456789abcdefghijklmnop'",
+        ]
+    }
+}

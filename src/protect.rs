@@ -1,0 +1,331 @@
+//! Putting tables under tenant isolation: `protect_table`, `unprotect_table`, `guard_schema`.
+//!
+//! A table is protected when row level security is enabled and forced and the four warden
+//! policies exist; everything warden reports (`warden.protected_tables`, `warden.rls_coverage`)
+//! is derived from the catalogs, so it survives pg_dump and cannot drift from the truth.
+
+use std::cell::Cell;
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::{PgRelation, PgSqlErrorCode};
+
+use crate::errors::SqlError;
+use crate::level::Level;
+use crate::types::SqlName;
+
+/// The policies warden creates: name, command, level required, and whether the predicate is a
+/// USING, a WITH CHECK or both.
+const POLICIES: [(&str, &str, Level, bool, bool); 4] = [
+    ("warden_select", "SELECT", Level::Read, true, false),
+    ("warden_insert", "INSERT", Level::Write, false, true),
+    ("warden_update", "UPDATE", Level::Write, true, true),
+    ("warden_delete", "DELETE", Level::Delete, true, false),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtectError {
+    #[error("{table} is {kind}, not a table")]
+    NotATable { table: String, kind: String },
+    #[error("must be owner of table {table} to change its protection (current role: {role})")]
+    NotOwner { table: String, role: String },
+    #[error("table {table} has no column \"{column}\"")]
+    NoColumn { table: String, column: String },
+    #[error("column \"{column}\" of table {table} is {actual}, not uuid")]
+    NotUuid { table: String, column: String, actual: String },
+    #[error("schema \"{0}\" does not exist")]
+    NoSchema(String),
+    #[error("must be owner of schema {schema} to guard it (current role: {role})")]
+    NotSchemaOwner { schema: String, role: String },
+    #[error("internal error: {0}")]
+    Spi(#[from] pgrx::spi::Error),
+}
+
+impl SqlError for ProtectError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            ProtectError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            ProtectError::NotOwner { .. } | ProtectError::NotSchemaOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ProtectError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
+            ProtectError::NotUuid { .. } => ERRCODE_DATATYPE_MISMATCH,
+            ProtectError::NoSchema(_) => ERRCODE_INVALID_SCHEMA_NAME,
+            ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            ProtectError::NotATable { .. } => {
+                "warden protects ordinary and partitioned tables; protect the tables a view or materialized view reads from.".into()
+            }
+            ProtectError::NotOwner { .. } => "Run it as the table's owner or a member of the owning role.".into(),
+            ProtectError::NoColumn { table, .. } => {
+                format!("Name the tenant column: SELECT warden.protect_table('{table}', 'org_id');")
+            }
+            ProtectError::NotUuid { table, column, .. } => {
+                format!("Convert it first: ALTER TABLE {table} ALTER COLUMN {column} TYPE uuid USING {column}::uuid;")
+            }
+            ProtectError::NoSchema(_) => "Check the spelling; schema names are case-sensitive when quoted.".into(),
+            ProtectError::NotSchemaOwner { .. } => "Run it as the schema's owner or a member of the owning role.".into(),
+            ProtectError::Spi(_) => return None,
+        })
+    }
+}
+crate::sql_error!(ProtectError);
+
+thread_local! {
+    /// Set while warden itself runs DDL, so that the DDL event trigger does not react to it.
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks warden's own DDL for the duration of `f`; restored on error too (unwinding).
+fn busy<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BUSY.set(self.0);
+        }
+    }
+    let _reset = Reset(BUSY.replace(true));
+    f()
+}
+
+/// True while warden.protect_table() or unprotect_table() is running in this backend.
+#[pg_extern(stable, parallel_safe)]
+fn _ddl_in_progress() -> bool {
+    BUSY.get()
+}
+
+/// What protect_table needs to know about one relation.
+struct Target {
+    oid: pg_sys::Oid,
+    /// Schema-qualified, quoted: safe to splice into DDL.
+    qualified: String,
+}
+
+fn current_role(c: &SpiClient<'_>) -> Result<String, ProtectError> {
+    Ok(c.select("SELECT current_user::text", None, &[])?.first().get_one::<String>()?.unwrap_or_default())
+}
+
+/// Resolves the table and checks kind and ownership.
+fn resolve(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<Target, ProtectError> {
+    let row = c.select(
+        "SELECT format('%I.%I', n.nspname, c.relname), c.relkind::text, pg_has_role(c.relowner, 'USAGE')
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+        Some(1),
+        &[oid.into()],
+    )?;
+    let row = row.first();
+    let qualified = row.get::<String>(1)?.unwrap_or_default();
+    let kind = row.get::<String>(2)?.unwrap_or_default();
+    if kind != "r" && kind != "p" {
+        let kind = match kind.as_str() {
+            "v" => "a view",
+            "m" => "a materialized view",
+            "i" | "I" => "an index",
+            "S" => "a sequence",
+            "f" => "a foreign table",
+            "c" => "a composite type",
+            "t" => "a TOAST table",
+            _ => "not a table",
+        };
+        return Err(ProtectError::NotATable { table: qualified, kind: kind.into() });
+    }
+    if row.get::<bool>(3)? != Some(true) {
+        return Err(ProtectError::NotOwner { table: qualified, role: current_role(c)? });
+    }
+    Ok(Target { oid, qualified })
+}
+
+/// The relation and all its partitions (ordinary and partitioned), root first.
+fn tree(c: &SpiClient<'_>, root: pg_sys::Oid) -> Result<Vec<Target>, ProtectError> {
+    let rows = c.select(
+        "SELECT t.relid::oid, format('%I.%I', n.nspname, k.relname)
+           FROM pg_partition_tree($1) t
+           JOIN pg_class k ON k.oid = t.relid JOIN pg_namespace n ON n.oid = k.relnamespace
+          WHERE k.relkind IN ('r', 'p')
+          ORDER BY t.level, k.relname",
+        None,
+        &[root.into()],
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(Target {
+            oid: row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+            qualified: row.get::<String>(2)?.unwrap_or_default(),
+        });
+    }
+    Ok(out)
+}
+
+fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), ProtectError> {
+    // The column is checked on every partition: attach can bring a partition with other numbers.
+    let row = c.select(
+        "SELECT a.attnum, format('%I', a.attname), a.atttypid = 'uuid'::regtype, format_type(a.atttypid, a.atttypmod),
+                EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1 AND i.indkey[0] = a.attnum)
+           FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        Some(1),
+        &[t.oid.into(), column.into()],
+    )?;
+    if row.is_empty() {
+        return Err(ProtectError::NoColumn { table: t.qualified.clone(), column: column.into() });
+    }
+    let row = row.first();
+    let col = row.get::<String>(2)?.unwrap_or_default();
+    if row.get::<bool>(3)? != Some(true) {
+        let actual = row.get::<String>(4)?.unwrap_or_default();
+        return Err(ProtectError::NotUuid { table: t.qualified.clone(), column: column.into(), actual });
+    }
+    let has_index = row.get::<bool>(5)? == Some(true);
+
+    let q = &t.qualified;
+    c.update(&format!("ALTER TABLE {q} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"), None, &[])?;
+    for (name, command, level, using, check) in POLICIES {
+        let pred = format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))");
+        let using = if using { format!(" USING ({pred})") } else { String::new() };
+        let check = if check { format!(" WITH CHECK ({pred})") } else { String::new() };
+        c.update(&format!("DROP POLICY IF EXISTS {name} ON {q}"), None, &[])?;
+        c.update(
+            &format!("CREATE POLICY {name} ON {q} AS PERMISSIVE FOR {command} TO PUBLIC{using}{check}"),
+            None,
+            &[],
+        )?;
+    }
+    // TRUNCATE bypasses row level security: only the owner keeps it.
+    let grantees = c.select(
+        "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+           FROM pg_class k CROSS JOIN LATERAL aclexplode(k.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+          WHERE k.oid = $1 AND a.privilege_type = 'TRUNCATE' AND a.grantee <> k.relowner",
+        None,
+        &[t.oid.into()],
+    )?;
+    let grantees: Vec<String> = grantees.filter_map(|r| r.get::<String>(1).ok().flatten()).collect();
+    for g in grantees {
+        c.update(&format!("REVOKE TRUNCATE ON {q} FROM {g} CASCADE"), None, &[])?;
+    }
+    if !has_index {
+        c.update(&format!("CREATE INDEX ON {q} ({col})"), None, &[])?;
+    }
+    Ok(())
+}
+
+/// Puts a table (and all its partitions) under tenant isolation. Idempotent.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn protect_table(tbl: PgRelation, tenant_column: default!(SqlName, "'tenant_id'")) -> Result<(), ErrorReport> {
+    let oid = tbl.oid();
+    drop(tbl);
+    busy(|| {
+        Spi::connect_mut(|c| {
+            resolve(c, oid)?;
+            for t in tree(c, oid)? {
+                protect_one(c, &t, &tenant_column.0)?;
+            }
+            Ok::<_, ProtectError>(())
+        })
+    })?;
+    Ok(())
+}
+
+/// Removes warden's policies from a table and its partitions. Row level security stays on when
+/// other policies remain or the schema is guarded (deny by default); TRUNCATE is not re-granted.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
+    let oid = tbl.oid();
+    drop(tbl);
+    busy(|| {
+        Spi::connect_mut(|c| {
+            resolve(c, oid)?;
+            for t in tree(c, oid)? {
+                let q = &t.qualified;
+                for (name, ..) in POLICIES {
+                    c.update(&format!("DROP POLICY IF EXISTS {name} ON {q}"), None, &[])?;
+                }
+                let keep = c
+                    .select(
+                        "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1)
+                             OR EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g
+                                          ON g.schema_name = k.relnamespace::regnamespace WHERE k.oid = $1)",
+                        Some(1),
+                        &[t.oid.into()],
+                    )?
+                    .first()
+                    .get_one::<bool>()?
+                    == Some(true);
+                if !keep {
+                    c.update(&format!("ALTER TABLE {q} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"), None, &[])?;
+                }
+            }
+            Ok::<_, ProtectError>(())
+        })
+    })?;
+    Ok(())
+}
+
+fn schema_owned(c: &SpiClient<'_>, schema: &str) -> Result<pg_sys::Oid, ProtectError> {
+    let row = c.select(
+        "SELECT oid, pg_has_role(nspowner, 'USAGE'), format('%I', nspname) FROM pg_namespace WHERE nspname = $1",
+        Some(1),
+        &[schema.into()],
+    )?;
+    if row.is_empty() {
+        return Err(ProtectError::NoSchema(schema.into()));
+    }
+    let row = row.first();
+    if row.get::<bool>(2)? != Some(true) {
+        let schema = row.get::<String>(3)?.unwrap_or_default();
+        return Err(ProtectError::NotSchemaOwner { schema, role: current_role(c)? });
+    }
+    Ok(row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid))
+}
+
+/// From now on, every table created in `schema` gets row level security enabled and forced at
+/// once (it shows no rows to anyone) until it is protected with warden.protect_table().
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn guard_schema(schema: SqlName) -> Result<(), ErrorReport> {
+    Spi::connect_mut(|c| {
+        let oid = schema_owned(c, &schema.0)?;
+        c.update(
+            "INSERT INTO warden.guarded_schemas (schema_name) VALUES ($1::oid::regnamespace) ON CONFLICT DO NOTHING",
+            None,
+            &[oid.into()],
+        )?;
+        let open = c
+            .select(
+                "SELECT count(*)::int FROM warden.rls_coverage WHERE schema_name = $1 AND NOT protected",
+                None,
+                &[schema.0.as_str().into()],
+            )?
+            .first()
+            .get_one::<i32>()?
+            .unwrap_or(0);
+        if open > 0 {
+            notice!(
+                "schema {} has {open} existing table(s) that are not protected; see warden.rls_coverage",
+                schema.0
+            );
+        }
+        Ok::<_, ProtectError>(())
+    })?;
+    Ok(())
+}
+
+/// Stops guarding `schema`. Tables already created keep their row level security.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn unguard_schema(schema: SqlName) -> Result<(), ErrorReport> {
+    Spi::connect_mut(|c| {
+        let oid = schema_owned(c, &schema.0)?;
+        c.update(
+            "DELETE FROM warden.guarded_schemas WHERE schema_name = $1::oid::regnamespace",
+            None,
+            &[oid.into()],
+        )?;
+        Ok::<_, ProtectError>(())
+    })?;
+    Ok(())
+}

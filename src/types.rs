@@ -1,0 +1,39 @@
+//! SQL types pgrx has no mapping for, so that function signatures read as the SQL reference says.
+
+use std::ffi::CStr;
+
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::pg_sys;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
+use pgrx::FromDatum;
+
+/// A PostgreSQL `name` argument (an identifier, at most 63 bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlName(pub String);
+
+impl FromDatum for SqlName {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // SAFETY: a non-null `name` datum points at a NUL-terminated NameData.
+        let name = unsafe { CStr::from_ptr(datum.cast_mut_ptr::<pg_sys::NameData>().cast::<std::ffi::c_char>()) };
+        Some(SqlName(name.to_string_lossy().into_owned()))
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        // Functions taking SqlName are STRICT, so PostgreSQL never passes NULL here.
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| SqlName(String::new()))
+    }
+}
+
+unsafe impl SqlTranslatable for SqlName {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(SqlName);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
+}
