@@ -142,11 +142,11 @@ fn resolve(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<Target, ProtectError> 
 /// The relation and all its partitions (ordinary and partitioned), root first.
 fn tree(c: &SpiClient<'_>, root: pg_sys::Oid) -> Result<Vec<Target>, ProtectError> {
     let rows = c.select(
-        "SELECT t.relid::oid, format('%I.%I', n.nspname, k.relname)
-           FROM pg_partition_tree($1) t
-           JOIN pg_class k ON k.oid = t.relid JOIN pg_namespace n ON n.oid = k.relnamespace
-          WHERE k.relkind IN ('r', 'p')
-          ORDER BY t.level, k.relname",
+        "SELECT k.oid, format('%I.%I', n.nspname, k.relname)
+           FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
+           LEFT JOIN pg_partition_tree($1) t ON t.relid = k.oid
+          WHERE (k.oid = $1 OR t.relid IS NOT NULL) AND k.relkind IN ('r', 'p')
+          ORDER BY coalesce(t.level, 0), k.relname",
         None,
         &[root.into()],
     )?;
@@ -158,6 +158,23 @@ fn tree(c: &SpiClient<'_>, root: pg_sys::Oid) -> Result<Vec<Target>, ProtectErro
         });
     }
     Ok(out)
+}
+
+/// Drops policy `name` from `t` if it exists (without DROP POLICY IF EXISTS's notice).
+fn drop_policy(c: &mut SpiClient<'_>, t: &Target, name: &str) -> Result<(), ProtectError> {
+    let exists = c
+        .select(
+            "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1 AND polname = $2)",
+            Some(1),
+            &[t.oid.into(), name.into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+        == Some(true);
+    if exists {
+        c.update(&format!("DROP POLICY {name} ON {}", t.qualified), None, &[])?;
+    }
+    Ok(())
 }
 
 fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), ProtectError> {
@@ -186,7 +203,7 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         let pred = format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))");
         let using = if using { format!(" USING ({pred})") } else { String::new() };
         let check = if check { format!(" WITH CHECK ({pred})") } else { String::new() };
-        c.update(&format!("DROP POLICY IF EXISTS {name} ON {q}"), None, &[])?;
+        drop_policy(c, t, name)?;
         c.update(
             &format!("CREATE POLICY {name} ON {q} AS PERMISSIVE FOR {command} TO PUBLIC{using}{check}"),
             None,
@@ -242,7 +259,7 @@ fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
             for t in tree(c, oid)? {
                 let q = &t.qualified;
                 for (name, ..) in POLICIES {
-                    c.update(&format!("DROP POLICY IF EXISTS {name} ON {q}"), None, &[])?;
+                    drop_policy(c, &t, name)?;
                 }
                 let keep = c
                     .select(

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The demo itself; scripts/demo.sh sets up the machine and the cluster, then runs this.
+set -uo pipefail
+ACME=00000000-0000-0000-0000-00000000acee
+GLOBEX=00000000-0000-0000-0000-0000000b10be
+ALICE=00000000-0000-0000-0000-0000000a11ce
+MINT="python3 $(dirname "$0")/mint_jwt.py $WARDEN_JWT_SECRET"
+
+step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+explain() { printf '\033[0;36m   %s\033[0m\n' "$*"; }
+dba() { psql -X -q -d demo -v ON_ERROR_STOP=1 "$@"; }
+# app SQL: runs as the ordinary login role "app" (no superuser, no BYPASSRLS); errors are shown, not fatal.
+app() { psql -X -q -d demo -U app -v VERBOSITY=default "$@" 2>&1 | sed 's/^/   /'; }
+
+step "1. The DBA installs warden and protects a table"
+explain "One call: RLS enabled and forced, one policy per command, TRUNCATE revoked, tenant index created."
+psql -X -q -d postgres -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
+dba <<'SQL'
+CREATE EXTENSION warden;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'app') THEN CREATE ROLE app LOGIN; END IF;
+END $$;
+CREATE TABLE docs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id uuid NOT NULL, title text NOT NULL);
+INSERT INTO docs (tenant_id, title) VALUES
+  ('00000000-0000-0000-0000-00000000acee', 'Acme: roadmap'),
+  ('00000000-0000-0000-0000-00000000acee', 'Acme: payroll'),
+  ('00000000-0000-0000-0000-00000000acee', 'Acme: board minutes'),
+  ('00000000-0000-0000-0000-0000000b10be', 'Globex: merger plan'),
+  ('00000000-0000-0000-0000-0000000b10be', 'Globex: salaries');
+GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO app;
+SELECT warden.protect_table('docs') \g /dev/null
+\echo '   protected tables:'
+SELECT relid, tenant_column, kind FROM warden.protected_tables;
+SQL
+
+step "2. The application connects without a context: it sees nothing"
+app -c "SELECT count(*) AS rows_visible FROM docs"
+explain "Fail closed: no authenticated tenant means zero rows and no writes."
+
+step "3. Acme's user authenticates with a JWT from the auth server"
+T_ACME=$($MINT $ACME $ALICE write)
+app -v token="$T_ACME" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'token') \g /dev/null
+\echo '   authenticated; warden now says:'
+SELECT warden.current_tenant() AS tenant, warden.current_level() AS level;
+SELECT id, title FROM docs ORDER BY id;
+COMMIT;
+SQL
+explain "Only Acme's three documents are visible."
+
+step "4. Globex's user sees only Globex's rows, on the same table"
+T_GLOBEX=$($MINT $GLOBEX $ALICE read)
+app -v token="$T_GLOBEX" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'token') \g /dev/null
+SELECT id, title FROM docs ORDER BY id;
+COMMIT;
+SQL
+
+step "5. An injected statement tries to cross the line while authenticated as Acme"
+app -v token="$T_ACME" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'token') \g /dev/null
+\echo '   -- read Globex rows by filtering on their tenant id:'
+SELECT count(*) AS globex_rows_seen FROM docs WHERE tenant_id = '00000000-0000-0000-0000-0000000b10be';
+\echo '   -- rewrite or delete every row in the table:'
+WITH u AS (UPDATE docs SET title = 'pwned' RETURNING tenant_id) SELECT count(*) FILTER (WHERE tenant_id <> warden.current_tenant()) AS other_tenant_rows_updated FROM u;
+WITH d AS (DELETE FROM docs WHERE title LIKE 'Globex%' RETURNING 1) SELECT count(*) AS globex_rows_deleted FROM d;
+\echo '   -- plant a row in Globex''s data:'
+SAVEPOINT s;
+INSERT INTO docs (tenant_id, title) VALUES ('00000000-0000-0000-0000-0000000b10be', 'planted');
+ROLLBACK TO s;
+\echo '   -- TRUNCATE, which ignores row level security:'
+TRUNCATE docs;
+ROLLBACK;
+SQL
+explain "Globex rows are invisible (0 seen, UPDATE 0, DELETE 0); the planted row and TRUNCATE are refused."
+
+step "6. Forging the context is refused"
+app <<'SQL'
+\echo '   -- SET the setting that carries the context:'
+SET warden.context_token = 'eyJhbGciOiJub25lIn0.e30.';
+\echo '   -- invent a setting of its own:'
+SELECT set_config('warden.tenant_id', '00000000-0000-0000-0000-0000000b10be', false);
+\echo '   -- call the trusted setter reserved for the auth middleware:'
+SELECT warden.set_context('00000000-0000-0000-0000-0000000b10be', '00000000-0000-0000-0000-0000000a11ce', 'admin');
+SQL
+FORGED=$(python3 - "$T_ACME" <<'PY'
+import base64, json, sys
+h, p, s = sys.argv[1].split('.')
+claims = json.loads(base64.urlsafe_b64decode(p + '=='))
+claims['tenant_id'] = '00000000-0000-0000-0000-0000000b10be'
+p = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b'=').decode()
+print(f'{h}.{p}.{s}')
+PY
+)
+NONE=$(python3 -c "import base64,json,sys,time; e=lambda d: base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b'=').decode(); print(e({'alg':'none'})+'.'+e({'tenant_id':'00000000-0000-0000-0000-0000000b10be','sub':'00000000-0000-0000-0000-0000000a11ce','role':'admin','exp':int(time.time())+300})+'.')")
+explain "-- Acme's token with the tenant claim swapped to Globex:"
+app -v token="$FORGED" <<'SQL'
+SELECT warden.authenticate(:'token');
+SQL
+explain "-- an unsigned token (alg none):"
+app -v token="$NONE" <<'SQL'
+SELECT warden.authenticate(:'token');
+SQL
+
+step "7. The context ends with the transaction (safe behind PgBouncer)"
+app -v token="$T_ACME" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'token') \g /dev/null
+SELECT count(*) AS rows_inside_transaction FROM docs;
+COMMIT;
+SELECT count(*) AS rows_after_commit FROM docs;
+SQL
+
+step "8. Compliance view: coverage of row level security"
+dba <<'SQL'
+CREATE TABLE audit_notes (id int, note text);
+SELECT table_name, rls_enabled, rls_forced, policy_count, protected, problem FROM warden.rls_coverage ORDER BY table_name;
+SELECT warden.rls_coverage_percent() AS percent_protected;
+SQL
+explain "audit_notes was never protected, and the view says why it matters."
