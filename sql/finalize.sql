@@ -25,7 +25,7 @@ SELECT c.oid::regclass AS relid,
    AND (SELECT count(*) FROM pg_catalog.pg_policy p
          WHERE p.polrelid = c.oid
            AND p.polname IN ('warden_select', 'warden_insert', 'warden_update', 'warden_delete')) = 4;
-COMMENT ON VIEW warden.protected_tables IS 'Tables under warden tenant isolation (derived from the catalogs).';
+COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them.';
 
 CREATE VIEW warden.rls_coverage AS
 WITH t AS (
@@ -54,7 +54,8 @@ SELECT t.oid::regclass AS relid,
        t.relrowsecurity AS rls_enabled,
        t.relforcerowsecurity AS rls_forced,
        t.policy_count,
-       (t.relrowsecurity AND t.relforcerowsecurity AND t.missing IS NULL) AS protected,
+       (t.relrowsecurity AND t.relforcerowsecurity AND t.missing IS NULL
+        AND t.other_permissive IS NULL AND t.truncaters IS NULL) AS protected,
        NULLIF(pg_catalog.concat_ws('; ',
            CASE WHEN NOT t.relrowsecurity
                 THEN 'row level security is disabled: every role with table privileges sees every row' END,
@@ -70,7 +71,7 @@ SELECT t.oid::regclass AS relid,
                 THEN 'TRUNCATE, which bypasses row level security, is granted to ' || t.truncaters END
        ), '') AS problem
   FROM t;
-COMMENT ON VIEW warden.rls_coverage IS 'Every ordinary and partitioned table outside the system schemas, with its row level security state and what is wrong with it.';
+COMMENT ON VIEW warden.rls_coverage IS 'Every ordinary and partitioned table outside the system schemas, with its row level security state and what is wrong with it. protected means: warden''s four policies in force, RLS forced, and nothing that widens or bypasses them (other permissive policies, TRUNCATE grants).';
 
 CREATE FUNCTION warden.rls_coverage_percent() RETURNS numeric
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
@@ -86,26 +87,31 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     obj  oid;
+    tag  text;
     root oid;
     col  name;
 BEGIN
     IF warden._ddl_in_progress() THEN
         RETURN;  -- warden's own DDL
     END IF;
-    FOR obj IN
-        SELECT DISTINCT d.objid FROM pg_event_trigger_ddl_commands() d
+    FOR obj, tag IN
+        SELECT d.objid, min(d.command_tag) FROM pg_event_trigger_ddl_commands() d
          WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+         GROUP BY d.objid
     LOOP
         CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = obj AND relkind IN ('r', 'p'));
+        -- A partition tree under warden is kept whole: new, attached or weakened partitions are
+        -- protected like the root (CREATE TABLE ... PARTITION OF, ALTER TABLE ... ATTACH PARTITION).
         root := coalesce(pg_partition_root(obj), obj);
         SELECT p.tenant_column INTO col FROM warden.protected_tables p WHERE p.relid = root;
         IF FOUND AND EXISTS (SELECT 1 FROM pg_partition_tree(root) t JOIN pg_class k ON k.oid = t.relid
                               WHERE k.relkind IN ('r', 'p')
                                 AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = t.relid)) THEN
             PERFORM warden.protect_table(root::regclass, col);
-        ELSIF EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace
-                       WHERE k.oid = obj AND NOT (k.relrowsecurity AND k.relforcerowsecurity))
-              AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = obj) THEN
+        -- A table created in a guarded schema starts deny-by-default.
+        ELSIF tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+              AND EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace
+                           WHERE k.oid = obj AND NOT (k.relrowsecurity AND k.relforcerowsecurity)) THEN
             EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', obj::regclass);
         END IF;
     END LOOP;

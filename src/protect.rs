@@ -57,9 +57,10 @@ impl SqlError for ProtectError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
-            ProtectError::NotATable { .. } => {
-                "warden protects ordinary and partitioned tables; protect the tables a view or materialized view reads from.".into()
+            ProtectError::NotATable { kind, .. } if kind.contains("view") => {
+                "warden protects ordinary and partitioned tables: protect the tables the view reads from.".into()
             }
+            ProtectError::NotATable { .. } => "warden protects ordinary and partitioned tables.".into(),
             ProtectError::NotOwner { .. } => "Run it as the table's owner or a member of the owning role.".into(),
             ProtectError::NoColumn { table, .. } => {
                 format!("Name the tenant column: SELECT warden.protect_table('{table}', 'org_id');")
@@ -224,6 +225,21 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
     }
     if !has_index {
         c.update(&format!("CREATE INDEX ON {q} ({col})"), None, &[])?;
+    }
+    let others = c
+        .select(
+            "SELECT string_agg(quote_ident(polname), ', ' ORDER BY polname) FROM pg_policy
+              WHERE polrelid = $1 AND polpermissive AND polname NOT LIKE 'warden\\_%'",
+            Some(1),
+            &[t.oid.into()],
+        )?
+        .first()
+        .get_one::<String>()?;
+    if let Some(others) = others {
+        warning!(
+            "permissive policies on {q} not managed by warden ({others}) are OR-ed with tenant isolation and can widen it; \
+             drop them or recreate them AS RESTRICTIVE"
+        );
     }
     Ok(())
 }

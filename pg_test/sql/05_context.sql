@@ -1,0 +1,35 @@
+-- The context: transaction-local, and savepoints behave like SET LOCAL.
+begin;
+set local role regress_middleware;
+select warden.current_tenant(), warden.current_actor(), warden.current_level(), warden.has_level('read');
+select warden.set_context('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001', 'read');
+select warden.current_tenant(), warden.current_actor(), warden.current_level();
+select l, warden.has_level(l), warden.tenant_with_level(l) from unnest(array['read', 'write', 'delete', 'admin']) l;
+
+-- ROLLBACK TO SAVEPOINT restores the context in force when the savepoint was taken
+savepoint before_switch;
+select warden.set_context('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-000000000002', 'admin');
+select warden.current_tenant(), warden.current_level();
+rollback to savepoint before_switch;
+select warden.current_tenant(), warden.current_level();
+
+-- RELEASE keeps the inner context
+savepoint s2;
+select warden.set_context('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-000000000002', 'delete');
+release savepoint s2;
+select warden.current_tenant(), warden.current_level();
+
+-- a context set inside a function with its own SET clause ends with that function
+create function pg_temp.scoped() returns void language plpgsql set work_mem = '4MB' as $$
+begin
+    perform warden.clear_context();
+end $$;
+select pg_temp.scoped();
+select warden.current_tenant() is not null as context_survives;
+
+select warden.clear_context();
+select warden.current_tenant(), warden.has_level('read');
+rollback;
+
+-- nothing is left after the transaction
+select warden.current_tenant(), warden.current_level();
