@@ -2,9 +2,18 @@
 -- pg_regress created this database with --load-extension=warden.
 SELECT extname, extversion IS NOT NULL AS has_version FROM pg_extension WHERE extname = 'warden';
 
-CREATE ROLE regress_owner NOLOGIN;          -- owns the tables, like a migration role
-CREATE ROLE regress_app NOLOGIN;            -- the application: no superuser, no BYPASSRLS
-CREATE ROLE regress_middleware NOLOGIN IN ROLE warden_context_setter;
+-- Roles are cluster-wide, so they may exist from an earlier run against the same cluster:
+-- regress_owner owns the tables (like a migration role), regress_app is the application
+-- (no superuser, no BYPASSRLS), regress_middleware is trusted auth middleware.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'regress_owner') THEN
+        CREATE ROLE regress_owner NOLOGIN;
+        CREATE ROLE regress_app NOLOGIN;
+        CREATE ROLE regress_middleware NOLOGIN IN ROLE warden_context_setter;
+    END IF;
+END
+$$;
 GRANT CREATE ON SCHEMA public TO regress_owner;
 DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO regress_owner', current_database()); END $$;
 
