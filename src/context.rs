@@ -53,7 +53,9 @@ impl SqlError for ContextError {
             ContextError::Token(e) | ContextError::Mint(e) if e.is_configuration() => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
-            ContextError::Token(_) | ContextError::NoToken => ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            ContextError::Token(_) | ContextError::NoToken => {
+                ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
+            }
             ContextError::NotSetter(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             ContextError::Level(_) | ContextError::Null(_) | ContextError::Mint(_) => {
                 ERRCODE_INVALID_PARAMETER_VALUE
@@ -100,7 +102,10 @@ thread_local! {
 }
 
 fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn leeway() -> i64 {
@@ -108,7 +113,8 @@ fn leeway() -> i64 {
 }
 
 fn still_valid(c: &Claims, now: i64) -> bool {
-    now < c.exp.saturating_add(leeway()) && c.nbf.is_none_or(|nbf| now.saturating_add(leeway()) >= nbf)
+    now < c.exp.saturating_add(leeway())
+        && c.nbf.is_none_or(|nbf| now.saturating_add(leeway()) >= nbf)
 }
 
 /// The verified context of this transaction, or `None` (no context, or one that fails checks).
@@ -120,13 +126,26 @@ pub fn current() -> Option<Claims> {
         gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
             let now = now_secs();
             CACHE.with_borrow_mut(|cache| {
-                if let Some(hit) = cache.as_ref().filter(|c| c.token == token && c.secret == secret) {
+                if let Some(hit) = cache
+                    .as_ref()
+                    .filter(|c| c.token == token && c.secret == secret)
+                {
                     return still_valid(&hit.claims, now).then_some(hit.claims);
                 }
                 let text = std::str::from_utf8(token).ok()?;
-                let expect = Expectations { secret, audience: None, issuer: None, leeway: leeway(), now };
+                let expect = Expectations {
+                    secret,
+                    audience: None,
+                    issuer: None,
+                    leeway: leeway(),
+                    now,
+                };
                 let claims = jwt::verify(text, &expect).ok()?;
-                *cache = Some(Cached { token: token.to_vec(), secret: secret.to_vec(), claims });
+                *cache = Some(Cached {
+                    token: token.to_vec(),
+                    secret: secret.to_vec(),
+                    claims,
+                });
                 Some(claims)
             })
         })
@@ -164,7 +183,9 @@ fn from_pg(u: Uuid) -> uuid::Uuid {
 /// Verifies an HS256 JWT and makes its claims this transaction's context.
 #[pg_extern(volatile, parallel_unsafe)]
 fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
-    let token = token.filter(|t| !t.is_empty()).ok_or(ContextError::NoToken)?;
+    let token = token
+        .filter(|t| !t.is_empty())
+        .ok_or(ContextError::NoToken)?;
     let audience = gucs::string(&gucs::JWT_AUDIENCE);
     let issuer = gucs::string(&gucs::JWT_ISSUER);
     gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
@@ -195,7 +216,9 @@ fn ensure_setter() -> Result<(), ContextError> {
         let name = if name.is_null() {
             me.to_u32().to_string()
         } else {
-            std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
         };
         Err(ContextError::NotSetter(name))
     }
@@ -204,11 +227,18 @@ fn ensure_setter() -> Result<(), ContextError> {
 /// The trusted setter for an application's own auth middleware: mints a context token with the
 /// server secret and installs it. Only members of `warden_context_setter` may call it.
 #[pg_extern(volatile, parallel_unsafe)]
-fn set_context(tenant: Option<Uuid>, actor: Option<Uuid>, level: Option<&str>) -> Result<(), ErrorReport> {
+fn set_context(
+    tenant: Option<Uuid>,
+    actor: Option<Uuid>,
+    level: Option<&str>,
+) -> Result<(), ErrorReport> {
     ensure_setter()?;
     let tenant = tenant.ok_or(ContextError::Null("tenant"))?;
     let actor = actor.ok_or(ContextError::Null("actor"))?;
-    let level: Level = level.ok_or(ContextError::Null("level"))?.parse().map_err(ContextError::Level)?;
+    let level: Level = level
+        .ok_or(ContextError::Null("level"))?
+        .parse()
+        .map_err(ContextError::Level)?;
     let now = now_secs();
     let claims = Claims {
         tenant: from_pg(tenant),
@@ -217,8 +247,10 @@ fn set_context(tenant: Option<Uuid>, actor: Option<Uuid>, level: Option<&str>) -
         exp: now + i64::from(gucs::CONTEXT_TTL.get()),
         nbf: None,
     };
-    let token = gucs::with_bytes(&gucs::JWT_SECRET, |secret| jwt::sign(&claims, now, MINTED_ISSUER, secret))
-        .map_err(ContextError::Mint)?;
+    let token = gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+        jwt::sign(&claims, now, MINTED_ISSUER, secret)
+    })
+    .map_err(ContextError::Mint)?;
     install(&token);
     Ok(())
 }
@@ -256,5 +288,7 @@ fn has_level(level: &str) -> Result<bool, ErrorReport> {
 #[pg_extern(stable, parallel_safe)]
 fn tenant_with_level(level: &str) -> Result<Option<Uuid>, ErrorReport> {
     let required: Level = level.parse().map_err(ContextError::Level)?;
-    Ok(current().filter(|c| c.level.implies(required)).map(|c| to_pg(c.tenant)))
+    Ok(current()
+        .filter(|c| c.level.implies(required))
+        .map(|c| to_pg(c.tenant)))
 }

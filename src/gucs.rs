@@ -97,5 +97,7 @@ pub fn with_bytes<R>(setting: &GucSetting<Option<CString>>, f: impl FnOnce(&[u8]
 
 /// A string setting as an owned `String`; `None` when unset or empty.
 pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
-    with_bytes(setting, |b| (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned()))
+    with_bytes(setting, |b| {
+        (!b.is_empty()).then(|| String::from_utf8_lossy(b).into_owned())
+    })
 }

@@ -93,7 +93,9 @@ fn mac(secret: &[u8]) -> HmacSha256 {
 }
 
 fn decode_part(part: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
-    URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed(what))
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| JwtError::Malformed(what))
 }
 
 /// Verifies an HS256 token and returns its warden claims.
@@ -110,8 +112,9 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
     };
 
     // 1. The header decides whether we even try: only HS256, no extensions we do not understand.
-    let header: Map<String, Value> = serde_json::from_slice(&decode_part(h64, "header is not base64url")?)
-        .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
+    let header: Map<String, Value> =
+        serde_json::from_slice(&decode_part(h64, "header is not base64url")?)
+            .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
     match header.get("alg") {
         Some(Value::String(alg)) if alg == "HS256" => {}
         Some(Value::String(alg)) => return Err(JwtError::Algorithm(alg.clone())),
@@ -119,7 +122,9 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         None => return Err(JwtError::Malformed("header has no \"alg\"")),
     }
     if header.contains_key("crit") {
-        return Err(JwtError::Malformed("header \"crit\" extensions are not supported"));
+        return Err(JwtError::Malformed(
+            "header \"crit\" extensions are not supported",
+        ));
     }
 
     // 2. The signature, compared in constant time (`verify_slice`), over the exact bytes received.
@@ -128,11 +133,13 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
     m.update(h64.as_bytes());
     m.update(b".");
     m.update(p64.as_bytes());
-    m.verify_slice(&signature).map_err(|_| JwtError::BadSignature)?;
+    m.verify_slice(&signature)
+        .map_err(|_| JwtError::BadSignature)?;
 
     // 3. Only now is the payload trusted enough to parse.
-    let payload: Map<String, Value> = serde_json::from_slice(&decode_part(p64, "payload is not base64url")?)
-        .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+    let payload: Map<String, Value> =
+        serde_json::from_slice(&decode_part(p64, "payload is not base64url")?)
+            .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
 
     let exp = numeric_date(&payload, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
     if expect.now >= exp.saturating_add(expect.leeway) {
@@ -170,20 +177,36 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         })?,
         Some(_) => return Err(invalid("role", "not a string")),
     };
-    Ok(Claims { tenant, actor, level, exp, nbf })
+    Ok(Claims {
+        tenant,
+        actor,
+        level,
+        exp,
+        nbf,
+    })
 }
 
 fn invalid(claim: &'static str, reason: &str) -> JwtError {
-    JwtError::InvalidClaim { claim, reason: reason.to_string() }
+    JwtError::InvalidClaim {
+        claim,
+        reason: reason.to_string(),
+    }
 }
 
 /// RFC 7519 NumericDate: seconds since the epoch, possibly fractional.
-fn numeric_date(payload: &Map<String, Value>, claim: &'static str) -> Result<Option<i64>, JwtError> {
+fn numeric_date(
+    payload: &Map<String, Value>,
+    claim: &'static str,
+) -> Result<Option<i64>, JwtError> {
     match payload.get(claim) {
         None => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.floor() as i64)
+            })
             .map(Some)
             .ok_or_else(|| invalid(claim, "not a NumericDate")),
         Some(_) => Err(invalid(claim, "not a number")),
@@ -230,7 +253,13 @@ mod tests {
     const NOW: i64 = 1_800_000_000;
 
     fn expect() -> Expectations<'static> {
-        Expectations { secret: SECRET, audience: None, issuer: None, leeway: 0, now: NOW }
+        Expectations {
+            secret: SECRET,
+            audience: None,
+            issuer: None,
+            leeway: 0,
+            now: NOW,
+        }
     }
 
     fn claims() -> Claims {
@@ -249,7 +278,10 @@ mod tests {
         let p = URL_SAFE_NO_PAD.encode(payload);
         let mut m = mac(secret);
         m.update(format!("{h}.{p}").as_bytes());
-        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(m.finalize().into_bytes()))
+        format!(
+            "{h}.{p}.{}",
+            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+        )
     }
 
     fn payload(extra: &str) -> String {
@@ -273,7 +305,10 @@ mod tests {
     fn alg_none_is_refused_even_without_signature() {
         let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
         let p = URL_SAFE_NO_PAD.encode(payload(""));
-        assert_eq!(verify(&format!("{h}.{p}."), &expect()), Err(JwtError::Algorithm("none".into())));
+        assert_eq!(
+            verify(&format!("{h}.{p}."), &expect()),
+            Err(JwtError::Algorithm("none".into()))
+        );
     }
 
     #[test]
@@ -293,29 +328,50 @@ mod tests {
     #[test]
     fn swapped_payload_keeps_old_signature_and_fails() {
         let good = raw(HS256, &payload(""), SECRET);
-        let forged_payload = payload("").replace(&Uuid::from_u128(0xA).to_string(), &Uuid::from_u128(0xB).to_string());
+        let forged_payload = payload("").replace(
+            &Uuid::from_u128(0xA).to_string(),
+            &Uuid::from_u128(0xB).to_string(),
+        );
         let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
         parts[1] = URL_SAFE_NO_PAD.encode(forged_payload);
-        assert_eq!(verify(&parts.join("."), &expect()), Err(JwtError::BadSignature));
+        assert_eq!(
+            verify(&parts.join("."), &expect()),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
     fn empty_and_truncated_signatures_fail() {
         let good = raw(HS256, &payload(""), SECRET);
         let (body, sig) = good.rsplit_once('.').unwrap();
-        assert_eq!(verify(&format!("{body}."), &expect()), Err(JwtError::BadSignature));
-        assert_eq!(verify(&format!("{body}.{}", &sig[..8]), &expect()), Err(JwtError::BadSignature));
+        assert_eq!(
+            verify(&format!("{body}."), &expect()),
+            Err(JwtError::BadSignature)
+        );
+        assert_eq!(
+            verify(&format!("{body}.{}", &sig[..8]), &expect()),
+            Err(JwtError::BadSignature)
+        );
     }
 
     #[test]
     fn malformed_tokens_are_named() {
         for t in ["", "abc", "a.b", "a.b.c.d", "!!.e30.sig", "e30.!!.sig"] {
-            assert!(matches!(verify(t, &expect()), Err(JwtError::Malformed(_))), "{t:?}");
+            assert!(
+                matches!(verify(t, &expect()), Err(JwtError::Malformed(_))),
+                "{t:?}"
+            );
         }
         let padded = raw(HS256, &payload(""), SECRET) + "=";
-        assert!(matches!(verify(&padded, &expect()), Err(JwtError::Malformed(_))));
+        assert!(matches!(
+            verify(&padded, &expect()),
+            Err(JwtError::Malformed(_))
+        ));
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
-        assert!(matches!(verify(&huge, &expect()), Err(JwtError::Malformed(_))));
+        assert!(matches!(
+            verify(&huge, &expect()),
+            Err(JwtError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -326,30 +382,84 @@ mod tests {
 
     #[test]
     fn exp_is_required_and_enforced() {
-        let no_exp = format!(r#"{{"tenant_id":"{}","sub":"{}","role":"read"}}"#, Uuid::from_u128(1), Uuid::from_u128(2));
-        assert_eq!(verify(&raw(HS256, &no_exp, SECRET), &expect()), Err(JwtError::MissingClaim("exp")));
-        let t = sign(&Claims { exp: NOW, ..claims() }, NOW, "w", SECRET).unwrap();
+        let no_exp = format!(
+            r#"{{"tenant_id":"{}","sub":"{}","role":"read"}}"#,
+            Uuid::from_u128(1),
+            Uuid::from_u128(2)
+        );
+        assert_eq!(
+            verify(&raw(HS256, &no_exp, SECRET), &expect()),
+            Err(JwtError::MissingClaim("exp"))
+        );
+        let t = sign(
+            &Claims {
+                exp: NOW,
+                ..claims()
+            },
+            NOW,
+            "w",
+            SECRET,
+        )
+        .unwrap();
         assert_eq!(verify(&t, &expect()), Err(JwtError::Expired(NOW)));
-        let leeway = Expectations { leeway: 5, ..expect() };
+        let leeway = Expectations {
+            leeway: 5,
+            ..expect()
+        };
         assert!(verify(&t, &leeway).is_ok());
     }
 
     #[test]
     fn nbf_in_the_future_is_refused() {
-        let t = sign(&Claims { nbf: Some(NOW + 10), ..claims() }, NOW, "w", SECRET).unwrap();
+        let t = sign(
+            &Claims {
+                nbf: Some(NOW + 10),
+                ..claims()
+            },
+            NOW,
+            "w",
+            SECRET,
+        )
+        .unwrap();
         assert_eq!(verify(&t, &expect()), Err(JwtError::NotYetValid(NOW + 10)));
-        let t = sign(&Claims { nbf: Some(NOW), ..claims() }, NOW, "w", SECRET).unwrap();
+        let t = sign(
+            &Claims {
+                nbf: Some(NOW),
+                ..claims()
+            },
+            NOW,
+            "w",
+            SECRET,
+        )
+        .unwrap();
         assert!(verify(&t, &expect()).is_ok());
     }
 
     #[test]
     fn audience_and_issuer_are_checked_when_configured() {
-        let t = raw(HS256, &payload(r#","aud":["api","web"],"iss":"auth.example""#), SECRET);
-        let ok = Expectations { audience: Some("web"), issuer: Some("auth.example"), ..expect() };
+        let t = raw(
+            HS256,
+            &payload(r#","aud":["api","web"],"iss":"auth.example""#),
+            SECRET,
+        );
+        let ok = Expectations {
+            audience: Some("web"),
+            issuer: Some("auth.example"),
+            ..expect()
+        };
         assert!(verify(&t, &ok).is_ok());
-        let bad_aud = Expectations { audience: Some("admin"), ..expect() };
-        assert_eq!(verify(&t, &bad_aud), Err(JwtError::Audience("admin".into())));
-        let bad_iss = Expectations { issuer: Some("evil"), ..expect() };
+        let bad_aud = Expectations {
+            audience: Some("admin"),
+            ..expect()
+        };
+        assert_eq!(
+            verify(&t, &bad_aud),
+            Err(JwtError::Audience("admin".into()))
+        );
+        let bad_iss = Expectations {
+            issuer: Some("evil"),
+            ..expect()
+        };
         assert_eq!(verify(&t, &bad_iss), Err(JwtError::Issuer("evil".into())));
         let no_aud = raw(HS256, &payload(""), SECRET);
         assert_eq!(verify(&no_aud, &ok), Err(JwtError::Audience("web".into())));
@@ -358,11 +468,26 @@ mod tests {
     #[test]
     fn claims_must_have_the_right_shape() {
         let cases = [
-            (r#"{"sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":1900000000}"#, "tenant_id"),
-            (r#"{"tenant_id":"x","sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":1900000000}"#, "tenant_id"),
-            (r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":7,"role":"read","exp":1900000000}"#, "sub"),
-            (r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":"00000000-0000-0000-0000-000000000001","role":"root","exp":1900000000}"#, "role"),
-            (r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":"soon"}"#, "exp"),
+            (
+                r#"{"sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":1900000000}"#,
+                "tenant_id",
+            ),
+            (
+                r#"{"tenant_id":"x","sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":1900000000}"#,
+                "tenant_id",
+            ),
+            (
+                r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":7,"role":"read","exp":1900000000}"#,
+                "sub",
+            ),
+            (
+                r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":"00000000-0000-0000-0000-000000000001","role":"root","exp":1900000000}"#,
+                "role",
+            ),
+            (
+                r#"{"tenant_id":"00000000-0000-0000-0000-000000000001","sub":"00000000-0000-0000-0000-000000000001","role":"read","exp":"soon"}"#,
+                "exp",
+            ),
         ];
         for (p, claim) in cases {
             let err = verify(&raw(HS256, p, SECRET), &expect()).unwrap_err();
@@ -377,12 +502,21 @@ mod tests {
     #[test]
     fn missing_or_short_secret_is_a_configuration_error() {
         let t = sign(&claims(), NOW, "w", SECRET).unwrap();
-        let none = Expectations { secret: b"", ..expect() };
+        let none = Expectations {
+            secret: b"",
+            ..expect()
+        };
         assert_eq!(verify(&t, &none), Err(JwtError::NoSecret));
-        let short = Expectations { secret: b"short", ..expect() };
+        let short = Expectations {
+            secret: b"short",
+            ..expect()
+        };
         assert_eq!(verify(&t, &short), Err(JwtError::WeakSecret(5)));
         assert!(JwtError::WeakSecret(5).is_configuration());
         assert!(!JwtError::BadSignature.is_configuration());
-        assert_eq!(sign(&claims(), NOW, "w", b"short"), Err(JwtError::WeakSecret(5)));
+        assert_eq!(
+            sign(&claims(), NOW, "w", b"short"),
+            Err(JwtError::WeakSecret(5))
+        );
     }
 }

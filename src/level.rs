@@ -64,7 +64,11 @@ mod tests {
     fn each_level_implies_itself_and_those_below() {
         for (i, held) in Level::ALL.iter().enumerate() {
             for (j, required) in Level::ALL.iter().enumerate() {
-                assert_eq!(held.implies(*required), i >= j, "{held} implies {required}?");
+                assert_eq!(
+                    held.implies(*required),
+                    i >= j,
+                    "{held} implies {required}?"
+                );
             }
         }
     }

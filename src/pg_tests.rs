@@ -18,12 +18,18 @@ mod tests {
     }
 
     fn set_context(tenant: &str, level: &str) {
-        Spi::run(&format!("SELECT warden.set_context('{tenant}', '{ACTOR}', '{level}')")).unwrap();
+        Spi::run(&format!(
+            "SELECT warden.set_context('{tenant}', '{ACTOR}', '{level}')"
+        ))
+        .unwrap();
     }
 
     /// A token signed with the test cluster's secret (see pg_test::postgresql_conf_options).
     fn token(tenant: &str, level: &str, exp_offset: i64) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let claims = crate::jwt::Claims {
             tenant: uuid::Uuid::parse_str(tenant).unwrap(),
             actor: uuid::Uuid::parse_str(ACTOR).unwrap(),
@@ -31,7 +37,13 @@ mod tests {
             exp: now + exp_offset,
             nbf: None,
         };
-        crate::jwt::sign(&claims, now, "test", b"pg-test-secret-0123456789abcdefghijklmnop").unwrap()
+        crate::jwt::sign(
+            &claims,
+            now,
+            "test",
+            b"pg-test-secret-0123456789abcdefghijklmnop",
+        )
+        .unwrap()
     }
 
     #[pg_test]
@@ -46,9 +58,18 @@ mod tests {
     #[pg_test]
     fn set_context_fills_every_accessor() {
         set_context(A, "write");
-        assert_eq!(text("SELECT warden.current_tenant()::text").as_deref(), Some(A));
-        assert_eq!(text("SELECT warden.current_actor()::text").as_deref(), Some(ACTOR));
-        assert_eq!(text("SELECT warden.current_level()").as_deref(), Some("write"));
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(A)
+        );
+        assert_eq!(
+            text("SELECT warden.current_actor()::text").as_deref(),
+            Some(ACTOR)
+        );
+        assert_eq!(
+            text("SELECT warden.current_level()").as_deref(),
+            Some("write")
+        );
     }
 
     #[pg_test]
@@ -59,7 +80,10 @@ mod tests {
             .map(|l| one::<bool>(&format!("SELECT warden.has_level('{l}')")).unwrap())
             .collect();
         assert_eq!(held, [true, true, true, false]);
-        assert_eq!(text("SELECT warden.tenant_with_level('delete')::text").as_deref(), Some(A));
+        assert_eq!(
+            text("SELECT warden.tenant_with_level('delete')::text").as_deref(),
+            Some(A)
+        );
         assert_eq!(text("SELECT warden.tenant_with_level('admin')::text"), None);
     }
 
@@ -67,7 +91,10 @@ mod tests {
     fn a_new_context_replaces_the_old_and_clear_ends_it() {
         set_context(A, "admin");
         set_context(B, "read");
-        assert_eq!(text("SELECT warden.current_tenant()::text").as_deref(), Some(B));
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(B)
+        );
         assert_eq!(one::<bool>("SELECT warden.has_level('write')"), Some(false));
         Spi::run("SELECT warden.clear_context()").unwrap();
         assert_eq!(text("SELECT warden.current_tenant()::text"), None);
@@ -75,14 +102,27 @@ mod tests {
 
     #[pg_test]
     fn authenticate_accepts_a_token_signed_with_the_server_secret() {
-        Spi::run_with_args("SELECT warden.authenticate($1)", &[token(B, "read", 60).as_str().into()]).unwrap();
-        assert_eq!(text("SELECT warden.current_tenant()::text").as_deref(), Some(B));
-        assert_eq!(text("SELECT warden.current_level()").as_deref(), Some("read"));
+        Spi::run_with_args(
+            "SELECT warden.authenticate($1)",
+            &[token(B, "read", 60).as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(B)
+        );
+        assert_eq!(
+            text("SELECT warden.current_level()").as_deref(),
+            Some("read")
+        );
     }
 
     #[pg_test(error = "warden: authentication failed: token expired at 1000000000 (Unix time)")]
     fn authenticate_refuses_an_expired_token() {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         let expired = token(A, "read", 1_000_000_000 - now);
         Spi::run_with_args("SELECT warden.authenticate($1)", &[expired.as_str().into()]).unwrap();
     }
@@ -97,7 +137,8 @@ mod tests {
             exp: now,
             nbf: None,
         };
-        let forged = crate::jwt::sign(&claims, 0, "x", b"not-the-server-secret-0123456789abcdef").unwrap();
+        let forged =
+            crate::jwt::sign(&claims, 0, "x", b"not-the-server-secret-0123456789abcdef").unwrap();
         Spi::run_with_args("SELECT warden.authenticate($1)", &[forged.as_str().into()]).unwrap();
     }
 
@@ -105,13 +146,22 @@ mod tests {
     fn the_context_dies_when_the_secret_changes() {
         set_context(A, "read");
         assert!(text("SELECT warden.current_tenant()::text").is_some());
-        Spi::run("SET LOCAL warden.jwt_secret = 'a-rotated-secret-0123456789abcdefghijkl'").unwrap();
-        assert_eq!(text("SELECT warden.current_tenant()::text"), None, "cache must be keyed by the secret");
+        Spi::run("SET LOCAL warden.jwt_secret = 'a-rotated-secret-0123456789abcdefghijkl'")
+            .unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text"),
+            None,
+            "cache must be keyed by the secret"
+        );
     }
 
     #[pg_test]
     fn an_expired_token_planted_by_a_superuser_gives_no_context() {
-        Spi::run(&format!("SET LOCAL warden.context_token = '{}'", token(A, "admin", -1))).unwrap();
+        Spi::run(&format!(
+            "SET LOCAL warden.context_token = '{}'",
+            token(A, "admin", -1)
+        ))
+        .unwrap();
         assert_eq!(text("SELECT warden.current_tenant()::text"), None);
         Spi::run("SET LOCAL warden.context_token = 'garbage'").unwrap();
         assert_eq!(text("SELECT warden.current_tenant()::text"), None);
@@ -121,20 +171,29 @@ mod tests {
     fn an_ordinary_role_cannot_set_the_context_carrier() {
         Spi::run("CREATE ROLE pgt_app").unwrap();
         Spi::run("SET LOCAL ROLE pgt_app").unwrap();
-        Spi::run(&format!("SET LOCAL warden.context_token = '{}'", token(A, "admin", 60))).unwrap();
+        Spi::run(&format!(
+            "SET LOCAL warden.context_token = '{}'",
+            token(A, "admin", 60)
+        ))
+        .unwrap();
     }
 
-    #[pg_test(error = "must be superuser or have privileges of pg_read_all_settings to examine \"warden.jwt_secret\"")]
+    #[pg_test(
+        error = "must be superuser or have privileges of pg_read_all_settings to examine \"warden.jwt_secret\""
+    )]
     fn an_ordinary_role_cannot_read_the_secret() {
         Spi::run("CREATE ROLE pgt_reader").unwrap();
         Spi::run("SET LOCAL ROLE pgt_reader").unwrap();
         Spi::run("SELECT current_setting('warden.jwt_secret')").unwrap();
     }
 
-    #[pg_test(error = "warden: permission denied to set the warden context: role \"pgt_mw\" is not a member of warden_context_setter")]
+    #[pg_test(
+        error = "warden: permission denied to set the warden context: role \"pgt_mw\" is not a member of warden_context_setter"
+    )]
     fn set_context_checks_membership_even_if_execute_is_granted() {
         Spi::run("CREATE ROLE pgt_mw").unwrap();
-        Spi::run("GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO pgt_mw").unwrap();
+        Spi::run("GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO pgt_mw")
+            .unwrap();
         Spi::run("SET LOCAL ROLE pgt_mw").unwrap();
         set_context(A, "read");
     }
@@ -144,7 +203,10 @@ mod tests {
         Spi::run("CREATE ROLE pgt_mw2 IN ROLE warden_context_setter").unwrap();
         Spi::run("SET LOCAL ROLE pgt_mw2").unwrap();
         set_context(B, "write");
-        assert_eq!(text("SELECT warden.current_tenant()::text").as_deref(), Some(B));
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(B)
+        );
     }
 
     #[pg_test(error = "warden: \"owner\" is not a warden level")]
@@ -159,10 +221,12 @@ mod tests {
         Spi::run("SELECT warden.protect_table('pgt_docs')").unwrap();
         Spi::run("CREATE ROLE pgt_reader2; GRANT SELECT ON pgt_docs TO pgt_reader2").unwrap();
         Spi::run("SET LOCAL ROLE pgt_reader2").unwrap();
-        let plan = one::<pgrx::Json>("EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM pgt_docs WHERE body LIKE '%x%'")
-            .unwrap()
-            .0
-            .to_string();
+        let plan = one::<pgrx::Json>(
+            "EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM pgt_docs WHERE body LIKE '%x%'",
+        )
+        .unwrap()
+        .0
+        .to_string();
         assert!(plan.contains("InitPlan"), "{plan}");
         assert_eq!(plan.matches("tenant_with_level").count(), 1, "{plan}");
     }
@@ -170,7 +234,10 @@ mod tests {
     #[pg_test]
     fn protected_rows_follow_the_context() {
         Spi::run("CREATE TABLE pgt_rows (tenant_id uuid, v int)").unwrap();
-        Spi::run(&format!("INSERT INTO pgt_rows VALUES ('{A}', 1), ('{A}', 2), ('{B}', 3)")).unwrap();
+        Spi::run(&format!(
+            "INSERT INTO pgt_rows VALUES ('{A}', 1), ('{A}', 2), ('{B}', 3)"
+        ))
+        .unwrap();
         Spi::run("SELECT warden.protect_table('pgt_rows')").unwrap();
         Spi::run("CREATE ROLE pgt_app2; GRANT SELECT ON pgt_rows TO pgt_app2").unwrap();
         Spi::run("SET LOCAL ROLE pgt_app2").unwrap();

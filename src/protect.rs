@@ -33,7 +33,11 @@ pub enum ProtectError {
     #[error("table {table} has no column \"{column}\"")]
     NoColumn { table: String, column: String },
     #[error("column \"{column}\" of table {table} is {actual}, not uuid")]
-    NotUuid { table: String, column: String, actual: String },
+    NotUuid {
+        table: String,
+        column: String,
+        actual: String,
+    },
     #[error("schema \"{0}\" does not exist")]
     NoSchema(String),
     #[error("must be owner of schema {schema} to guard it (current role: {role})")]
@@ -47,7 +51,9 @@ impl SqlError for ProtectError {
         use PgSqlErrorCode::*;
         match self {
             ProtectError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
-            ProtectError::NotOwner { .. } | ProtectError::NotSchemaOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ProtectError::NotOwner { .. } | ProtectError::NotSchemaOwner { .. } => {
+                ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
             ProtectError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             ProtectError::NotUuid { .. } => ERRCODE_DATATYPE_MISMATCH,
             ProtectError::NoSchema(_) => ERRCODE_INVALID_SCHEMA_NAME,
@@ -107,7 +113,10 @@ struct Target {
 }
 
 fn current_role(c: &SpiClient<'_>) -> Result<String, ProtectError> {
-    Ok(c.select("SELECT current_user::text", None, &[])?.first().get_one::<String>()?.unwrap_or_default())
+    Ok(c.select("SELECT current_user::text", None, &[])?
+        .first()
+        .get_one::<String>()?
+        .unwrap_or_default())
 }
 
 /// Resolves the table and checks kind and ownership.
@@ -132,10 +141,16 @@ fn resolve(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<Target, ProtectError> 
             "t" => "a TOAST table",
             _ => "not a table",
         };
-        return Err(ProtectError::NotATable { table: qualified, kind: kind.into() });
+        return Err(ProtectError::NotATable {
+            table: qualified,
+            kind: kind.into(),
+        });
     }
     if row.get::<bool>(3)? != Some(true) {
-        return Err(ProtectError::NotOwner { table: qualified, role: current_role(c)? });
+        return Err(ProtectError::NotOwner {
+            table: qualified,
+            role: current_role(c)?,
+        });
     }
     Ok(Target { oid, qualified })
 }
@@ -188,25 +203,47 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         &[t.oid.into(), column.into()],
     )?;
     if row.is_empty() {
-        return Err(ProtectError::NoColumn { table: t.qualified.clone(), column: column.into() });
+        return Err(ProtectError::NoColumn {
+            table: t.qualified.clone(),
+            column: column.into(),
+        });
     }
     let row = row.first();
     let col = row.get::<String>(2)?.unwrap_or_default();
     if row.get::<bool>(3)? != Some(true) {
         let actual = row.get::<String>(4)?.unwrap_or_default();
-        return Err(ProtectError::NotUuid { table: t.qualified.clone(), column: column.into(), actual });
+        return Err(ProtectError::NotUuid {
+            table: t.qualified.clone(),
+            column: column.into(),
+            actual,
+        });
     }
     let has_index = row.get::<bool>(5)? == Some(true);
 
     let q = &t.qualified;
-    c.update(&format!("ALTER TABLE {q} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"), None, &[])?;
+    c.update(
+        &format!("ALTER TABLE {q} ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY"),
+        None,
+        &[],
+    )?;
     for (name, command, level, using, check) in POLICIES {
-        let pred = format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))");
-        let using = if using { format!(" USING ({pred})") } else { String::new() };
-        let check = if check { format!(" WITH CHECK ({pred})") } else { String::new() };
+        let pred =
+            format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))");
+        let using = if using {
+            format!(" USING ({pred})")
+        } else {
+            String::new()
+        };
+        let check = if check {
+            format!(" WITH CHECK ({pred})")
+        } else {
+            String::new()
+        };
         drop_policy(c, t, name)?;
         c.update(
-            &format!("CREATE POLICY {name} ON {q} AS PERMISSIVE FOR {command} TO PUBLIC{using}{check}"),
+            &format!(
+                "CREATE POLICY {name} ON {q} AS PERMISSIVE FOR {command} TO PUBLIC{using}{check}"
+            ),
             None,
             &[],
         )?;
@@ -219,9 +256,15 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         None,
         &[t.oid.into()],
     )?;
-    let grantees: Vec<String> = grantees.filter_map(|r| r.get::<String>(1).ok().flatten()).collect();
+    let grantees: Vec<String> = grantees
+        .filter_map(|r| r.get::<String>(1).ok().flatten())
+        .collect();
     for g in grantees {
-        c.update(&format!("REVOKE TRUNCATE ON {q} FROM {g} CASCADE"), None, &[])?;
+        c.update(
+            &format!("REVOKE TRUNCATE ON {q} FROM {g} CASCADE"),
+            None,
+            &[],
+        )?;
     }
     if !has_index {
         c.update(&format!("CREATE INDEX ON {q} ({col})"), None, &[])?;
@@ -247,7 +290,10 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
 /// Puts a table (and all its partitions) under tenant isolation. Idempotent.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn protect_table(tbl: PgRelation, tenant_column: default!(SqlName, "'tenant_id'")) -> Result<(), ErrorReport> {
+fn protect_table(
+    tbl: PgRelation,
+    tenant_column: default!(SqlName, "'tenant_id'"),
+) -> Result<(), ErrorReport> {
     let oid = tbl.oid();
     drop(tbl);
     busy(|| {
@@ -310,7 +356,10 @@ fn schema_owned(c: &SpiClient<'_>, schema: &str) -> Result<pg_sys::Oid, ProtectE
     let row = row.first();
     if row.get::<bool>(2)? != Some(true) {
         let schema = row.get::<String>(3)?.unwrap_or_default();
-        return Err(ProtectError::NotSchemaOwner { schema, role: current_role(c)? });
+        return Err(ProtectError::NotSchemaOwner {
+            schema,
+            role: current_role(c)?,
+        });
     }
     Ok(row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid))
 }

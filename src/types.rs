@@ -14,12 +14,22 @@ use pgrx::FromDatum;
 pub struct SqlName(pub String);
 
 impl FromDatum for SqlName {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null || datum.is_null() {
             return None;
         }
         // SAFETY: a non-null `name` datum points at a NUL-terminated NameData.
-        let name = unsafe { CStr::from_ptr(datum.cast_mut_ptr::<pg_sys::NameData>().cast::<std::ffi::c_char>()) };
+        let name = unsafe {
+            CStr::from_ptr(
+                datum
+                    .cast_mut_ptr::<pg_sys::NameData>()
+                    .cast::<std::ffi::c_char>(),
+            )
+        };
         Some(SqlName(name.to_string_lossy().into_owned()))
     }
 }
@@ -35,5 +45,6 @@ unsafe impl SqlTranslatable for SqlName {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(SqlName);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
 }

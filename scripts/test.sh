@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Sets everything up on a fresh Debian machine, then runs every check and test:
+# rustfmt, clippy, the pure Rust and #[pg_test] unit tests (cargo pgrx test), the pg_test/
+# regression suite (pg_regress) and the integration tests in tests/ (direct and via PgBouncer).
+# Prints the counts; exits non-zero on any failure. Usage: bash scripts/test.sh
+source "$(dirname "$0")/lib.sh"
+source "$ROOT/scripts/pgbouncer.sh"
+cd "$ROOT"
+TEST_PORT=${WARDEN_TEST_PORT:-54330}
+BOUNCER_PORT=${WARDEN_PGBOUNCER_PORT:-64330}
+LOGS=$WARDEN_RUN/logs
+declare -A RESULT
+
+bash scripts/setup.sh
+mkdir -p "$LOGS"
+trap 'pgbouncer_stop; cluster_stop test' EXIT
+
+# cargo_counts LOG: "passed failed" summed over every "test result:" line of a cargo test log.
+cargo_counts() {
+    awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+         END { printf "%d %d\n", p, f }' "$1"
+}
+
+say "cargo fmt --check"
+cargo fmt --all --check
+RESULT[fmt]=ok
+
+say "cargo clippy -D warnings"
+cargo clippy --features pg15 --all-targets -- -D warnings
+cargo clippy -p warden-tests --all-targets -- -D warnings
+RESULT[clippy]=ok
+
+say "unit tests: pure Rust modules and #[pg_test] (cargo pgrx test pg15)"
+rm -rf "$WARDEN_RUN/pgrx-data"; mkdir -p "$WARDEN_RUN"; chown postgres:postgres "$WARDEN_RUN"
+set +e
+cargo pgrx test pg15 --runas postgres --pgdata "$WARDEN_RUN/pgrx-data" 2>&1 | tee "$LOGS/unit.log" | grep -E '^test |^test result|panicked|^error'
+unit_rc=${PIPESTATUS[0]}
+set -e
+read -r up uf < <(cargo_counts "$LOGS/unit.log")
+RESULT[unit]="$up passed, $uf failed"
+[ "$unit_rc" -eq 0 ] || { say "unit tests failed (log: $LOGS/unit.log)"; exit 1; }
+
+install_extension
+cluster_start test "$TEST_PORT"
+
+say "regression suite (pg_regress, pg_test/)"
+set +e
+bash scripts/regress.sh 2>&1 | tee "$LOGS/regress.log"
+reg_rc=${PIPESTATUS[0]}
+set -e
+reg_total=$(grep -cE '^(test|ok|not ok) ' "$LOGS/regress.log" || true)
+reg_failed=$(grep -cE '\.\.\. FAILED|^not ok ' "$LOGS/regress.log" || true)
+RESULT[regress]="$((reg_total - reg_failed)) passed, $reg_failed failed"
+[ "$reg_rc" -eq 0 ] || { say "regression suite failed"; exit 1; }
+
+say "integration tests (tests/, over TCP as the ordinary role it_app; PgBouncer on :$BOUNCER_PORT)"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE warden_it"
+psql -X -q -v ON_ERROR_STOP=1 -d warden_it -f tests/fixture.sql >/dev/null
+pgbouncer_start "$BOUNCER_PORT" warden_it
+export WARDEN_TEST_HOST=127.0.0.1 WARDEN_TEST_PORT=$TEST_PORT WARDEN_TEST_DB=warden_it WARDEN_PGBOUNCER_PORT=$BOUNCER_PORT
+set +e
+cargo test -p warden-tests -- --nocapture 2>&1 | tee "$LOGS/integration.log" | grep -E '^test |^test result|pgbouncer:|panicked|^error'
+it_rc=${PIPESTATUS[0]}
+set -e
+read -r ip if < <(cargo_counts "$LOGS/integration.log")
+RESULT[integration]="$ip passed, $if failed"
+
+echo
+say "summary"
+printf '  %-28s %s\n' "rustfmt" "${RESULT[fmt]}" "clippy -D warnings" "${RESULT[clippy]}" \
+    "unit (Rust + #[pg_test])" "${RESULT[unit]}" "regression (pg_regress)" "${RESULT[regress]}" \
+    "integration (tests/)" "${RESULT[integration]}"
+[ "$it_rc" -eq 0 ] || { say "integration tests failed (log: $LOGS/integration.log)"; exit 1; }
+say "all tests passed"
