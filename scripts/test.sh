@@ -59,7 +59,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d warden_it -f tests/fixture.sql >/dev/null
 pgbouncer_start "$BOUNCER_PORT" warden_it
 export WARDEN_TEST_HOST=127.0.0.1 WARDEN_TEST_PORT=$TEST_PORT WARDEN_TEST_DB=warden_it WARDEN_PGBOUNCER_PORT=$BOUNCER_PORT
 set +e
-cargo test -p warden-tests -- --nocapture 2>&1 | tee "$LOGS/integration.log" | grep -E '^test |^test result|pgbouncer:|panicked|^error'
+cargo test -p warden-tests --no-fail-fast -- --nocapture 2>&1 | tee "$LOGS/integration.log" | grep -E '^test |^test result|pgbouncer:|panicked|^error'
 it_rc=${PIPESTATUS[0]}
 set -e
 read -r ip if < <(cargo_counts "$LOGS/integration.log")

@@ -33,3 +33,11 @@ rollback;
 
 -- nothing is left after the transaction
 select warden.current_tenant(), warden.current_level();
+
+-- nor after COMMIT (the one transaction in this suite that commits; it creates nothing)
+begin;
+set local role regress_middleware;
+select warden.set_context('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001', 'read');
+select warden.current_tenant() is not null as inside;
+commit;
+select warden.current_tenant(), warden.current_level();
