@@ -152,8 +152,10 @@ pub fn current() -> Option<Claims> {
     })
 }
 
-/// Installs `token` as this transaction's context (SET LOCAL semantics).
-fn install(token: &str) {
+/// Installs `token` as this transaction's context (SET LOCAL semantics). `verified` are its
+/// claims when the caller has just verified or minted it with the current secret: they seed the
+/// cache so the statements that follow do not verify it again.
+fn install(token: &str, verified: Option<Claims>) {
     // Tokens are base64url and dots only, so they never contain a NUL.
     let value = CString::new(token).unwrap_or_default();
     // SAFETY: plain call into the GUC machinery with valid C strings. PGC_SUSET is the privilege
@@ -169,6 +171,10 @@ fn install(token: &str) {
             pgrx::PgLogLevel::ERROR as i32,
             false,
         );
+    }
+    if let Some(claims) = verified {
+        let secret = gucs::with_bytes(&gucs::JWT_SECRET, <[u8]>::to_vec);
+        CACHE.set(Some(Cached { token: token.as_bytes().to_vec(), secret, claims }));
     }
 }
 
@@ -188,7 +194,7 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         .ok_or(ContextError::NoToken)?;
     let audience = gucs::string(&gucs::JWT_AUDIENCE);
     let issuer = gucs::string(&gucs::JWT_ISSUER);
-    gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+    let claims = gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
         let expect = Expectations {
             secret,
             audience: audience.as_deref(),
@@ -196,10 +202,10 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
             leeway: leeway(),
             now: now_secs(),
         };
-        jwt::verify(token, &expect).map(|_| ())
+        jwt::verify(token, &expect)
     })
     .map_err(ContextError::Token)?;
-    install(token);
+    install(token, Some(claims));
     Ok(())
 }
 
@@ -251,14 +257,14 @@ fn set_context(
         jwt::sign(&claims, now, MINTED_ISSUER, secret)
     })
     .map_err(ContextError::Mint)?;
-    install(&token);
+    install(&token, Some(claims));
     Ok(())
 }
 
 /// Ends the context before the transaction does.
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context() {
-    install("");
+    install("", None);
 }
 
 #[pg_extern(stable, parallel_safe)]

@@ -224,19 +224,18 @@ fn uuid_claim(payload: &Map<String, Value>, claim: &'static str) -> Result<Uuid,
 /// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`.
 pub fn sign(claims: &Claims, iat: i64, issuer: &str, secret: &[u8]) -> Result<String, JwtError> {
     check_secret(secret)?;
-    let mut payload = serde_json::json!({
-        "iss": issuer,
-        "sub": claims.actor.to_string(),
-        "tenant_id": claims.tenant.to_string(),
-        "role": claims.level.as_str(),
-        "iat": iat,
-        "exp": claims.exp,
-    });
-    if let Some(nbf) = claims.nbf {
-        payload["nbf"] = nbf.into();
-    }
+    // Every value is a uuid, a level name, a number or the issuer (JSON-escaped): built directly.
+    let issuer = Value::from(issuer);
+    let nbf = claims.nbf.map(|n| format!(r#","nbf":{n}"#)).unwrap_or_default();
+    let payload = format!(
+        r#"{{"iss":{issuer},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}}}"#,
+        claims.actor,
+        claims.tenant,
+        claims.level.as_str(),
+        claims.exp
+    );
     let h64 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let p64 = URL_SAFE_NO_PAD.encode(payload.to_string());
+    let p64 = URL_SAFE_NO_PAD.encode(payload);
     let mut m = mac(secret);
     m.update(h64.as_bytes());
     m.update(b".");
@@ -299,6 +298,12 @@ mod tests {
     fn minted_token_verifies_to_the_same_claims() {
         let t = sign(&claims(), NOW, "warden", SECRET).unwrap();
         assert_eq!(verify(&t, &expect()), Ok(claims()));
+    }
+
+    #[test]
+    fn minted_issuer_is_json_escaped() {
+        let t = sign(&claims(), NOW, "we\"ird\\issuer", SECRET).unwrap();
+        assert_eq!(verify(&t, &Expectations { issuer: Some("we\"ird\\issuer"), ..expect() }), Ok(claims()));
     }
 
     #[test]

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Side-by-side pgbench comparison of tenant isolation approaches (see benches/setup.sql).
+# Usage: bash benches/run.sh          (BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_CLIENTS=2 by default)
+# Scenarios alternate within each round (order rotated per round); the median TPS is reported.
+source "$(dirname "$0")/../scripts/lib.sh"
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+ROUNDS=${BENCH_ROUNDS:-3}
+CLIENTS=${BENCH_CLIENTS:-2}
+B=$ROOT/benches
+OUT=$WARDEN_RUN/bench-results
+bash "$ROOT/scripts/setup.sh"
+install_extension --release
+cluster_start bench "${WARDEN_BENCH_PORT:-54340}"
+cat >>"$CLUSTER_DIR/data/postgresql.conf" <<CONF
+shared_buffers = '1GB'
+max_parallel_workers_per_gather = 0
+jit = off
+CONF
+as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -w restart >/dev/null
+trap 'cluster_stop bench' EXIT
+rm -rf "$OUT" && mkdir -p "$OUT"
+chown postgres "$OUT"
+
+say "loading 4 x 1,000,000 rows"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
+psql -X -q -v ON_ERROR_STOP=1 -d bench -f "$B/setup.sql" >/dev/null
+
+# Every scenario sets its context the same way, with both calls, so that only the table (and its
+# policy) differs between a, b, b' and c; what warden's context costs is measured separately below.
+CONTEXT="SELECT set_config('app.tenant', '00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'), true), warden.set_context(('00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'))::uuid, '00000000-0000-0000-0000-0000000000f1', 'read');"
+declare -A TABLE=([a]=t_a [b]=t_b [bp]=t_bp [c]=t_c)
+
+# script QUERY SCENARIO -> path of the pgbench script for that pair
+script() {
+    local f=$OUT/$1-$2.sql
+    TABLE_=${TABLE[$2]} CONTEXT_=$CONTEXT python3 -c \
+        'import os, sys; sys.stdout.write(open(sys.argv[1]).read().replace("@TABLE@", os.environ["TABLE_"]).replace("@CONTEXT@", os.environ["CONTEXT_"]))' \
+        "$B/sql/$1.sql" >"$f"
+    echo "$f"
+}
+
+# The cost of authenticate(): the same point lookup on t_c, with the context from a JWT
+# (warden.authenticate, full HS256 verification each transaction) or from a plain set_config on t_bp.
+TOKEN=$(python3 "$ROOT/scripts/mint_jwt.py" "$WARDEN_JWT_SECRET" 00000000-0000-0000-0000-000000000007 00000000-0000-0000-0000-0000000000f1 read 86400)
+cat >"$OUT/auth-set_config.sql" <<SQL
+\set id 8 + 1000 * random(0, 999)
+BEGIN;
+SELECT set_config('app.tenant', '00000000-0000-0000-0000-000000000007', true);
+SELECT amount FROM t_bp WHERE id = :id;
+END;
+SQL
+cat >"$OUT/auth-authenticate.sql" <<SQL
+\set id 8 + 1000 * random(0, 999)
+BEGIN;
+SELECT warden.authenticate('$TOKEN');
+SELECT amount FROM t_c WHERE id = :id;
+END;
+SQL
+
+run() { # run NAME SCRIPT -> appends "NAME tps" to results
+    local tps
+    tps=$(as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" "$PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+          -T "$SECONDS_PER_RUN" -U bench_app -f "$2" bench 2>&1 | awk '/^tps = / { print $3 }')
+    [ -n "$tps" ] || { say "pgbench failed for $1"; exit 1; }
+    printf '%s %s\n' "$1" "$tps" | tee -a "$OUT/results.txt"
+}
+
+# sanity: every scenario returns the same rows for a tenant
+for s in a b bp c; do
+    n=$(as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -qtA -U bench_app -d bench -c "BEGIN" \
+        -c "$(echo "$CONTEXT" | sed 's/:k::text/5::text/g')" \
+        -c "SELECT count(*) FROM ${TABLE[$s]} WHERE tenant_id = '00000000-0000-0000-0000-000000000005'" | tail -1)
+    [ "$n" = 1000 ] || { say "scenario $s sees $n rows of tenant 5, expected 1000"; exit 1; }
+done
+
+say "pgbench: $ROUNDS rounds x ${SECONDS_PER_RUN}s per run, $CLIENTS clients, -M prepared"
+order=(a b bp c)
+for round in $(seq "$ROUNDS"); do
+    for q in point tenant_agg full_scan; do
+        for s in "${order[@]}"; do run "$q/$s" "$(script $q $s)"; done
+    done
+    run auth/set_config "$OUT/auth-set_config.sql"
+    run auth/authenticate "$OUT/auth-authenticate.sql"
+    order=("${order[@]:1}" "${order[0]}")   # rotate who goes first
+done
+
+python3 - "$OUT/results.txt" <<'PY' | tee "$OUT/summary.md"
+import statistics, sys, collections
+tps = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, v = line.split()
+    tps[name].append(float(v))
+med = {k: statistics.median(v) for k, v in tps.items()}
+print("| query | (a) no RLS | (b) current_setting | (b') wrapped | (c) warden | c/a | c/b' |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for q in ["point", "tenant_agg", "full_scan"]:
+    a, b, bp, c = (med[f"{q}/{s}"] for s in ["a", "b", "bp", "c"])
+    print(f"| {q} | {a:.0f} | {b:.0f} | {bp:.0f} | {c:.0f} | {c/a:.3f} | {c/bp:.3f} |")
+s, w = med["auth/set_config"], med["auth/authenticate"]
+print()
+print(f"authenticate() per transaction: {w:.0f} TPS vs set_config {s:.0f} TPS: ratio {w/s:.3f} (cost {100*(1-w/s):.1f}%)")
+PY
