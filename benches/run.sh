@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Side-by-side pgbench comparison of tenant isolation approaches (see benches/setup.sql).
-# Usage: bash benches/run.sh          (BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_CLIENTS=2 by default)
+# Usage: bash benches/run.sh          (BENCH_SECONDS=8 BENCH_ROUNDS=5 BENCH_CLIENTS=1 by default)
 # Scenarios alternate within each round (order rotated per round); the median TPS is reported.
 source "$(dirname "$0")/../scripts/lib.sh"
-SECONDS_PER_RUN=${BENCH_SECONDS:-10}
-ROUNDS=${BENCH_ROUNDS:-3}
-CLIENTS=${BENCH_CLIENTS:-2}
+SECONDS_PER_RUN=${BENCH_SECONDS:-8}
+ROUNDS=${BENCH_ROUNDS:-5}
+CLIENTS=${BENCH_CLIENTS:-1}
 B=$ROOT/benches
 OUT=$WARDEN_RUN/bench-results
 bash "$ROOT/scripts/setup.sh"
@@ -29,12 +29,19 @@ psql -X -q -v ON_ERROR_STOP=1 -d bench -f "$B/setup.sql" >/dev/null
 # policy) differs between a, b, b' and c; what warden's context costs is measured separately below.
 CONTEXT="SELECT set_config('app.tenant', '00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'), true), warden.set_context(('00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'))::uuid, '00000000-0000-0000-0000-0000000000f1', 'read');"
 declare -A TABLE=([a]=t_a [b]=t_b [bp]=t_bp [c]=t_c)
+TENANT_K="('00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'))::uuid"
 
 # script QUERY SCENARIO -> path of the pgbench script for that pair
 script() {
     local f=$OUT/$1-$2.sql
-    TABLE_=${TABLE[$2]} CONTEXT_=$CONTEXT python3 -c \
-        'import os, sys; sys.stdout.write(open(sys.argv[1]).read().replace("@TABLE@", os.environ["TABLE_"]).replace("@CONTEXT@", os.environ["CONTEXT_"]))' \
+    local where="" and=""
+    if [ "$2" = a ]; then   # without RLS the application must filter by tenant itself
+        where="WHERE tenant_id = $TENANT_K"; and="tenant_id = $TENANT_K AND"
+    fi
+    TABLE_=${TABLE[$2]} CONTEXT_=$CONTEXT TENANT_WHERE_=$where TENANT_AND_=$and python3 -c \
+        'import os, sys; t = open(sys.argv[1]).read()
+for k in ("TABLE", "CONTEXT", "TENANT_WHERE", "TENANT_AND"): t = t.replace("@" + k + "@", os.environ[k + "_"])
+sys.stdout.write(t)' \
         "$B/sql/$1.sql" >"$f"
     echo "$f"
 }
@@ -71,6 +78,20 @@ for s in a b bp c; do
         -c "$(echo "$CONTEXT" | sed 's/:k::text/5::text/g')" \
         -c "SELECT count(*) FROM ${TABLE[$s]} WHERE tenant_id = '00000000-0000-0000-0000-000000000005'" | tail -1)
     [ "$n" = 1000 ] || { say "scenario $s sees $n rows of tenant 5, expected 1000"; exit 1; }
+done
+
+# the plans, for the record (the first statement of each script body, with k = 5)
+for q in point tenant_agg full_scan; do
+    for s in a b bp c; do
+        f=$(script $q $s)
+        body=$(grep -v '^\\\|^BEGIN\|^END' "$f" | grep -v 'set_config\|SET LOCAL' | sed -e 's/:k::text/5::text/g' -e 's/:id/6/')
+        { echo "== $q/$s: $body"
+          as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -qtA -U bench_app -d bench \
+            -c "SET enable_indexscan = $([ $q = full_scan ] && echo off || echo on)" \
+            -c "SET enable_bitmapscan = $([ $q = full_scan ] && echo off || echo on)" \
+            -c "BEGIN" -c "$(echo "$CONTEXT" | sed 's/:k::text/5::text/g')" -c "EXPLAIN (COSTS OFF) $body" -c "END"
+        } >>"$OUT/plans.txt" 2>&1
+    done
 done
 
 say "pgbench: $ROUNDS rounds x ${SECONDS_PER_RUN}s per run, $CLIENTS clients, -M prepared"

@@ -117,6 +117,23 @@ fn still_valid(c: &Claims, now: i64) -> bool {
         && c.nbf.is_none_or(|nbf| now.saturating_add(leeway()) >= nbf)
 }
 
+/// Stores a verified token in the cache, reusing its buffers (one entry: the common case is one
+/// token per transaction, read by every statement of that transaction).
+fn remember(cache: &mut Option<Cached>, token: &[u8], secret: &[u8], claims: Claims) {
+    let entry = cache.get_or_insert_with(|| Cached {
+        token: Vec::new(),
+        secret: Vec::new(),
+        claims,
+    });
+    entry.token.clear();
+    entry.token.extend_from_slice(token);
+    if entry.secret != secret {
+        entry.secret.clear();
+        entry.secret.extend_from_slice(secret);
+    }
+    entry.claims = claims;
+}
+
 /// The verified context of this transaction, or `None` (no context, or one that fails checks).
 pub fn current() -> Option<Claims> {
     gucs::with_bytes(&gucs::CONTEXT_TOKEN, |token| {
@@ -141,11 +158,7 @@ pub fn current() -> Option<Claims> {
                     now,
                 };
                 let claims = jwt::verify(text, &expect).ok()?;
-                *cache = Some(Cached {
-                    token: token.to_vec(),
-                    secret: secret.to_vec(),
-                    claims,
-                });
+                remember(cache, token, secret, claims);
                 Some(claims)
             })
         })
@@ -173,8 +186,9 @@ fn install(token: &str, verified: Option<Claims>) {
         );
     }
     if let Some(claims) = verified {
-        let secret = gucs::with_bytes(&gucs::JWT_SECRET, <[u8]>::to_vec);
-        CACHE.set(Some(Cached { token: token.as_bytes().to_vec(), secret, claims }));
+        gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+            CACHE.with_borrow_mut(|cache| remember(cache, token.as_bytes(), secret, claims))
+        });
     }
 }
 

@@ -7,7 +7,11 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::Sha256;
 use uuid::Uuid;
 
@@ -98,6 +102,28 @@ fn decode_part(part: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
         .map_err(|_| JwtError::Malformed(what))
 }
 
+/// The JOSE header fields warden looks at; everything else is ignored.
+#[derive(Deserialize)]
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: Option<&'a RawValue>,
+    crit: Option<&'a RawValue>,
+}
+
+/// The registered and warden claims, borrowed from the decoded payload and typed one by one, so
+/// that a wrong type names its claim. Unknown claims are skipped; a duplicated claim is refused.
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow)]
+    exp: Option<&'a RawValue>,
+    nbf: Option<&'a RawValue>,
+    aud: Option<&'a RawValue>,
+    iss: Option<&'a RawValue>,
+    tenant_id: Option<&'a RawValue>,
+    sub: Option<&'a RawValue>,
+    role: Option<&'a RawValue>,
+}
+
 /// Verifies an HS256 token and returns its warden claims.
 pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError> {
     check_secret(expect.secret)?;
@@ -112,16 +138,18 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
     };
 
     // 1. The header decides whether we even try: only HS256, no extensions we do not understand.
-    let header: Map<String, Value> =
-        serde_json::from_slice(&decode_part(h64, "header is not base64url")?)
-            .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
-    match header.get("alg") {
-        Some(Value::String(alg)) if alg == "HS256" => {}
-        Some(Value::String(alg)) => return Err(JwtError::Algorithm(alg.clone())),
-        Some(_) => return Err(JwtError::Malformed("header \"alg\" is not a string")),
-        None => return Err(JwtError::Malformed("header has no \"alg\"")),
+    let header_json = decode_part(h64, "header is not base64url")?;
+    let header: Header<'_> = serde_json::from_slice(&header_json)
+        .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
+    let alg = header
+        .alg
+        .ok_or(JwtError::Malformed("header has no \"alg\""))?;
+    match serde_json::from_str::<Cow<'_, str>>(alg.get()) {
+        Ok(alg) if alg == "HS256" => {}
+        Ok(alg) => return Err(JwtError::Algorithm(alg.into_owned())),
+        Err(_) => return Err(JwtError::Malformed("header \"alg\" is not a string")),
     }
-    if header.contains_key("crit") {
+    if header.crit.is_some() {
         return Err(JwtError::Malformed(
             "header \"crit\" extensions are not supported",
         ));
@@ -137,46 +165,49 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         .map_err(|_| JwtError::BadSignature)?;
 
     // 3. Only now is the payload trusted enough to parse.
-    let payload: Map<String, Value> =
-        serde_json::from_slice(&decode_part(p64, "payload is not base64url")?)
-            .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+    let payload_json = decode_part(p64, "payload is not base64url")?;
+    let payload: Payload<'_> = serde_json::from_slice(&payload_json)
+        .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
 
-    let exp = numeric_date(&payload, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
+    let exp = numeric_date(payload.exp, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
     if expect.now >= exp.saturating_add(expect.leeway) {
         return Err(JwtError::Expired(exp));
     }
-    let nbf = numeric_date(&payload, "nbf")?;
+    let nbf = numeric_date(payload.nbf, "nbf")?;
     if let Some(nbf) = nbf {
         if expect.now.saturating_add(expect.leeway) < nbf {
             return Err(JwtError::NotYetValid(nbf));
         }
     }
     if let Some(want) = expect.audience {
-        let ok = match payload.get("aud") {
-            Some(Value::String(a)) => a == want,
-            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(want)),
-            _ => false,
-        };
+        let ok =
+            payload.aud.is_some_and(
+                |aud| match serde_json::from_str::<Audience<'_>>(aud.get()) {
+                    Ok(Audience::One(a)) => a == want,
+                    Ok(Audience::Many(list)) => list.iter().any(|a| a == want),
+                    Err(_) => false,
+                },
+            );
         if !ok {
             return Err(JwtError::Audience(want.to_string()));
         }
     }
     if let Some(want) = expect.issuer {
-        if payload.get("iss").and_then(Value::as_str) != Some(want) {
+        let iss = payload
+            .iss
+            .and_then(|i| serde_json::from_str::<Cow<'_, str>>(i.get()).ok());
+        if iss.as_deref() != Some(want) {
             return Err(JwtError::Issuer(want.to_string()));
         }
     }
 
-    let tenant = uuid_claim(&payload, "tenant_id")?;
-    let actor = uuid_claim(&payload, "sub")?;
-    let level = match payload.get("role") {
-        None => return Err(JwtError::MissingClaim("role")),
-        Some(Value::String(r)) => r.parse::<Level>().map_err(|e| JwtError::InvalidClaim {
-            claim: "role",
-            reason: format!("{e}; expected read, write, delete or admin"),
-        })?,
-        Some(_) => return Err(invalid("role", "not a string")),
-    };
+    let tenant = uuid_claim(payload.tenant_id, "tenant_id")?;
+    let actor = uuid_claim(payload.sub, "sub")?;
+    let role = string_claim(payload.role, "role")?;
+    let level = role.parse::<Level>().map_err(|e| JwtError::InvalidClaim {
+        claim: "role",
+        reason: format!("{e}; expected read, write, delete or admin"),
+    })?;
     Ok(Claims {
         tenant,
         actor,
@@ -184,6 +215,14 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         exp,
         nbf,
     })
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    #[serde(borrow)]
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
 }
 
 fn invalid(claim: &'static str, reason: &str) -> JwtError {
@@ -194,31 +233,28 @@ fn invalid(claim: &'static str, reason: &str) -> JwtError {
 }
 
 /// RFC 7519 NumericDate: seconds since the epoch, possibly fractional.
-fn numeric_date(
-    payload: &Map<String, Value>,
-    claim: &'static str,
-) -> Result<Option<i64>, JwtError> {
-    match payload.get(claim) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.floor() as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| invalid(claim, "not a NumericDate")),
-        Some(_) => Err(invalid(claim, "not a number")),
+fn numeric_date(raw: Option<&RawValue>, claim: &'static str) -> Result<Option<i64>, JwtError> {
+    let Some(raw) = raw else { return Ok(None) };
+    if let Ok(n) = serde_json::from_str::<i64>(raw.get()) {
+        return Ok(Some(n));
+    }
+    match serde_json::from_str::<f64>(raw.get()) {
+        Ok(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+        Ok(_) => Err(invalid(claim, "not a NumericDate")),
+        Err(_) => Err(invalid(claim, "not a number")),
     }
 }
 
-fn uuid_claim(payload: &Map<String, Value>, claim: &'static str) -> Result<Uuid, JwtError> {
-    match payload.get(claim) {
-        None => Err(JwtError::MissingClaim(claim)),
-        Some(Value::String(s)) => Uuid::parse_str(s).map_err(|_| invalid(claim, "not a uuid")),
-        Some(_) => Err(invalid(claim, "not a string")),
-    }
+fn string_claim<'a>(
+    raw: Option<&'a RawValue>,
+    claim: &'static str,
+) -> Result<Cow<'a, str>, JwtError> {
+    let raw = raw.ok_or(JwtError::MissingClaim(claim))?;
+    serde_json::from_str::<Cow<'a, str>>(raw.get()).map_err(|_| invalid(claim, "not a string"))
+}
+
+fn uuid_claim(raw: Option<&RawValue>, claim: &'static str) -> Result<Uuid, JwtError> {
+    Uuid::parse_str(&string_claim(raw, claim)?).map_err(|_| invalid(claim, "not a uuid"))
 }
 
 /// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`.
@@ -226,7 +262,10 @@ pub fn sign(claims: &Claims, iat: i64, issuer: &str, secret: &[u8]) -> Result<St
     check_secret(secret)?;
     // Every value is a uuid, a level name, a number or the issuer (JSON-escaped): built directly.
     let issuer = Value::from(issuer);
-    let nbf = claims.nbf.map(|n| format!(r#","nbf":{n}"#)).unwrap_or_default();
+    let nbf = claims
+        .nbf
+        .map(|n| format!(r#","nbf":{n}"#))
+        .unwrap_or_default();
     let payload = format!(
         r#"{{"iss":{issuer},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}}}"#,
         claims.actor,
@@ -303,7 +342,16 @@ mod tests {
     #[test]
     fn minted_issuer_is_json_escaped() {
         let t = sign(&claims(), NOW, "we\"ird\\issuer", SECRET).unwrap();
-        assert_eq!(verify(&t, &Expectations { issuer: Some("we\"ird\\issuer"), ..expect() }), Ok(claims()));
+        assert_eq!(
+            verify(
+                &t,
+                &Expectations {
+                    issuer: Some("we\"ird\\issuer"),
+                    ..expect()
+                }
+            ),
+            Ok(claims())
+        );
     }
 
     #[test]
@@ -375,6 +423,16 @@ mod tests {
         let huge = "a".repeat(MAX_TOKEN_LEN + 1);
         assert!(matches!(
             verify(&huge, &expect()),
+            Err(JwtError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn duplicated_claims_are_refused_not_resolved() {
+        // a second tenant_id after the first is a classic smuggling attempt
+        let p = payload(&format!(r#","tenant_id":"{}""#, Uuid::from_u128(0xB)));
+        assert!(matches!(
+            verify(&raw(HS256, &p, SECRET), &expect()),
             Err(JwtError::Malformed(_))
         ));
     }

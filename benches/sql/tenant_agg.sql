@@ -1,5 +1,5 @@
 \set k random(0, 999)
 BEGIN;
 @CONTEXT@
-SELECT count(*), sum(amount) FROM @TABLE@ WHERE tenant_id = ('00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'))::uuid;
+SELECT count(*), sum(amount) FROM @TABLE@ @TENANT_WHERE@;
 END;
