@@ -287,6 +287,24 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
     Ok(())
 }
 
+/// Checks that the caller owns `oid`, then runs `f` on it and each of its partitions, marked as
+/// warden's own DDL so that the event trigger leaves it alone.
+fn each_in_tree(
+    oid: pg_sys::Oid,
+    mut f: impl FnMut(&mut SpiClient<'_>, &Target) -> Result<(), ProtectError>,
+) -> Result<(), ErrorReport> {
+    busy(|| {
+        Spi::connect_mut(|c| {
+            resolve(c, oid)?;
+            for t in tree(c, oid)? {
+                f(c, &t)?;
+            }
+            Ok::<_, ProtectError>(())
+        })
+    })?;
+    Ok(())
+}
+
 /// Puts a table (and all its partitions) under tenant isolation. Idempotent.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
@@ -295,16 +313,33 @@ fn protect_table(
     tenant_column: default!(SqlName, "'tenant_id'"),
 ) -> Result<(), ErrorReport> {
     let oid = tbl.oid();
-    drop(tbl);
-    busy(|| {
-        Spi::connect_mut(|c| {
-            resolve(c, oid)?;
-            for t in tree(c, oid)? {
-                protect_one(c, &t, &tenant_column.0)?;
-            }
-            Ok::<_, ProtectError>(())
-        })
-    })?;
+    drop(tbl); // ALTER TABLE refuses a relation this backend still holds open
+    each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0))
+}
+
+fn unprotect_one(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> {
+    let q = &t.qualified;
+    for (name, ..) in POLICIES {
+        drop_policy(c, t, name)?;
+    }
+    let keep = c
+                .select(
+                    "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1)
+                         OR EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g
+                                      ON g.schema_name = k.relnamespace::regnamespace WHERE k.oid = $1)",
+                    Some(1),
+                    &[t.oid.into()],
+                )?
+                .first()
+                .get_one::<bool>()?
+                == Some(true);
+    if !keep {
+        c.update(
+            &format!("ALTER TABLE {q} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"),
+            None,
+            &[],
+        )?;
+    }
     Ok(())
 }
 
@@ -315,33 +350,7 @@ fn protect_table(
 fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
     let oid = tbl.oid();
     drop(tbl);
-    busy(|| {
-        Spi::connect_mut(|c| {
-            resolve(c, oid)?;
-            for t in tree(c, oid)? {
-                let q = &t.qualified;
-                for (name, ..) in POLICIES {
-                    drop_policy(c, &t, name)?;
-                }
-                let keep = c
-                    .select(
-                        "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1)
-                             OR EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g
-                                          ON g.schema_name = k.relnamespace::regnamespace WHERE k.oid = $1)",
-                        Some(1),
-                        &[t.oid.into()],
-                    )?
-                    .first()
-                    .get_one::<bool>()?
-                    == Some(true);
-                if !keep {
-                    c.update(&format!("ALTER TABLE {q} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY"), None, &[])?;
-                }
-            }
-            Ok::<_, ProtectError>(())
-        })
-    })?;
-    Ok(())
+    each_in_tree(oid, unprotect_one)
 }
 
 fn schema_owned(c: &SpiClient<'_>, schema: &str) -> Result<pg_sys::Oid, ProtectError> {

@@ -3,5 +3,5 @@ BEGIN;
 SET LOCAL enable_indexscan = off;
 SET LOCAL enable_bitmapscan = off;
 @CONTEXT@
-SELECT count(*), sum(amount) FROM @TABLE@ WHERE @TENANT_AND@ note LIKE '%ab%';
+SELECT count(*), sum(amount) FROM @TABLE@ WHERE note LIKE '%ab%';
 END;

@@ -19,13 +19,14 @@ select warden.set_context('00000000-0000-0000-0000-00000000000b', '00000000-0000
 release savepoint s2;
 select warden.current_tenant(), warden.current_level();
 
--- a context set inside a function with its own SET clause ends with that function
-create function pg_temp.scoped() returns void language plpgsql set work_mem = '4MB' as $$
+-- a context set inside a function with its own SET clause (a SECURITY DEFINER login wrapper, say)
+-- lasts for the rest of the transaction: SET LOCAL semantics, for a different setting
+create function pg_temp.login() returns void language plpgsql set search_path = pg_catalog as $$
 begin
-    perform warden.clear_context();
+    perform warden.set_context('00000000-0000-0000-0000-00000000000c', '00000000-0000-0000-0000-000000000003', 'write');
 end $$;
-select pg_temp.scoped();
-select warden.current_tenant() is not null as context_survives;
+select pg_temp.login();
+select warden.current_tenant(), warden.current_level();
 
 select warden.clear_context();
 select warden.current_tenant(), warden.has_level('read');
