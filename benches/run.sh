@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side pgbench comparison of tenant isolation approaches (see benches/setup.sql).
-# Usage: bash benches/run.sh          (BENCH_SECONDS=5 BENCH_ROUNDS=9 BENCH_CLIENTS=2 by default)
+# Usage: bash benches/run.sh          (BENCH_SECONDS=4 BENCH_ROUNDS=10 BENCH_CLIENTS=2 by default)
 # Scenarios alternate within each round (order rotated per round); the median TPS is reported.
 source "$(dirname "$0")/../scripts/lib.sh"
-SECONDS_PER_RUN=${BENCH_SECONDS:-5}
-ROUNDS=${BENCH_ROUNDS:-9}
+SECONDS_PER_RUN=${BENCH_SECONDS:-4}
+ROUNDS=${BENCH_ROUNDS:-10}
 CLIENTS=${BENCH_CLIENTS:-2}
 B=$ROOT/benches
 OUT=$WARDEN_RUN/bench-results
@@ -16,14 +16,7 @@ shared_buffers = '1GB'
 max_parallel_workers_per_gather = 0
 jit = off
 CONF
-# On a machine with at least 2 CPUs the server is pinned to CPU 0 and pgbench to CPU 1, so that what
-# is measured is the server's work per transaction, not the scheduler's choices between them.
-PIN_SERVER=() PIN_CLIENT=()
-if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
-    PIN_SERVER=(taskset -c 0) PIN_CLIENT=(taskset -c 1)
-fi
-as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -w stop >/dev/null
-as_pg "${PIN_SERVER[@]}" "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w restart >/dev/null
 trap 'cluster_stop bench' EXIT
 rm -rf "$OUT" && mkdir -p "$OUT"
 chown postgres "$OUT"
@@ -75,12 +68,12 @@ SELECT amount FROM t_c WHERE id = :id;
 END;
 SQL
 
-run() { # run NAME SCRIPT -> appends "NAME tps" to results
+run() { # run NAME SCRIPT -> appends "ROUND NAME tps" to results
     local tps
-    tps=$(as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" "${PIN_CLIENT[@]}" "$PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+    tps=$(as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" "$PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \
           -T "$SECONDS_PER_RUN" -U bench_app -f "$2" bench 2>&1 | awk '/^tps = / { print $3 }')
     [ -n "$tps" ] || { say "pgbench failed for $1"; exit 1; }
-    printf '%s %s\n' "$1" "$tps" | tee -a "$OUT/results.txt"
+    printf '%s %s %s\n' "$round" "$1" "$tps" | tee -a "$OUT/results.txt"
 }
 
 # sanity: every scenario returns the same rows for a tenant
@@ -116,19 +109,29 @@ for round in $(seq "$ROUNDS"); do
     order=("${order[@]:1}" "${order[0]}")   # rotate who goes first
 done
 
-python3 - "$OUT/results.txt" <<'PY' | tee "$OUT/summary.md"
-import statistics, sys, collections
-tps = collections.defaultdict(list)
+python3 - "$OUT/results.txt" "$ROUNDS" "$SECONDS_PER_RUN" "$CLIENTS" <<'PY' | tee "$OUT/summary.md"
+# Medians of TPS per scenario, and ratios computed within each round (the runs of one round are
+# adjacent in time, so slow drifts of this shared machine cancel), reported as median [min-max].
+import collections, statistics, sys
+tps = collections.defaultdict(dict)
 for line in open(sys.argv[1]):
-    name, v = line.split()
-    tps[name].append(float(v))
-med = {k: statistics.median(v) for k, v in tps.items()}
-print("| query | (a) no RLS | (b) current_setting | (b') wrapped | (c) warden | c/a | c/b' |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for q in ["point", "tenant_agg", "full_scan"]:
-    a, b, bp, c = (med[f"{q}/{s}"] for s in ["a", "b", "bp", "c"])
-    print(f"| {q} | {a:.0f} | {b:.0f} | {bp:.0f} | {c:.0f} | {c/a:.3f} | {c/bp:.3f} |")
-s, w = med["auth/set_config"], med["auth/authenticate"]
+    rnd, name, v = line.split()
+    tps[name][rnd] = float(v)
+def med(name):
+    return statistics.median(tps[name].values())
+def ratio(num, den):
+    r = sorted(tps[num][k] / tps[den][k] for k in tps[num] if k in tps[den])
+    return f"{statistics.median(r):.2f} [{r[0]:.2f}-{r[-1]:.2f}]"
+print(f"{sys.argv[2]} rounds x {sys.argv[3]} s per run, {sys.argv[4]} clients, pgbench -M prepared; median TPS; ratios per round: median [min-max]")
 print()
-print(f"authenticate() per transaction: {w:.0f} TPS vs set_config {s:.0f} TPS: ratio {w/s:.3f} (cost {100*(1-w/s):.1f}%)")
+print("| query | (a) no RLS | (b) current_setting | (b') wrapped | (c) warden | c/a | c/b' | b/a |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for q in ["point", "tenant_agg", "full_scan"]:
+    a, b, bp, c = (med(f"{q}/{s}") for s in ["a", "b", "bp", "c"])
+    print(f"| {q} | {a:.0f} | {b:.0f} | {bp:.0f} | {c:.0f} | {ratio(q + '/c', q + '/a')} | {ratio(q + '/c', q + '/bp')} | {ratio(q + '/b', q + '/a')} |")
+print()
+print(f"| context per transaction | TPS | ratio to set_config |")
+print("|---|---:|---:|")
+print(f"| set_config('app.tenant', ..., true) | {med('auth/set_config'):.0f} | 1 |")
+print(f"| warden.authenticate(jwt) | {med('auth/authenticate'):.0f} | {ratio('auth/authenticate', 'auth/set_config')} |")
 PY

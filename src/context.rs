@@ -112,11 +112,6 @@ fn leeway() -> i64 {
     i64::from(gucs::JWT_LEEWAY.get())
 }
 
-fn still_valid(c: &Claims, now: i64) -> bool {
-    now < c.exp.saturating_add(leeway())
-        && c.nbf.is_none_or(|nbf| now.saturating_add(leeway()) >= nbf)
-}
-
 /// Stores a verified token in the cache, reusing its buffers (one entry: the common case is one
 /// token per transaction, read by every statement of that transaction).
 fn remember(cache: &mut Option<Cached>, token: &[u8], secret: &[u8], claims: Claims) {
@@ -147,7 +142,7 @@ pub fn current() -> Option<Claims> {
                     .as_ref()
                     .filter(|c| c.token == token && c.secret == secret)
                 {
-                    return still_valid(&hit.claims, now).then_some(hit.claims);
+                    return hit.claims.valid_at(now, leeway()).then_some(hit.claims);
                 }
                 let text = std::str::from_utf8(token).ok()?;
                 let expect = Expectations {

@@ -170,15 +170,8 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
 
     let exp = numeric_date(payload.exp, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
-    if expect.now >= exp.saturating_add(expect.leeway) {
-        return Err(JwtError::Expired(exp));
-    }
     let nbf = numeric_date(payload.nbf, "nbf")?;
-    if let Some(nbf) = nbf {
-        if expect.now.saturating_add(expect.leeway) < nbf {
-            return Err(JwtError::NotYetValid(nbf));
-        }
-    }
+    check_time(exp, nbf, expect.now, expect.leeway)?;
     if let Some(want) = expect.audience {
         let ok =
             payload.aud.is_some_and(
@@ -215,6 +208,24 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         exp,
         nbf,
     })
+}
+
+/// `exp` and `nbf` against `now`, with `leeway` seconds of tolerance.
+fn check_time(exp: i64, nbf: Option<i64>, now: i64, leeway: i64) -> Result<(), JwtError> {
+    if now >= exp.saturating_add(leeway) {
+        return Err(JwtError::Expired(exp));
+    }
+    match nbf {
+        Some(nbf) if now.saturating_add(leeway) < nbf => Err(JwtError::NotYetValid(nbf)),
+        _ => Ok(()),
+    }
+}
+
+impl Claims {
+    /// Whether verified claims are still within their validity window at `now`.
+    pub fn valid_at(&self, now: i64, leeway: i64) -> bool {
+        check_time(self.exp, self.nbf, now, leeway).is_ok()
+    }
 }
 
 #[derive(Deserialize)]
