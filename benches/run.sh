@@ -50,20 +50,33 @@ sys.stdout.write(t)' \
     echo "$f"
 }
 
-# The cost of authenticate(): the same point lookup on t_c, with the context from a JWT
-# (warden.authenticate, full HS256 verification each transaction) or from a plain set_config on t_bp.
-TOKEN=$(python3 "$ROOT/scripts/mint_jwt.py" "$WARDEN_JWT_SECRET" 00000000-0000-0000-0000-000000000007 00000000-0000-0000-0000-0000000000f1 read 86400)
-cat >"$OUT/auth-set_config.sql" <<SQL
-\set id 8 + 1000 * random(0, 999)
+# The cost of authenticate(): the same point lookup, with the context from a JWT (warden.authenticate,
+# on t_c) or from a plain set_config (on t_bp). Each transaction picks one of 1,000 tokens, one per
+# tenant, minted with a standard HS256 implementation: a backend has almost never seen the token
+# before, so every authenticate() is a full verification. Both statements read the same table.
+ROOT_SCRIPTS=$ROOT/scripts python3 - "$WARDEN_JWT_SECRET" >"$OUT/tokens.tsv" <<'PY'
+import os, sys
+sys.path.insert(0, os.environ["ROOT_SCRIPTS"])
+from mint_jwt import mint
+for k in range(1000):
+    tenant = "00000000-0000-0000-0000-%012d" % k
+    print(f"{k}\t{tenant}\t{mint(sys.argv[1], tenant, '00000000-0000-0000-0000-0000000000f1', 'read', 86400)}")
+PY
+psql -X -q -v ON_ERROR_STOP=1 -d bench -c "CREATE TABLE bench_tokens (k int PRIMARY KEY, tenant text NOT NULL, token text NOT NULL)" \
+    -c "\\copy bench_tokens FROM '$OUT/tokens.tsv'" -c "GRANT SELECT ON bench_tokens TO bench_app" -c "VACUUM ANALYZE bench_tokens"
+cat >"$OUT/auth-set_config.sql" <<'SQL'
+\set k random(0, 999)
+\set id 1 + :k + 1000 * random(0, 999)
 BEGIN;
-SELECT set_config('app.tenant', '00000000-0000-0000-0000-000000000007', true);
+SELECT set_config('app.tenant', tenant, true) FROM bench_tokens WHERE k = :k;
 SELECT amount FROM t_bp WHERE id = :id;
 END;
 SQL
-cat >"$OUT/auth-authenticate.sql" <<SQL
-\set id 8 + 1000 * random(0, 999)
+cat >"$OUT/auth-authenticate.sql" <<'SQL'
+\set k random(0, 999)
+\set id 1 + :k + 1000 * random(0, 999)
 BEGIN;
-SELECT warden.authenticate('$TOKEN');
+SELECT warden.authenticate(token) FROM bench_tokens WHERE k = :k;
 SELECT amount FROM t_c WHERE id = :id;
 END;
 SQL

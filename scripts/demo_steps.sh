@@ -14,7 +14,7 @@ app() { psql -X -q -d demo -U app -v VERBOSITY=default "$@" 2>&1 | sed 's/^/   /
 
 step "1. The DBA installs warden and protects a table"
 explain "One call: RLS enabled and forced, one policy per command, TRUNCATE revoked, tenant index created."
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo"
 dba <<'SQL'
 CREATE EXTENSION warden;
 DO $$ BEGIN

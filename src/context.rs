@@ -22,7 +22,7 @@ use pgrx::{PgSqlErrorCode, Uuid};
 
 use crate::errors::SqlError;
 use crate::gucs;
-use crate::jwt::{self, Claims, Expectations, JwtError};
+use crate::jwt::{self, Claims, Expectations, JwtError, Key};
 use crate::level::{Level, UnknownLevel};
 
 /// The role whose members may call `warden.set_context()`.
@@ -112,21 +112,45 @@ fn leeway() -> i64 {
     i64::from(gucs::JWT_LEEWAY.get())
 }
 
-/// Stores a verified token in the cache, reusing its buffers (one entry: the common case is one
-/// token per transaction, read by every statement of that transaction).
-fn remember(cache: &mut Option<Cached>, token: &[u8], secret: &[u8], claims: Claims) {
-    let entry = cache.get_or_insert_with(|| Cached {
-        token: Vec::new(),
-        secret: Vec::new(),
-        claims,
-    });
-    entry.token.clear();
-    entry.token.extend_from_slice(token);
-    if entry.secret != secret {
-        entry.secret.clear();
-        entry.secret.extend_from_slice(secret);
-    }
-    entry.claims = claims;
+/// Stores a verified token in the cache with the current secret, reusing its buffers (one entry:
+/// the common case is one token per transaction, read by every statement of that transaction).
+fn remember(token: &[u8], claims: Claims) {
+    gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+        CACHE.with_borrow_mut(|cache| {
+            let entry = cache.get_or_insert_with(|| Cached {
+                token: Vec::new(),
+                secret: Vec::new(),
+                claims,
+            });
+            entry.token.clear();
+            entry.token.extend_from_slice(token);
+            if entry.secret != secret {
+                entry.secret.clear();
+                entry.secret.extend_from_slice(secret);
+            }
+            entry.claims = claims;
+        })
+    })
+}
+
+thread_local! {
+    /// The HS256 key for the current `warden.jwt_secret`, rebuilt when the secret changes.
+    static KEY: RefCell<Option<(Vec<u8>, Key)>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the key for the current secret; fails when the secret is unset or too short.
+fn with_key<R>(f: impl FnOnce(&Key) -> R) -> Result<R, JwtError> {
+    gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+        KEY.with_borrow_mut(|slot| match slot {
+            Some((s, key)) if s.as_slice() == secret => Ok(f(key)),
+            _ => {
+                let key = Key::new(secret)?;
+                let r = f(&key);
+                *slot = Some((secret.to_vec(), key));
+                Ok(r)
+            }
+        })
+    })
 }
 
 /// The verified context of this transaction, or `None` (no context, or one that fails checks).
@@ -135,28 +159,32 @@ pub fn current() -> Option<Claims> {
         if token.is_empty() {
             return None;
         }
-        gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
-            let now = now_secs();
-            CACHE.with_borrow_mut(|cache| {
-                if let Some(hit) = cache
-                    .as_ref()
+        let now = now_secs();
+        let hit = gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+            CACHE.with_borrow(|c| {
+                c.as_ref()
                     .filter(|c| c.token == token && c.secret == secret)
-                {
-                    return hit.claims.valid_at(now, leeway()).then_some(hit.claims);
-                }
-                let text = std::str::from_utf8(token).ok()?;
-                let expect = Expectations {
-                    secret,
-                    audience: None,
-                    issuer: None,
-                    leeway: leeway(),
-                    now,
-                };
-                let claims = jwt::verify(text, &expect).ok()?;
-                remember(cache, token, secret, claims);
-                Some(claims)
+                    .map(|c| c.claims)
             })
+        });
+        if let Some(claims) = hit {
+            return claims.valid_at(now, leeway()).then_some(claims);
+        }
+        let text = std::str::from_utf8(token).ok()?;
+        let claims = with_key(|key| {
+            let expect = Expectations {
+                key,
+                audience: None,
+                issuer: None,
+                leeway: leeway(),
+                now,
+            };
+            jwt::verify(text, &expect)
         })
+        .ok()?
+        .ok()?;
+        remember(token, claims);
+        Some(claims)
     })
 }
 
@@ -181,9 +209,7 @@ fn install(token: &str, verified: Option<Claims>) {
         );
     }
     if let Some(claims) = verified {
-        gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
-            CACHE.with_borrow_mut(|cache| remember(cache, token.as_bytes(), secret, claims))
-        });
+        remember(token.as_bytes(), claims);
     }
 }
 
@@ -203,9 +229,9 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         .ok_or(ContextError::NoToken)?;
     let audience = gucs::string(&gucs::JWT_AUDIENCE);
     let issuer = gucs::string(&gucs::JWT_ISSUER);
-    let claims = gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
+    let claims = with_key(|key| {
         let expect = Expectations {
-            secret,
+            key,
             audience: audience.as_deref(),
             issuer: issuer.as_deref(),
             leeway: leeway(),
@@ -213,6 +239,7 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         };
         jwt::verify(token, &expect)
     })
+    .and_then(|verified| verified)
     .map_err(ContextError::Token)?;
     install(token, Some(claims));
     Ok(())
@@ -262,10 +289,8 @@ fn set_context(
         exp: now + i64::from(gucs::CONTEXT_TTL.get()),
         nbf: None,
     };
-    let token = gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
-        jwt::sign(&claims, now, MINTED_ISSUER, secret)
-    })
-    .map_err(ContextError::Mint)?;
+    let token =
+        with_key(|key| jwt::sign(&claims, now, MINTED_ISSUER, key)).map_err(ContextError::Mint)?;
     install(&token, Some(claims));
     Ok(())
 }

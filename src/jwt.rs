@@ -37,9 +37,9 @@ pub struct Claims {
 }
 
 /// What the verifier checks a token against.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Expectations<'a> {
-    pub secret: &'a [u8],
+    pub key: &'a Key,
     /// When set, `aud` must be this string or an array containing it.
     pub audience: Option<&'a str>,
     /// When set, `iss` must equal it.
@@ -83,17 +83,42 @@ impl JwtError {
     }
 }
 
+/// An HS256 key: the HMAC state with the secret already absorbed, so each token costs only the
+/// hashing of its own bytes.
+#[derive(Clone)]
+pub struct Key(HmacSha256);
+
+impl Key {
+    pub fn new(secret: &[u8]) -> Result<Key, JwtError> {
+        check_secret(secret)?;
+        // HMAC accepts keys of any length; this cannot fail.
+        Ok(Key(
+            HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length")
+        ))
+    }
+
+    fn mac(&self, h64: &str, p64: &str) -> HmacSha256 {
+        let mut m = self.0.clone();
+        m.update(h64.as_bytes());
+        m.update(b".");
+        m.update(p64.as_bytes());
+        m
+    }
+}
+
+/// Headers that standard libraries emit for HS256 (ours and jsonwebtoken's default): recognised
+/// without decoding. Any other header takes the general path.
+const KNOWN_HS256_HEADERS: [&str; 2] = [
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", // {"alg":"HS256","typ":"JWT"}
+    "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9", // {"typ":"JWT","alg":"HS256"}
+];
+
 fn check_secret(secret: &[u8]) -> Result<(), JwtError> {
     match secret.len() {
         0 => Err(JwtError::NoSecret),
         n if n < MIN_SECRET_LEN => Err(JwtError::WeakSecret(n)),
         _ => Ok(()),
     }
-}
-
-fn mac(secret: &[u8]) -> HmacSha256 {
-    // HMAC accepts keys of any length; this cannot fail.
-    HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length")
 }
 
 fn decode_part(part: &str, what: &'static str) -> Result<Vec<u8>, JwtError> {
@@ -126,7 +151,6 @@ struct Payload<'a> {
 
 /// Verifies an HS256 token and returns its warden claims.
 pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError> {
-    check_secret(expect.secret)?;
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::Malformed("longer than 8192 bytes"));
     }
@@ -138,30 +162,24 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
     };
 
     // 1. The header decides whether we even try: only HS256, no extensions we do not understand.
-    let header_json = decode_part(h64, "header is not base64url")?;
-    let header: Header<'_> = serde_json::from_slice(&header_json)
-        .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
-    let alg = header
-        .alg
-        .ok_or(JwtError::Malformed("header has no \"alg\""))?;
-    match serde_json::from_str::<Cow<'_, str>>(alg.get()) {
-        Ok(alg) if alg == "HS256" => {}
-        Ok(alg) => return Err(JwtError::Algorithm(alg.into_owned())),
-        Err(_) => return Err(JwtError::Malformed("header \"alg\" is not a string")),
-    }
-    if header.crit.is_some() {
-        return Err(JwtError::Malformed(
-            "header \"crit\" extensions are not supported",
-        ));
+    if !KNOWN_HS256_HEADERS.contains(&h64) {
+        check_header(h64)?;
     }
 
     // 2. The signature, compared in constant time (`verify_slice`), over the exact bytes received.
-    let signature = decode_part(s64, "signature is not base64url")?;
-    let mut m = mac(expect.secret);
-    m.update(h64.as_bytes());
-    m.update(b".");
-    m.update(p64.as_bytes());
-    m.verify_slice(&signature)
+    let mut signature = [0u8; 32];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(s64, &mut signature)
+        .map_err(|e| match e {
+            base64::DecodeSliceError::OutputSliceTooSmall => JwtError::BadSignature,
+            base64::DecodeSliceError::DecodeError(_) => {
+                JwtError::Malformed("signature is not base64url")
+            }
+        })?;
+    expect
+        .key
+        .mac(h64, p64)
+        .verify_slice(&signature[..len])
         .map_err(|_| JwtError::BadSignature)?;
 
     // 3. Only now is the payload trusted enough to parse.
@@ -228,6 +246,26 @@ impl Claims {
     }
 }
 
+fn check_header(h64: &str) -> Result<(), JwtError> {
+    let header_json = decode_part(h64, "header is not base64url")?;
+    let header: Header<'_> = serde_json::from_slice(&header_json)
+        .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
+    let alg = header
+        .alg
+        .ok_or(JwtError::Malformed("header has no \"alg\""))?;
+    match serde_json::from_str::<Cow<'_, str>>(alg.get()) {
+        Ok(alg) if alg == "HS256" => {}
+        Ok(alg) => return Err(JwtError::Algorithm(alg.into_owned())),
+        Err(_) => return Err(JwtError::Malformed("header \"alg\" is not a string")),
+    }
+    if header.crit.is_some() {
+        return Err(JwtError::Malformed(
+            "header \"crit\" extensions are not supported",
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Audience<'a> {
@@ -269,8 +307,7 @@ fn uuid_claim(raw: Option<&RawValue>, claim: &'static str) -> Result<Uuid, JwtEr
 }
 
 /// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`.
-pub fn sign(claims: &Claims, iat: i64, issuer: &str, secret: &[u8]) -> Result<String, JwtError> {
-    check_secret(secret)?;
+pub fn sign(claims: &Claims, iat: i64, issuer: &str, key: &Key) -> String {
     // Every value is a uuid, a level name, a number or the issuer (JSON-escaped): built directly.
     let issuer = Value::from(issuer);
     let nbf = claims
@@ -284,14 +321,10 @@ pub fn sign(claims: &Claims, iat: i64, issuer: &str, secret: &[u8]) -> Result<St
         claims.level.as_str(),
         claims.exp
     );
-    let h64 = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let h64 = KNOWN_HS256_HEADERS[0];
     let p64 = URL_SAFE_NO_PAD.encode(payload);
-    let mut m = mac(secret);
-    m.update(h64.as_bytes());
-    m.update(b".");
-    m.update(p64.as_bytes());
-    let s64 = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
-    Ok(format!("{h64}.{p64}.{s64}"))
+    let s64 = URL_SAFE_NO_PAD.encode(key.mac(h64, &p64).finalize().into_bytes());
+    format!("{h64}.{p64}.{s64}")
 }
 
 #[cfg(test)]
@@ -301,9 +334,11 @@ mod tests {
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
     const NOW: i64 = 1_800_000_000;
 
+    static KEY: std::sync::LazyLock<Key> = std::sync::LazyLock::new(|| Key::new(SECRET).unwrap());
+
     fn expect() -> Expectations<'static> {
         Expectations {
-            secret: SECRET,
+            key: &KEY,
             audience: None,
             issuer: None,
             leeway: 0,
@@ -325,12 +360,12 @@ mod tests {
     fn raw(header: &str, payload: &str, secret: &[u8]) -> String {
         let h = URL_SAFE_NO_PAD.encode(header);
         let p = URL_SAFE_NO_PAD.encode(payload);
-        let mut m = mac(secret);
-        m.update(format!("{h}.{p}").as_bytes());
-        format!(
-            "{h}.{p}.{}",
-            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
-        )
+        let sig = Key::new(secret)
+            .unwrap()
+            .mac(&h, &p)
+            .finalize()
+            .into_bytes();
+        format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
     fn payload(extra: &str) -> String {
@@ -346,13 +381,13 @@ mod tests {
 
     #[test]
     fn minted_token_verifies_to_the_same_claims() {
-        let t = sign(&claims(), NOW, "warden", SECRET).unwrap();
+        let t = sign(&claims(), NOW, "warden", &KEY);
         assert_eq!(verify(&t, &expect()), Ok(claims()));
     }
 
     #[test]
     fn minted_issuer_is_json_escaped() {
-        let t = sign(&claims(), NOW, "we\"ird\\issuer", SECRET).unwrap();
+        let t = sign(&claims(), NOW, "we\"ird\\issuer", &KEY);
         assert_eq!(
             verify(
                 &t,
@@ -472,9 +507,8 @@ mod tests {
             },
             NOW,
             "w",
-            SECRET,
-        )
-        .unwrap();
+            &KEY,
+        );
         assert_eq!(verify(&t, &expect()), Err(JwtError::Expired(NOW)));
         let leeway = Expectations {
             leeway: 5,
@@ -492,9 +526,8 @@ mod tests {
             },
             NOW,
             "w",
-            SECRET,
-        )
-        .unwrap();
+            &KEY,
+        );
         assert_eq!(verify(&t, &expect()), Err(JwtError::NotYetValid(NOW + 10)));
         let t = sign(
             &Claims {
@@ -503,9 +536,8 @@ mod tests {
             },
             NOW,
             "w",
-            SECRET,
-        )
-        .unwrap();
+            &KEY,
+        );
         assert!(verify(&t, &expect()).is_ok());
     }
 
@@ -575,22 +607,28 @@ mod tests {
 
     #[test]
     fn missing_or_short_secret_is_a_configuration_error() {
-        let t = sign(&claims(), NOW, "w", SECRET).unwrap();
-        let none = Expectations {
-            secret: b"",
-            ..expect()
-        };
-        assert_eq!(verify(&t, &none), Err(JwtError::NoSecret));
-        let short = Expectations {
-            secret: b"short",
-            ..expect()
-        };
-        assert_eq!(verify(&t, &short), Err(JwtError::WeakSecret(5)));
+        assert!(matches!(Key::new(b""), Err(JwtError::NoSecret)));
+        assert!(matches!(Key::new(b"short"), Err(JwtError::WeakSecret(5))));
+        assert!(Key::new(&[7u8; MIN_SECRET_LEN]).is_ok());
         assert!(JwtError::WeakSecret(5).is_configuration());
         assert!(!JwtError::BadSignature.is_configuration());
-        assert_eq!(
-            sign(&claims(), NOW, "w", b"short"),
-            Err(JwtError::WeakSecret(5))
-        );
+    }
+
+    #[test]
+    fn the_header_fast_path_and_the_general_path_agree() {
+        // the same claims under an equivalent but unlisted header take the general path
+        let general = raw(r#"{"typ":"JWT", "alg":"HS256"}"#, &payload(""), SECRET);
+        let fast = raw(r#"{"typ":"JWT","alg":"HS256"}"#, &payload(""), SECRET);
+        assert!(KNOWN_HS256_HEADERS.contains(&fast.split('.').next().unwrap()));
+        assert!(!KNOWN_HS256_HEADERS.contains(&general.split('.').next().unwrap()));
+        assert_eq!(verify(&general, &expect()), verify(&fast, &expect()));
+        assert!(verify(&fast, &expect()).is_ok());
+    }
+
+    #[test]
+    fn an_overlong_signature_is_a_bad_signature() {
+        let good = raw(HS256, &payload(""), SECRET);
+        let longer = format!("{good}{}", "A".repeat(40));
+        assert_eq!(verify(&longer, &expect()), Err(JwtError::BadSignature));
     }
 }

@@ -37,13 +37,8 @@ mod tests {
             exp: now + exp_offset,
             nbf: None,
         };
-        crate::jwt::sign(
-            &claims,
-            now,
-            "test",
-            b"pg-test-secret-0123456789abcdefghijklmnop",
-        )
-        .unwrap()
+        let key = crate::jwt::Key::new(b"pg-test-secret-0123456789abcdefghijklmnop").unwrap();
+        crate::jwt::sign(&claims, now, "test", &key)
     }
 
     #[pg_test]
@@ -137,8 +132,12 @@ mod tests {
             exp: now,
             nbf: None,
         };
-        let forged =
-            crate::jwt::sign(&claims, 0, "x", b"not-the-server-secret-0123456789abcdef").unwrap();
+        let forged = crate::jwt::sign(
+            &claims,
+            0,
+            "x",
+            &crate::jwt::Key::new(b"not-the-server-secret-0123456789abcdef").unwrap(),
+        );
         Spi::run_with_args("SELECT warden.authenticate($1)", &[forged.as_str().into()]).unwrap();
     }
 
