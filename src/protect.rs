@@ -176,19 +176,25 @@ fn tree(c: &SpiClient<'_>, root: pg_sys::Oid) -> Result<Vec<Target>, ProtectErro
     Ok(out)
 }
 
-/// Drops policy `name` from `t` if it exists (without DROP POLICY IF EXISTS's notice).
-fn drop_policy(c: &mut SpiClient<'_>, t: &Target, name: &str) -> Result<(), ProtectError> {
-    let exists = c
-        .select(
-            "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1 AND polname = $2)",
-            Some(1),
-            &[t.oid.into(), name.into()],
-        )?
-        .first()
-        .get_one::<bool>()?
-        == Some(true);
-    if exists {
-        c.update(&format!("DROP POLICY {name} ON {}", t.qualified), None, &[])?;
+/// Drops whichever of warden's policies exist on `t`: one catalog lookup, and no
+/// DROP POLICY IF EXISTS notices.
+fn drop_warden_policies(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> {
+    let names: Vec<&str> = POLICIES.iter().map(|p| p.0).collect();
+    let existing = c.select(
+        "SELECT polname::text FROM pg_policy WHERE polrelid = $1 AND polname = ANY ($2::name[])",
+        None,
+        &[t.oid.into(), names.into()],
+    )?;
+    let mut drops = Vec::new();
+    for row in existing {
+        drops.push(format!(
+            "DROP POLICY {} ON {}",
+            row.get::<String>(1)?.unwrap_or_default(),
+            t.qualified
+        ));
+    }
+    for d in drops {
+        c.update(&d, None, &[])?;
     }
     Ok(())
 }
@@ -196,7 +202,7 @@ fn drop_policy(c: &mut SpiClient<'_>, t: &Target, name: &str) -> Result<(), Prot
 fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), ProtectError> {
     // The column is checked on every partition: attach can bring a partition with other numbers.
     let row = c.select(
-        "SELECT a.attnum, format('%I', a.attname), a.atttypid = 'uuid'::regtype, format_type(a.atttypid, a.atttypmod),
+        "SELECT format('%I', a.attname), a.atttypid = 'uuid'::regtype, format_type(a.atttypid, a.atttypmod),
                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1 AND i.indkey[0] = a.attnum)
            FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
         Some(1),
@@ -209,16 +215,16 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         });
     }
     let row = row.first();
-    let col = row.get::<String>(2)?.unwrap_or_default();
-    if row.get::<bool>(3)? != Some(true) {
-        let actual = row.get::<String>(4)?.unwrap_or_default();
+    let col = row.get::<String>(1)?.unwrap_or_default();
+    if row.get::<bool>(2)? != Some(true) {
+        let actual = row.get::<String>(3)?.unwrap_or_default();
         return Err(ProtectError::NotUuid {
             table: t.qualified.clone(),
             column: column.into(),
             actual,
         });
     }
-    let has_index = row.get::<bool>(5)? == Some(true);
+    let has_index = row.get::<bool>(4)? == Some(true);
 
     let q = &t.qualified;
     c.update(
@@ -226,6 +232,7 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         None,
         &[],
     )?;
+    drop_warden_policies(c, t)?;
     for (name, command, level, using, check) in POLICIES {
         let pred =
             format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))");
@@ -239,7 +246,6 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         } else {
             String::new()
         };
-        drop_policy(c, t, name)?;
         c.update(
             &format!(
                 "CREATE POLICY {name} ON {q} AS PERMISSIVE FOR {command} TO PUBLIC{using}{check}"
@@ -256,10 +262,11 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
         None,
         &[t.oid.into()],
     )?;
-    let grantees: Vec<String> = grantees
-        .filter_map(|r| r.get::<String>(1).ok().flatten())
-        .collect();
-    for g in grantees {
+    let mut revokes = Vec::new();
+    for row in grantees {
+        revokes.push(row.get::<String>(1)?.unwrap_or_default());
+    }
+    for g in revokes {
         c.update(
             &format!("REVOKE TRUNCATE ON {q} FROM {g} CASCADE"),
             None,
@@ -319,9 +326,7 @@ fn protect_table(
 
 fn unprotect_one(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> {
     let q = &t.qualified;
-    for (name, ..) in POLICIES {
-        drop_policy(c, t, name)?;
-    }
+    drop_warden_policies(c, t)?;
     let keep = c
                 .select(
                     "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1)
