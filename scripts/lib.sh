@@ -2,8 +2,8 @@
 # on a private port on 127.0.0.1 and a Unix socket in a private directory. Source it; don't run it.
 set -euo pipefail
 
-PGBIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PGBIN/pg_config
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PGBIN=$($PG_CONFIG --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
 export PATH="$HOME/.cargo/bin:$PATH"
 # Everything scratch lives under here (data directories, sockets, logs, secrets).
 WARDEN_RUN=${WARDEN_RUN:-/tmp/warden-run}
@@ -12,11 +12,76 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { printf '\033[1m[warden]\033[0m %s\n' "$*"; }
 as_pg() { sudo -u postgres -- "$@"; }
 
-# install_extension [--release]: build warden and install it into the Debian PostgreSQL 15.
+# A library that a running server has mapped must never be written in place: every process that has
+# it mapped would execute the changed bytes (the postmaster too, since warden is preloaded), crash, and
+# take the cluster down. Files are therefore installed under a temporary name in the target directory
+# and renamed over the old one: rename(2) is atomic, and the old inode lives on, unchanged, for as long
+# as a process still maps it.
+
+# install_file SRC DEST: atomic replacement of DEST by a copy of SRC.
+install_file() {
+    local src=$1 dest=$2 tmp
+    tmp="$(dirname "$dest")/.$(basename "$dest").new.$$"
+    install -m "$( [[ $dest == *.so ]] && echo 0755 || echo 0644 )" "$src" "$tmp"
+    mv -f "$tmp" "$dest"
+}
+
+# install_tree DIR: installs a package tree made by `cargo pgrx package` (DIR/<pkglibdir>/warden.so,
+# DIR/<sharedir>/extension/warden*) and the kept install scripts of released versions (sql/released/),
+# so that CREATE EXTENSION warden VERSION '<older>' and ALTER EXTENSION warden UPDATE work.
+install_tree() {
+    local tree=$1 pkglib ext f
+    pkglib=$($PG_CONFIG --pkglibdir)
+    ext=$($PG_CONFIG --sharedir)/extension
+    test -f "$tree$pkglib/warden.so" || { say "no warden.so in $tree$pkglib"; return 1; }
+    install_file "$tree$pkglib/warden.so" "$pkglib/warden.so"
+    for f in "$tree$ext"/warden.control "$tree$ext"/warden--*.sql; do
+        install_file "$f" "$ext/$(basename "$f")"
+    done
+    for f in "$ROOT"/sql/released/warden--*.sql; do
+        # the current version's script is the one just built; the kept copy only checks it
+        [ -f "$ext/$(basename "$f")" ] && [ "$(basename "$f")" = "warden--$(warden_version).sql" ] && continue
+        install_file "$f" "$ext/$(basename "$f")"
+    done
+}
+
+warden_version() { sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1; }
+
+# set_library_aside: before a command that installs warden.so itself (`cargo pgrx test` does), the
+# installed library is renamed, so that the command writes a new file instead of the one running
+# servers have mapped. clean_set_aside removes the renamed files (unlinking a mapped file is safe).
+set_library_aside() {
+    local lib
+    lib=$($PG_CONFIG --pkglibdir)/warden.so
+    [ -f "$lib" ] && mv -f "$lib" "$lib.replaced.$$" || true
+}
+clean_set_aside() { rm -f "$($PG_CONFIG --pkglibdir)"/warden.so.replaced.*; }
+
+# timed LABEL CMD...: runs CMD, printing what it is doing and how long it took, with cargo's own
+# progress lines (Compiling, Finished, Installing) so that a first build visibly makes progress.
+timed() {
+    local label=$1 start=$SECONDS rc
+    shift
+    say "$label"
+    set +e
+    "$@" 2>&1 | grep --line-buffered -E '^ *(Compiling|Finished|Installing|Copying|Building|Discovering|Writing|error|warning)' \
+        | sed -u 's/^ */    /'
+    rc=${PIPESTATUS[0]}
+    set -e
+    say "$label: $( [ "$rc" -eq 0 ] && echo done || echo FAILED ) in $((SECONDS - start)) s"
+    return "$rc"
+}
+
+# install_extension [--release]: build warden (dev profile unless --release), package it under
+# target/, and install the package into the Debian PostgreSQL 15 with install_tree.
 install_extension() {
-    say "building and installing the extension (cargo pgrx install $*)"
-    (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" "$@" 2>&1 | grep -E '^(error|warning)|Finished|Installing extension' || true)
-    test -f "$($PG_CONFIG --pkglibdir)/warden.so" || { say "install failed"; exit 1; }
+    local profile=--debug dir=debug
+    [ "${1:-}" = "--release" ] && { profile=; dir=release; }
+    local tree=$ROOT/target/$dir/warden-pg15
+    timed "building warden ($dir profile; the first build takes a few minutes)" \
+        bash -c "cd '$ROOT' && cargo pgrx package --pg-config '$PG_CONFIG' $profile --out-dir '$tree'"
+    install_tree "$tree"
+    say "installed warden $(warden_version) into $($PG_CONFIG --pkglibdir) and $($PG_CONFIG --sharedir)/extension"
 }
 
 # cluster_start NAME PORT: a fresh cluster (any previous one of that NAME is removed).
