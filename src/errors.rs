@@ -41,3 +41,12 @@ macro_rules! sql_error {
         }
     };
 }
+
+/// Refuses to run a function that writes on a hot standby or in a READ ONLY transaction, with
+/// PostgreSQL's own error: SQLSTATE 25006, "cannot execute `what` in a read-only transaction".
+/// Without it the first write through SPI would try to assign a transaction id and fail with an
+/// internal error (XX000) on a standby.
+pub fn ensure_writable(what: &std::ffi::CStr) {
+    // SAFETY: a plain check of XactReadOnly that raises an ERROR through pgrx's guard.
+    unsafe { pgrx::pg_sys::PreventCommandIfReadOnly(what.as_ptr()) }
+}

@@ -319,6 +319,7 @@ fn protect_table(
     tbl: PgRelation,
     tenant_column: default!(SqlName, "'tenant_id'"),
 ) -> Result<(), ErrorReport> {
+    crate::errors::ensure_writable(c"warden.protect_table()");
     let oid = tbl.oid();
     drop(tbl); // ALTER TABLE refuses a relation this backend still holds open
     each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0))
@@ -353,6 +354,7 @@ fn unprotect_one(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> 
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
+    crate::errors::ensure_writable(c"warden.unprotect_table()");
     let oid = tbl.oid();
     drop(tbl);
     each_in_tree(oid, unprotect_one)
@@ -383,6 +385,7 @@ fn schema_owned(c: &SpiClient<'_>, schema: &str) -> Result<pg_sys::Oid, ProtectE
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn guard_schema(schema: SqlName) -> Result<(), ErrorReport> {
+    crate::errors::ensure_writable(c"warden.guard_schema()");
     Spi::connect_mut(|c| {
         let oid = schema_owned(c, &schema.0)?;
         c.update(
@@ -414,6 +417,7 @@ fn guard_schema(schema: SqlName) -> Result<(), ErrorReport> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn unguard_schema(schema: SqlName) -> Result<(), ErrorReport> {
+    crate::errors::ensure_writable(c"warden.unguard_schema()");
     Spi::connect_mut(|c| {
         let oid = schema_owned(c, &schema.0)?;
         c.update(

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Hot standby test: a streaming replica of the cluster in PGHOST/PGPORT, made with pg_basebackup and
+# started as postgres on its own port. On the replica, as the application role: authenticate and
+# set_context work (the context is a setting, not a write), protected tables show only the context's
+# tenant and nothing without one, rls_coverage answers, and writes fail with PostgreSQL's read-only
+# error (25006).
+source "$(dirname "$0")/../../scripts/lib.sh"
+source "$ROOT/tests/ops/common.sh"
+port=${WARDEN_STANDBY_PORT:-54331}
+dir=$WARDEN_RUN/standby
+primary_port=$PGPORT primary_host=$PGHOST
+
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS ops_standby" -c "CREATE DATABASE ops_standby"
+psql -X -q -d ops_standby -c "CREATE EXTENSION warden"
+load_fixture ops_standby
+
+cluster_stop standby
+rm -rf "$dir" && mkdir -p "$dir/sock" && chown -R postgres:postgres "$dir" && chmod 0700 "$dir"
+as_pg "$PGBIN/pg_basebackup" -h "$primary_host" -p "$primary_port" -U postgres -D "$dir/data" -R -X stream -c fast
+cat >>"$dir/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$dir/sock'
+hot_standby = on
+CONF
+as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+export PGHOST=$dir/sock PGPORT=$port
+
+check "the replica is in recovery" "t" "$(q ops_standby postgres "SELECT pg_is_in_recovery()")"
+check "the replica preloads warden" "warden" "$(q ops_standby postgres "SHOW shared_preload_libraries")"
+# a change on the primary reaches the replica
+PGHOST=$primary_host PGPORT=$primary_port q ops_standby postgres \
+    "INSERT INTO docs (tenant_id, title) OVERRIDING SYSTEM VALUE VALUES ('$ACME', 'replicated') RETURNING 1" >/dev/null
+for _ in $(seq 100); do
+    [ "$(q ops_standby postgres "SELECT count(*) FROM docs WHERE title = 'replicated'")" = 1 ] && break; sleep 0.1
+done
+check "a row written on the primary is replayed" "1" "$(q ops_standby postgres "SELECT count(*) FROM docs WHERE title = 'replicated'")"
+PGHOST=$primary_host PGPORT=$primary_port q ops_standby postgres "DELETE FROM docs WHERE title = 'replicated'" >/dev/null
+for _ in $(seq 100); do
+    [ "$(q ops_standby postgres "SELECT count(*) FROM docs WHERE title = 'replicated'")" = 0 ] && break; sleep 0.1
+done
+
+attack_run "standby" ops_standby read-only
+check "set_context works on the replica for the middleware role" "$GLOBEX|2" "$(qf ops_standby ops_middleware <<SQL | paste -sd'|'
+BEGIN;
+SELECT warden.set_context('$GLOBEX', '$ACTOR', 'read') \\g /dev/null
+SELECT warden.current_tenant();
+SELECT count(*) FROM docs;
+COMMIT;
+SQL
+)"
+check "rls_coverage answers on the replica" "docs|t
+events|t
+events_2025|t
+events_2026|t
+secrets|f" "$(q ops_standby ops_app "SELECT table_name, protected FROM warden.rls_coverage ORDER BY 1")"
+check "guard_schema is a write: read-only error on the replica" "ERROR 25006" \
+    "$(q ops_standby postgres "SELECT warden.guard_schema('public')")"
+check "protect_table is a write: read-only error on the replica" "ERROR 25006" \
+    "$(q ops_standby postgres "SET ROLE ops_owner; SELECT warden.protect_table('vault.secrets')")"
+check "unguard_schema and unprotect_table: read-only error on the replica" "ERROR 25006|ERROR 25006" \
+    "$(q ops_standby postgres "SELECT warden.unguard_schema('vault')")|$(q ops_standby postgres "SET ROLE ops_owner; SELECT warden.unprotect_table('docs')")"
+check "the replica's log has no crash" "" "$(grep -E 'terminated by signal|PANIC' "$dir/server.log" || true)"
+as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
+ops_summary standby
