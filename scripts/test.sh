@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets everything up on a fresh Debian machine, then runs every check and test:
 # rustfmt, clippy, the pure Rust and #[pg_test] unit tests (cargo pgrx test), the pg_test/
-# regression suite (pg_regress) and the integration tests in tests/ (direct and via PgBouncer).
+# regression suite (pg_regress), the integration tests in tests/ (direct and via PgBouncer) and the
+# operations tests in tests/ops/ (upgrade, hot standby, dump and restore, reinstall under load).
 # Prints the counts; exits non-zero on any failure. Usage: bash scripts/test.sh
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/scripts/pgbouncer.sh"
@@ -13,7 +14,7 @@ declare -A RESULT
 
 bash scripts/setup.sh
 mkdir -p "$LOGS"
-trap 'pgbouncer_stop; cluster_stop test' EXIT
+trap 'pgbouncer_stop; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; clean_set_aside' EXIT
 
 # cargo_counts LOG: "passed failed" summed over every "test result:" line of a cargo test log.
 cargo_counts() {
@@ -32,10 +33,16 @@ RESULT[clippy]=ok
 
 say "unit tests: pure Rust modules and #[pg_test] (cargo pgrx test pg15)"
 rm -rf "$WARDEN_RUN/pgrx-data"; mkdir -p "$WARDEN_RUN"; chown postgres:postgres "$WARDEN_RUN"
+set_library_aside   # cargo pgrx test installs warden.so itself: never over a file a server maps
 set +e
-cargo pgrx test pg15 --runas postgres --pgdata "$WARDEN_RUN/pgrx-data" 2>&1 | tee "$LOGS/unit.log" | grep -E '^test |^test result|panicked|^error'
+cargo pgrx test pg15 --runas postgres --pgdata "$WARDEN_RUN/pgrx-data" 2>&1 | tee "$LOGS/unit.log" |
+    grep --line-buffered -E '^ *(Compiling warden|Finished|Installing)|^test |^test result|panicked|^error'
 unit_rc=${PIPESTATUS[0]}
 set -e
+clean_set_aside
+# the #[pg_test] build is a different build of the library: the reinstall test swaps it in under load
+mkdir -p "$WARDEN_RUN/builds"
+cp "$($PG_CONFIG --pkglibdir)/warden.so" "$WARDEN_RUN/builds/warden-pgtest.so"
 read -r up uf < <(cargo_counts "$LOGS/unit.log")
 RESULT[unit]="$up passed, $uf failed"
 [ "$unit_rc" -eq 0 ] || { say "unit tests failed (log: $LOGS/unit.log)"; exit 1; }
@@ -65,10 +72,29 @@ set -e
 read -r ip if < <(cargo_counts "$LOGS/integration.log")
 RESULT[integration]="$ip passed, $if failed"
 
+pgbouncer_stop
+
+say "operations tests (tests/ops/: upgrade, hot standby, dump and restore, reinstall under load)"
+ops_rc=0
+rm -f "$LOGS"/ops-*.log
+for t in upgrade standby dump_restore live_reinstall; do
+    args=()
+    [ "$t" = live_reinstall ] && args=("$WARDEN_RUN/builds/warden-pgtest.so")
+    set +e
+    (bash "tests/ops/$t.sh" "${args[@]}") 2>&1 | tee "$LOGS/ops-$t.log" | grep -E '^(not ok|# )'
+    rc=${PIPESTATUS[0]}
+    set -e
+    [ "$rc" -eq 0 ] || { ops_rc=1; say "tests/ops/$t.sh failed (log: $LOGS/ops-$t.log)"; }
+done
+op=$(cat "$LOGS"/ops-*.log | grep -c '^ok ' || true)
+of=$(cat "$LOGS"/ops-*.log | grep -c '^not ok ' || true)
+RESULT[ops]="$op passed, $of failed"
+
 echo
 say "summary"
 printf '  %-28s %s\n' "rustfmt" "${RESULT[fmt]}" "clippy -D warnings" "${RESULT[clippy]}" \
     "unit (Rust + #[pg_test])" "${RESULT[unit]}" "regression (pg_regress)" "${RESULT[regress]}" \
-    "integration (tests/)" "${RESULT[integration]}"
+    "integration (tests/)" "${RESULT[integration]}" "operations (tests/ops/)" "${RESULT[ops]}"
 [ "$it_rc" -eq 0 ] || { say "integration tests failed (log: $LOGS/integration.log)"; exit 1; }
+[ "$ops_rc" -eq 0 ] || { say "operations tests failed (logs: $LOGS/ops-*.log)"; exit 1; }
 say "all tests passed"
