@@ -1,19 +1,29 @@
 //! The per-transaction tenant/actor context.
 //!
-//! Design: the context *is* a signed HS256 token, held in the superuser-only setting
-//! `warden.context_token` and set with SET LOCAL semantics (`GUC_ACTION_LOCAL`). So:
-//! - it ends with the transaction (COMMIT or ROLLBACK) and ROLLBACK TO SAVEPOINT restores the
-//!   context that was in force when the savepoint was taken, exactly like `SET LOCAL`;
-//! - an application role cannot SET, `set_config()` or even read it (permission denied);
-//! - every read re-checks the signature and expiry against `warden.jwt_secret`, with a one-entry
-//!   per-backend cache keyed by the token bytes and the secret. A backend that did not mint the
-//!   token (a parallel worker, a Citus worker node given the same setting) verifies it itself
-//!   and trusts nothing it cannot verify.
+//! Design: the context *is* a signed HS256 token, held in the setting `warden.context_token`.
+//! - The setting's check hook verifies every value before PostgreSQL stores it (signature, alg,
+//!   exp, nbf, aud, iss, claims): `SET warden.context_token = 'forged'` fails exactly as
+//!   `warden.authenticate('forged')` does (28000), so nothing unverified is ever stored. Any role may
+//!   set it, which is what lets Citus forward it to worker nodes with `SET LOCAL`.
+//! - Only a transaction-local value counts (SET LOCAL, or `GUC_ACTION_LOCAL` from authenticate and
+//!   set_context). A session-level value (`SET`, `set_config(..., false)`) is ignored, and stored
+//!   values (ALTER ROLE/DATABASE SET, startup options, function SET clauses) are refused: either
+//!   would outlive the transaction and reach the next client of a pooled connection.
+//! - ROLLBACK TO SAVEPOINT restores the context in force when the savepoint was taken, exactly
+//!   like `SET LOCAL`; COMMIT and ROLLBACK end it.
+//! - Every read re-verifies: a per-transaction verdict is cached and reused only while the
+//!   transaction, the carrier (its assign hook bumps a generation counter) and the verification
+//!   settings (secret, audience, issuer, leeway) are unchanged, and while the token has not expired
+//!   at the start of the current statement. A cache hit costs a few comparisons.
+//! - Parallel workers never read the context: the readers are PARALLEL RESTRICTED, so policies'
+//!   InitPlans run in the leader and pass the tenant to the workers. A worker that is asked anyway
+//!   answers "no context" (fail closed): it cannot tell whether the leader's value was
+//!   transaction-local.
 //!
-//! Without a valid token every accessor returns NULL/false: fail closed.
+//! Without a valid, transaction-local token every accessor returns NULL/false: fail closed.
 
-use std::cell::RefCell;
-use std::ffi::CString;
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use pgrx::pg_sys::panic::ErrorReport;
@@ -24,10 +34,12 @@ use crate::errors::SqlError;
 use crate::gucs;
 use crate::jwt::{self, Claims, Expectations, JwtError, Key};
 use crate::level::{Level, UnknownLevel};
+#[allow(unused_imports)]
+use crate::planner;
 
 /// The role whose members may call `warden.set_context()`.
 pub const SETTER_ROLE: &str = "warden_context_setter";
-/// `iss` of the tokens `warden.set_context()` mints.
+/// `iss` of the tokens `warden.set_context()` mints when `warden.jwt_issuer` is not set.
 const MINTED_ISSUER: &str = "warden";
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +56,10 @@ pub enum ContextError {
     Null(&'static str),
     #[error("cannot mint a context token: {0}")]
     Mint(JwtError),
+    #[error("warden.context_token is transaction-local: it cannot be {0}")]
+    NotTransactional(&'static str),
+    #[error("internal error: {0}")]
+    Spi(#[from] pgrx::spi::Error),
 }
 
 impl SqlError for ContextError {
@@ -57,9 +73,11 @@ impl SqlError for ContextError {
                 ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
             ContextError::NotSetter(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            ContextError::Level(_) | ContextError::Null(_) | ContextError::Mint(_) => {
-                ERRCODE_INVALID_PARAMETER_VALUE
-            }
+            ContextError::Level(_)
+            | ContextError::Null(_)
+            | ContextError::Mint(_)
+            | ContextError::NotTransactional(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            ContextError::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -83,21 +101,25 @@ impl SqlError for ContextError {
             }
             ContextError::NotSetter(_) => "A superuser grants it: GRANT warden_context_setter TO <middleware role>;",
             ContextError::Level(_) => "Use one of: read, write, delete, admin.",
-            ContextError::Null(_) | ContextError::Mint(_) => return None,
+            ContextError::NotTransactional(_) => {
+                "Authenticate in every transaction: SELECT warden.authenticate($1), or SET LOCAL warden.context_token = $1, between BEGIN and COMMIT."
+            }
+            ContextError::Null(_) | ContextError::Mint(_) | ContextError::Spi(_) => return None,
         };
         Some(h.to_string())
     }
 }
 crate::sql_error!(ContextError);
 
+/// The last token verified in this backend, with the generation of the verification settings it
+/// was verified under (secret, audience, issuer, leeway).
 struct Cached {
     token: Vec<u8>,
-    secret: Vec<u8>,
+    config: u64,
     claims: Claims,
 }
 
 thread_local! {
-    /// The last token verified in this backend, with the secret it was verified against.
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
@@ -108,28 +130,35 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Seconds between the Unix epoch and PostgreSQL's (2000-01-01).
+const PG_EPOCH_OFFSET: i64 = 946_684_800;
+
+/// The start of the current statement, in Unix seconds: what a cached verdict's expiry is checked
+/// against (a token that expires while a statement runs is valid until that statement ends).
+fn statement_start_secs() -> i64 {
+    // SAFETY: reads a timestamp PostgreSQL keeps for the current statement.
+    let ts = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    ts.div_euclid(1_000_000) + PG_EPOCH_OFFSET
+}
+
 fn leeway() -> i64 {
     i64::from(gucs::JWT_LEEWAY.get())
 }
 
-/// Stores a verified token in the cache with the current secret, reusing its buffers (one entry:
-/// the common case is one token per transaction, read by every statement of that transaction).
+/// Stores a verified token in the cache, reusing its buffers (one entry: the common case is one
+/// token per transaction, read by every statement of that transaction).
 fn remember(token: &[u8], claims: Claims) {
-    gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
-        CACHE.with_borrow_mut(|cache| {
-            let entry = cache.get_or_insert_with(|| Cached {
-                token: Vec::new(),
-                secret: Vec::new(),
-                claims,
-            });
-            entry.token.clear();
-            entry.token.extend_from_slice(token);
-            if entry.secret != secret {
-                entry.secret.clear();
-                entry.secret.extend_from_slice(secret);
-            }
-            entry.claims = claims;
-        })
+    let config = gucs::config_generation();
+    CACHE.with_borrow_mut(|cache| {
+        let entry = cache.get_or_insert_with(|| Cached {
+            token: Vec::new(),
+            config,
+            claims,
+        });
+        entry.token.clear();
+        entry.token.extend_from_slice(token);
+        entry.config = config;
+        entry.claims = claims;
     })
 }
 
@@ -153,54 +182,209 @@ fn with_key<R>(f: impl FnOnce(&Key) -> R) -> Result<R, JwtError> {
     })
 }
 
-/// The verified context of this transaction, or `None` (no context, or one that fails checks).
-pub fn current() -> Option<Claims> {
-    gucs::with_bytes(&gucs::CONTEXT_TOKEN, |token| {
-        if token.is_empty() {
-            return None;
-        }
-        let now = now_secs();
-        let hit = gucs::with_bytes(&gucs::JWT_SECRET, |secret| {
-            CACHE.with_borrow(|c| {
-                c.as_ref()
-                    .filter(|c| c.token == token && c.secret == secret)
-                    .map(|c| c.claims)
-            })
-        });
-        if let Some(claims) = hit {
-            return claims.valid_at(now, leeway()).then_some(claims);
-        }
-        let text = std::str::from_utf8(token).ok()?;
-        let claims = with_key(|key| {
-            let expect = Expectations {
+/// Full verification of `token` at `now` against the current settings: signature, algorithm,
+/// validity window, audience and issuer when configured, and the claims. A token verified
+/// under the same settings before is answered from the cache (only its validity window is checked
+/// again).
+fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
+    let config = gucs::config_generation();
+    let hit = CACHE.with_borrow(|c| {
+        c.as_ref()
+            .filter(|c| c.config == config && c.token == token)
+            .map(|c| c.claims)
+    });
+    if let Some(claims) = hit {
+        // A cached token verified once; the window is re-checked (it was valid then).
+        return if claims.valid_at(now, leeway()) {
+            Ok(claims)
+        } else if now >= claims.exp.saturating_add(leeway()) {
+            Err(JwtError::Expired(claims.exp))
+        } else {
+            Err(JwtError::NotYetValid(claims.nbf.unwrap_or(now)))
+        };
+    }
+    let text = std::str::from_utf8(token).map_err(|_| JwtError::Malformed("token is not UTF-8"))?;
+    let audience = gucs::string(&gucs::JWT_AUDIENCE);
+    let issuer = gucs::string(&gucs::JWT_ISSUER);
+    let claims = with_key(|key| {
+        jwt::verify(
+            text,
+            &Expectations {
                 key,
-                audience: None,
-                issuer: None,
+                audience: audience.as_deref(),
+                issuer: issuer.as_deref(),
                 leeway: leeway(),
                 now,
-            };
-            jwt::verify(text, &expect)
-        })
-        .ok()?
-        .ok()?;
-        remember(token, claims);
-        Some(claims)
-    })
+            },
+        )
+    })??;
+    remember(token, claims);
+    Ok(claims)
 }
 
-/// Installs `token` as this transaction's context (SET LOCAL semantics). `verified` are its
-/// claims when the caller has just verified or minted it with the current secret: they seed the
-/// cache so the statements that follow do not verify it again.
-fn install(token: &str, verified: Option<Claims>) {
-    // Tokens are base64url and dots only, so they never contain a NUL.
+/// The verdict about the context for one transaction, carrier generation and settings generation.
+#[derive(Clone, Copy)]
+struct Verdict {
+    lxid: pg_sys::LocalTransactionId,
+    carrier: u64,
+    config: u64,
+    claims: Option<Claims>,
+}
+
+thread_local! {
+    static VERDICT: Cell<Verdict> = const {
+        Cell::new(Verdict { lxid: 0, carrier: 0, config: 0, claims: None })
+    };
+}
+
+/// This backend's local transaction id (never 0 inside a transaction), or 0 when unknown.
+fn local_xid() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, or null very early in startup.
+    unsafe {
+        let proc_ = pg_sys::MyProc;
+        if proc_.is_null() {
+            0
+        } else {
+            (*proc_).lxid
+        }
+    }
+}
+
+fn in_parallel_worker() -> bool {
+    // SAFETY: reads a global set once when a parallel worker starts.
+    unsafe { pg_sys::ParallelWorkerNumber >= 0 }
+}
+
+/// The verified context of this transaction, or `None` (no context, a session-level value, a
+/// token that no longer verifies, a parallel worker).
+pub fn current() -> Option<Claims> {
+    if in_parallel_worker() {
+        return None;
+    }
+    let lxid = local_xid();
+    let carrier = gucs::carrier_generation();
+    let config = gucs::config_generation();
+    let v = VERDICT.get();
+    if lxid != 0 && v.lxid == lxid && v.carrier == carrier && v.config == config {
+        return v
+            .claims
+            .filter(|c| statement_start_secs() < c.exp.saturating_add(leeway()));
+    }
+    let claims = if gucs::carrier_is_transaction_local() {
+        gucs::with_bytes(&gucs::CONTEXT_TOKEN, |token| {
+            (!token.is_empty())
+                .then(|| verify(token, now_secs()).ok())
+                .flatten()
+        })
+    } else {
+        None
+    };
+    VERDICT.set(Verdict {
+        lxid,
+        carrier,
+        config,
+        claims,
+    });
+    claims
+}
+
+/// Sets a GUC check hook's error: the same SQLSTATE, message and hint as the ContextError.
+fn refuse(e: ContextError) -> bool {
+    let report = |s: String| {
+        let c = CString::new(s.replace('\0', "")).unwrap_or_default();
+        // SAFETY: pstrdup copies into the current memory context, which outlives the ereport.
+        unsafe { pg_sys::pstrdup(c.as_ptr()) }
+    };
+    // SAFETY: the GUC_check_* variables are PostgreSQL's channel from a check hook to its error.
+    unsafe {
+        pg_sys::GUC_check_errcode(e.sqlstate() as i32);
+        pg_sys::GUC_check_errmsg_string = report(format!("warden: {e}"));
+        if let Some(h) = e.hint() {
+            pg_sys::GUC_check_errhint_string = report(h);
+        }
+    }
+    false
+}
+
+/// Check hook of `warden.context_token`: only a token that verifies may be stored, and only by a
+/// SET or SET LOCAL (or warden's own functions).
+#[pg_guard]
+pub unsafe extern "C-unwind" fn check_carrier(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    use pg_sys::GucSource::*;
+    // SAFETY: PostgreSQL passes a valid pointer to a NUL-terminated string or null.
+    let value = unsafe {
+        let p = *newval;
+        if p.is_null() {
+            return true;
+        }
+        CStr::from_ptr(p).to_bytes()
+    };
+    if value.is_empty() || in_parallel_worker() {
+        // clearing is always allowed; a parallel worker restores its leader's state and never
+        // reads the context
+        return true;
+    }
+    match source {
+        PGC_S_SESSION => {}
+        PGC_S_TEST => {
+            return refuse(ContextError::NotTransactional(
+                "stored (ALTER ROLE/DATABASE ... SET, a function's SET clause)",
+            ))
+        }
+        _ => {
+            return refuse(ContextError::NotTransactional(
+                "set for a whole session (connection options, role or database settings)",
+            ))
+        }
+    }
+    match verify(value, now_secs()) {
+        Ok(_) => true,
+        Err(e) => refuse(ContextError::Token(e)),
+    }
+}
+
+/// Whether the Citus library is loaded in this backend (it defines citus.* settings).
+fn citus_loaded() -> bool {
+    // SAFETY: a read-only lookup; missing_ok = true never raises.
+    unsafe {
+        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
+    }
+}
+
+/// Installs `token` as this transaction's context (SET LOCAL semantics; the check hook verifies
+/// it again, from the cache when the caller has just verified or minted it). With Citus loaded, it
+/// is installed by an actual `SET LOCAL` statement, after `citus.propagate_set_commands = 'local'`,
+/// so that Citus forwards it to every worker node the transaction uses.
+fn install(token: &str, verified: Option<Claims>) -> Result<(), ContextError> {
+    if let Some(claims) = verified {
+        remember(token.as_bytes(), claims);
+    }
+    // Verified tokens are base64url and dots only: safe inside a quoted literal, and never a NUL.
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(ContextError::Token(JwtError::Malformed(
+            "unexpected characters",
+        )));
+    }
+    if citus_loaded() {
+        Spi::run("SET LOCAL citus.propagate_set_commands = 'local'")?;
+        Spi::run(&format!("SET LOCAL warden.context_token = '{token}'"))?;
+        return Ok(());
+    }
     let value = CString::new(token).unwrap_or_default();
-    // SAFETY: plain call into the GUC machinery with valid C strings. PGC_SUSET is the privilege
-    // we assert (the C code is trusted, not the caller); errors are raised at ERROR level.
+    // SAFETY: plain call into the GUC machinery with valid C strings; errors (the check hook's
+    // refusal) are raised at ERROR level.
     unsafe {
         pg_sys::set_config_option(
             gucs::CONTEXT_TOKEN_NAME.as_ptr(),
             value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucContext::PGC_USERSET,
             pg_sys::GucSource::PGC_S_SESSION,
             pg_sys::GucAction::GUC_ACTION_LOCAL,
             true,
@@ -208,9 +392,7 @@ fn install(token: &str, verified: Option<Claims>) {
             false,
         );
     }
-    if let Some(claims) = verified {
-        remember(token.as_bytes(), claims);
-    }
+    Ok(())
 }
 
 fn to_pg(u: uuid::Uuid) -> Uuid {
@@ -227,21 +409,8 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or(ContextError::NoToken)?;
-    let audience = gucs::string(&gucs::JWT_AUDIENCE);
-    let issuer = gucs::string(&gucs::JWT_ISSUER);
-    let claims = with_key(|key| {
-        let expect = Expectations {
-            key,
-            audience: audience.as_deref(),
-            issuer: issuer.as_deref(),
-            leeway: leeway(),
-            now: now_secs(),
-        };
-        jwt::verify(token, &expect)
-    })
-    .and_then(|verified| verified)
-    .map_err(ContextError::Token)?;
-    install(token, Some(claims));
+    let claims = verify(token.as_bytes(), now_secs()).map_err(ContextError::Token)?;
+    install(token, Some(claims))?;
     Ok(())
 }
 
@@ -289,43 +458,60 @@ fn set_context(
         exp: now + i64::from(gucs::CONTEXT_TTL.get()),
         nbf: None,
     };
-    let token =
-        with_key(|key| jwt::sign(&claims, now, MINTED_ISSUER, key)).map_err(ContextError::Mint)?;
-    install(&token, Some(claims));
+    // Minted for the configured issuer and audience, so that the read path's checks hold.
+    let issuer = gucs::string(&gucs::JWT_ISSUER);
+    let audience = gucs::string(&gucs::JWT_AUDIENCE);
+    let token = with_key(|key| {
+        jwt::sign(
+            &claims,
+            now,
+            issuer.as_deref().unwrap_or(MINTED_ISSUER),
+            audience.as_deref(),
+            key,
+        )
+    })
+    .map_err(ContextError::Mint)?;
+    install(&token, Some(claims))?;
     Ok(())
 }
 
 /// Ends the context before the transaction does.
 #[pg_extern(volatile, parallel_unsafe)]
-fn clear_context() {
-    install("", None);
+fn clear_context() -> Result<(), ErrorReport> {
+    install("", None)?;
+    Ok(())
 }
 
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_tenant() -> Option<Uuid> {
     current().map(|c| to_pg(c.tenant))
 }
 
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_actor() -> Option<Uuid> {
     current().map(|c| to_pg(c.actor))
 }
 
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn current_level() -> Option<&'static str> {
     current().map(|c| c.level.as_str())
 }
 
 /// Whether the context's level implies `level` (read < write < delete < admin). False without one.
-#[pg_extern(stable, parallel_safe)]
+#[pg_extern(stable, parallel_restricted)]
 fn has_level(level: &str) -> Result<bool, ErrorReport> {
     let required: Level = level.parse().map_err(ContextError::Level)?;
     Ok(current().is_some_and(|c| c.level.implies(required)))
 }
 
 /// The current tenant when the context holds `level`, else NULL. The row-level security policies
-/// call it once per statement, as `(SELECT warden.tenant_with_level('read'))`.
-#[pg_extern(stable, parallel_safe)]
+/// call it, as `(SELECT warden.tenant_with_level('read'))` or, for Citus, directly; the planner
+/// support function turns a direct call into a once-per-statement InitPlan too.
+#[pg_extern(
+    stable,
+    parallel_restricted,
+    support = planner::_tenant_with_level_support
+)]
 fn tenant_with_level(level: &str) -> Result<Option<Uuid>, ErrorReport> {
     let required: Level = level.parse().map_err(ContextError::Level)?;
     Ok(current()

@@ -1,7 +1,10 @@
-//! warden's configuration parameters. Everything that decides who is acting is superuser-only to
-//! set (`PGC_SUSET`); the secret and the context carrier are also superuser-only to read.
+//! warden's configuration parameters. Everything that decides how tokens are verified is
+//! superuser-only to set (`PGC_SUSET`) and the secret is superuser-only to read. The context carrier,
+//! `warden.context_token`, can be set by anyone, but only to a token that verifies (its check hook is
+//! `context::check_carrier`), and it only counts as a context while it is transaction-local.
 
 use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
@@ -17,48 +20,95 @@ pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Lifetime, in seconds, of the context token `warden.set_context()` mints.
 pub static CONTEXT_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 /// The carrier of the current context: a signed token, set transaction-locally by
-/// `warden.authenticate()` and `warden.set_context()`. Applications cannot set or read it.
+/// `warden.authenticate()`, `warden.set_context()` or `SET LOCAL` (how Citus forwards it).
 pub static CONTEXT_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 pub const CONTEXT_TOKEN_NAME: &CStr = c"warden.context_token";
 
 const HIDDEN: GucFlags = GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL);
 
+/// Bumped by every assignment of the carrier (SET, SET LOCAL, the restores at ROLLBACK TO SAVEPOINT
+/// and at transaction end): a cached verdict about the context is valid only for the generation it
+/// was made in. Backends are single-threaded; the atomics only make the statics safe to share.
+static CARRIER_GEN: AtomicU64 = AtomicU64::new(1);
+/// Bumped by every assignment of a setting that verification depends on (secret, audience,
+/// issuer, leeway).
+static CONFIG_GEN: AtomicU64 = AtomicU64::new(1);
+
+pub fn carrier_generation() -> u64 {
+    CARRIER_GEN.load(Ordering::Relaxed)
+}
+
+pub fn config_generation() -> u64 {
+    CONFIG_GEN.load(Ordering::Relaxed)
+}
+
+unsafe extern "C-unwind" fn bump_config_string(
+    _: *const std::ffi::c_char,
+    _: *mut std::ffi::c_void,
+) {
+    CONFIG_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+unsafe extern "C-unwind" fn bump_config_int(_: i32, _: *mut std::ffi::c_void) {
+    CONFIG_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+unsafe extern "C-unwind" fn bump_carrier(_: *const std::ffi::c_char, _: *mut std::ffi::c_void) {
+    CARRIER_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
 pub fn init() {
-    GucRegistry::define_string_guc(
-        c"warden.jwt_secret",
-        c"HS256 secret that signs warden tokens.",
-        c"At least 32 bytes. Set it in postgresql.conf, with ALTER SYSTEM or ALTER DATABASE; only superusers can set or read it.",
-        &JWT_SECRET,
-        GucContext::Suset,
-        HIDDEN,
-    );
-    GucRegistry::define_string_guc(
-        c"warden.jwt_audience",
-        c"When set, warden.authenticate() requires the token's aud claim to contain this value.",
-        c"",
-        &JWT_AUDIENCE,
-        GucContext::Suset,
-        GucFlags::empty(),
-    );
-    GucRegistry::define_string_guc(
-        c"warden.jwt_issuer",
-        c"When set, warden.authenticate() requires the token's iss claim to equal this value.",
-        c"",
-        &JWT_ISSUER,
-        GucContext::Suset,
-        GucFlags::empty(),
-    );
-    GucRegistry::define_int_guc(
-        c"warden.jwt_leeway",
-        c"Seconds of clock skew tolerated when checking exp and nbf.",
-        c"",
-        &JWT_LEEWAY,
-        0,
-        300,
-        GucContext::Suset,
-        GucFlags::UNIT_S,
-    );
+    // SAFETY (every define_*_with_hooks below): the hooks only bump a counter, or, for the carrier's
+    // check hook, run under #[pg_guard].
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            c"warden.jwt_secret",
+            c"HS256 secret that signs warden tokens.",
+            c"At least 32 bytes. Set it in postgresql.conf, with ALTER SYSTEM or ALTER DATABASE; only superusers can set or read it.",
+            &JWT_SECRET,
+            GucContext::Suset,
+            HIDDEN,
+            None,
+            Some(bump_config_string),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"warden.jwt_audience",
+            c"When set, a token's aud claim must contain this value.",
+            c"",
+            &JWT_AUDIENCE,
+            GucContext::Suset,
+            GucFlags::empty(),
+            None,
+            Some(bump_config_string),
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            c"warden.jwt_issuer",
+            c"When set, a token's iss claim must equal this value.",
+            c"",
+            &JWT_ISSUER,
+            GucContext::Suset,
+            GucFlags::empty(),
+            None,
+            Some(bump_config_string),
+            None,
+        );
+        GucRegistry::define_int_guc_with_hooks(
+            c"warden.jwt_leeway",
+            c"Seconds of clock skew tolerated when checking exp and nbf.",
+            c"",
+            &JWT_LEEWAY,
+            0,
+            300,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
+            None,
+            Some(bump_config_int),
+            None,
+        );
+    }
     GucRegistry::define_int_guc(
         c"warden.context_ttl",
         c"Lifetime of the context token minted by warden.set_context().",
@@ -69,17 +119,73 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
-    GucRegistry::define_string_guc(
-        CONTEXT_TOKEN_NAME,
-        c"Signed token carrying the current warden context (transaction-local).",
-        c"Set only by warden.authenticate() and warden.set_context().",
-        &CONTEXT_TOKEN,
-        GucContext::Suset,
-        HIDDEN | GucFlags::DISALLOW_IN_FILE | GucFlags::DISALLOW_IN_AUTO_FILE,
-    );
+    // Settable by any role, but the check hook admits only a token that verifies, and only from a
+    // SET or SET LOCAL (never from ALTER ROLE/DATABASE, the startup packet or a function's SET
+    // clause). Reading it stays superuser-only: a minted token is a bearer credential.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            CONTEXT_TOKEN_NAME,
+            c"Signed token carrying the current warden context (transaction-local).",
+            c"Set by warden.authenticate(), warden.set_context() or SET LOCAL; only a token that verifies is accepted, and only a transaction-local value counts.",
+            &CONTEXT_TOKEN,
+            GucContext::Userset,
+            HIDDEN
+                | GucFlags::DISALLOW_IN_FILE
+                | GucFlags::DISALLOW_IN_AUTO_FILE,
+            Some(crate::context::check_carrier),
+            Some(bump_carrier),
+            None,
+        );
+    }
     // Any other warden.* name is an error rather than a free-for-all placeholder: `SET warden.tenant`
     // fails loudly instead of looking like it did something.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"warden".as_ptr()) };
+}
+
+static CARRIER_CONFIG: std::sync::atomic::AtomicPtr<pg_sys::config_generic> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// PostgreSQL's record of the carrier setting (its value's source and its stack of transaction and
+/// savepoint levels), found once by name. The record is allocated once when the setting is defined
+/// and never moves; null only if the setting is not defined.
+pub fn carrier_config() -> *mut pg_sys::config_generic {
+    let cached = CARRIER_CONFIG.load(Ordering::Relaxed);
+    if !cached.is_null() {
+        return cached;
+    }
+    // SAFETY: get_guc_variables() returns PostgreSQL's array of GetNumConfigOptions() valid
+    // pointers; each name is a NUL-terminated string.
+    let found = unsafe {
+        let vars = pg_sys::get_guc_variables();
+        let n = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
+        (0..n)
+            .map(|i| *vars.add(i))
+            .find(|&g| !g.is_null() && CStr::from_ptr((*g).name) == CONTEXT_TOKEN_NAME)
+            .unwrap_or(std::ptr::null_mut())
+    };
+    CARRIER_CONFIG.store(found, Ordering::Relaxed);
+    found
+}
+
+/// Whether the carrier's current value was set for the current transaction (SET LOCAL, or the
+/// equivalent `GUC_ACTION_LOCAL` of authenticate/set_context), as opposed to a session-level SET, a
+/// `set_config(..., false)` or a value that outlived an earlier transaction. Only such a value is a
+/// context: anything else would reach the next client of a pooled connection.
+pub fn carrier_is_transaction_local() -> bool {
+    let g = carrier_config();
+    if g.is_null() {
+        return false;
+    }
+    // SAFETY: `g` is PostgreSQL's live record of the setting; its stack entries live in
+    // TopTransactionContext and are valid while this transaction runs.
+    unsafe {
+        let top = (*g).stack;
+        !top.is_null()
+            && matches!(
+                (*top).state,
+                pg_sys::GucStackState::GUC_LOCAL | pg_sys::GucStackState::GUC_SET_LOCAL
+            )
+    }
 }
 
 /// Runs `f` on the current bytes of a string setting (empty when unset), without copying.

@@ -306,16 +306,19 @@ fn uuid_claim(raw: Option<&RawValue>, claim: &'static str) -> Result<Uuid, JwtEr
     Uuid::parse_str(&string_claim(raw, claim)?).map_err(|_| invalid(claim, "not a uuid"))
 }
 
-/// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`.
-pub fn sign(claims: &Claims, iat: i64, issuer: &str, key: &Key) -> String {
-    // Every value is a uuid, a level name, a number or the issuer (JSON-escaped): built directly.
+/// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`, for `audience` if any.
+pub fn sign(claims: &Claims, iat: i64, issuer: &str, audience: Option<&str>, key: &Key) -> String {
+    // Every value is a uuid, a level name, a number or a JSON-escaped string: built directly.
     let issuer = Value::from(issuer);
+    let aud = audience
+        .map(|a| format!(r#","aud":{}"#, Value::from(a)))
+        .unwrap_or_default();
     let nbf = claims
         .nbf
         .map(|n| format!(r#","nbf":{n}"#))
         .unwrap_or_default();
     let payload = format!(
-        r#"{{"iss":{issuer},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}}}"#,
+        r#"{{"iss":{issuer}{aud},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}}}"#,
         claims.actor,
         claims.tenant,
         claims.level.as_str(),
@@ -381,13 +384,28 @@ mod tests {
 
     #[test]
     fn minted_token_verifies_to_the_same_claims() {
-        let t = sign(&claims(), NOW, "warden", &KEY);
+        let t = sign(&claims(), NOW, "warden", None, &KEY);
         assert_eq!(verify(&t, &expect()), Ok(claims()));
     }
 
     #[test]
+    fn minted_audience_is_checked_like_any_other() {
+        let t = sign(&claims(), NOW, "auth", Some("api"), &KEY);
+        let want = |aud| Expectations {
+            audience: Some(aud),
+            issuer: Some("auth"),
+            ..expect()
+        };
+        assert_eq!(verify(&t, &want("api")), Ok(claims()));
+        assert_eq!(
+            verify(&t, &want("web")),
+            Err(JwtError::Audience("web".into()))
+        );
+    }
+
+    #[test]
     fn minted_issuer_is_json_escaped() {
-        let t = sign(&claims(), NOW, "we\"ird\\issuer", &KEY);
+        let t = sign(&claims(), NOW, "we\"ird\\issuer", None, &KEY);
         assert_eq!(
             verify(
                 &t,
@@ -507,6 +525,7 @@ mod tests {
             },
             NOW,
             "w",
+            None,
             &KEY,
         );
         assert_eq!(verify(&t, &expect()), Err(JwtError::Expired(NOW)));
@@ -526,6 +545,7 @@ mod tests {
             },
             NOW,
             "w",
+            None,
             &KEY,
         );
         assert_eq!(verify(&t, &expect()), Err(JwtError::NotYetValid(NOW + 10)));
@@ -536,6 +556,7 @@ mod tests {
             },
             NOW,
             "w",
+            None,
             &KEY,
         );
         assert!(verify(&t, &expect()).is_ok());

@@ -13,6 +13,7 @@ mod errors;
 mod gucs;
 mod jwt;
 mod level;
+mod planner;
 mod protect;
 mod types;
 

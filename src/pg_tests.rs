@@ -38,7 +38,7 @@ mod tests {
             nbf: None,
         };
         let key = crate::jwt::Key::new(b"pg-test-secret-0123456789abcdefghijklmnop").unwrap();
-        crate::jwt::sign(&claims, now, "test", &key)
+        crate::jwt::sign(&claims, now, "test", None, &key)
     }
 
     #[pg_test]
@@ -136,6 +136,7 @@ mod tests {
             &claims,
             0,
             "x",
+            None,
             &crate::jwt::Key::new(b"not-the-server-secret-0123456789abcdef").unwrap(),
         );
         Spi::run_with_args("SELECT warden.authenticate($1)", &[forged.as_str().into()]).unwrap();
@@ -154,27 +155,125 @@ mod tests {
         );
     }
 
-    #[pg_test]
-    fn an_expired_token_planted_by_a_superuser_gives_no_context() {
+    #[pg_test(error = "warden: authentication failed: token expired at 1000000000 (Unix time)")]
+    fn the_carrier_refuses_an_expired_token_even_from_a_superuser() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         Spi::run(&format!(
             "SET LOCAL warden.context_token = '{}'",
-            token(A, "admin", -1)
+            token(A, "admin", 1_000_000_000 - now)
         ))
         .unwrap();
-        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
-        Spi::run("SET LOCAL warden.context_token = 'garbage'").unwrap();
-        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
     }
 
-    #[pg_test(error = "permission denied to set parameter \"warden.context_token\"")]
-    fn an_ordinary_role_cannot_set_the_context_carrier() {
+    #[pg_test(
+        error = "warden: authentication failed: token is malformed: expected three dot-separated parts"
+    )]
+    fn the_carrier_refuses_garbage() {
+        Spi::run("SET LOCAL warden.context_token = 'garbage'").unwrap();
+    }
+
+    #[pg_test]
+    fn an_ordinary_role_may_set_the_carrier_to_a_valid_token_with_set_local() {
         Spi::run("CREATE ROLE pgt_app").unwrap();
         Spi::run("SET LOCAL ROLE pgt_app").unwrap();
         Spi::run(&format!(
             "SET LOCAL warden.context_token = '{}'",
+            token(A, "write", 60)
+        ))
+        .unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(A)
+        );
+        assert_eq!(
+            text("SELECT warden.current_level()").as_deref(),
+            Some("write")
+        );
+    }
+
+    #[pg_test(error = "warden: authentication failed: token signature is invalid")]
+    fn an_ordinary_role_cannot_set_the_carrier_to_a_forged_token() {
+        Spi::run("CREATE ROLE pgt_app3").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_app3").unwrap();
+        let good = token(A, "read", 60);
+        let (body, _) = good.rsplit_once('.').unwrap();
+        Spi::run(&format!(
+            "SET LOCAL warden.context_token = '{body}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'"
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_session_level_value_is_not_a_context() {
+        // SET without LOCAL, and set_config(..., false): accepted (the token verifies) but ignored,
+        // because it would outlive the transaction
+        Spi::run(&format!(
+            "SET warden.context_token = '{}'",
             token(A, "admin", 60)
         ))
         .unwrap();
+        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
+        Spi::run_with_args(
+            "SELECT set_config('warden.context_token', $1, false)",
+            &[token(B, "admin", 60).as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
+        // SET LOCAL on top of it is a context again
+        Spi::run(&format!(
+            "SET LOCAL warden.context_token = '{}'",
+            token(B, "read", 60)
+        ))
+        .unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(B)
+        );
+    }
+
+    #[pg_test(
+        error = "warden: warden.context_token is transaction-local: it cannot be stored (ALTER ROLE/DATABASE ... SET, a function's SET clause)"
+    )]
+    fn the_carrier_cannot_be_stored_in_a_role() {
+        Spi::run("CREATE ROLE pgt_stored").unwrap();
+        Spi::run(&format!(
+            "ALTER ROLE pgt_stored SET warden.context_token = '{}'",
+            token(A, "admin", 60)
+        ))
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn the_read_path_checks_the_audience_and_minted_tokens_carry_it() {
+        Spi::run_with_args(
+            "SELECT warden.authenticate($1)",
+            &[token(A, "read", 60).as_str().into()],
+        )
+        .unwrap();
+        assert!(text("SELECT warden.current_tenant()::text").is_some());
+        // configuring an audience ends a context whose token has none
+        Spi::run("SET LOCAL warden.jwt_audience = 'api'").unwrap();
+        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
+        // set_context mints for the configured audience and issuer
+        Spi::run("SET LOCAL warden.jwt_issuer = 'https://auth.example'").unwrap();
+        set_context(B, "read");
+        assert_eq!(
+            text("SELECT warden.current_tenant()::text").as_deref(),
+            Some(B)
+        );
+    }
+
+    #[pg_test]
+    fn the_context_readers_are_parallel_restricted() {
+        let not_restricted = one::<i64>(
+            "SELECT count(*) FROM pg_proc WHERE pronamespace = 'warden'::regnamespace
+               AND proname IN ('current_tenant', 'current_actor', 'current_level', 'has_level', 'tenant_with_level')
+               AND proparallel <> 'r'",
+        );
+        assert_eq!(not_restricted, Some(0));
     }
 
     #[pg_test(
@@ -222,6 +321,38 @@ mod tests {
         Spi::run("SET LOCAL ROLE pgt_reader2").unwrap();
         let plan = one::<pgrx::Json>(
             "EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM pgt_docs WHERE body LIKE '%x%'",
+        )
+        .unwrap()
+        .0
+        .to_string();
+        assert!(plan.contains("InitPlan"), "{plan}");
+        assert_eq!(plan.matches("tenant_with_level").count(), 1, "{plan}");
+    }
+
+    /// The direct form Citus accepts is rewritten by the planner support function into the same
+    /// once-per-statement InitPlan.
+    #[pg_test]
+    fn direct_policies_also_evaluate_the_context_once_per_statement() {
+        Spi::run("CREATE TABLE pgt_direct (id int PRIMARY KEY, tenant_id uuid, body text)")
+            .unwrap();
+        Spi::run("SELECT warden.protect_table('pgt_direct', distributed => true)").unwrap();
+        assert_eq!(
+            text(
+                "SELECT policy_form FROM warden.protected_tables WHERE relid = 'pgt_direct'::regclass"
+            )
+            .as_deref(),
+            Some("direct")
+        );
+        let qual = text(
+            "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
+              WHERE polname = 'warden_select' AND polrelid = 'pgt_direct'::regclass",
+        )
+        .unwrap();
+        assert!(!qual.contains("SELECT"), "{qual}");
+        Spi::run("CREATE ROLE pgt_reader3; GRANT SELECT ON pgt_direct TO pgt_reader3").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_reader3").unwrap();
+        let plan = one::<pgrx::Json>(
+            "EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM pgt_direct WHERE body LIKE '%x%'",
         )
         .unwrap()
         .0

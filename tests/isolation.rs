@@ -246,22 +246,29 @@ fn a_prepared_statement_follows_the_context_it_runs_under() {
 
 #[test]
 fn set_and_set_config_cannot_forge_the_context() {
+    // the carrier is settable, but its check hook verifies the token exactly as authenticate does
     let mut c = app();
-    let forged = token(TENANT_B, "admin");
-    assert_eq!(
-        sqlstate(c.batch_execute(&format!("SET warden.context_token = '{forged}'"))),
-        "42501"
+    let forged = with_payload(
+        &token(TENANT_A, "read"),
+        &format!(
+            r#"{{"tenant_id":"{TENANT_B}","sub":"{ACTOR}","role":"admin","exp":{}}}"#,
+            now() + 300
+        ),
     );
-    assert_eq!(
-        sqlstate(c.batch_execute(&format!("SET LOCAL warden.context_token = '{forged}'"))),
-        "42501"
-    );
+    for sql in [
+        format!("SET warden.context_token = '{forged}'"),
+        format!("SET LOCAL warden.context_token = '{forged}'"),
+        format!("SET warden.context_token = '{}'", unsigned(TENANT_B)),
+        "SET warden.context_token = 'x'".to_string(),
+    ] {
+        assert_eq!(sqlstate(c.batch_execute(&sql)), "28000", "{sql}");
+    }
     assert_eq!(
         sqlstate(c.query(
-            "SELECT set_config('warden.context_token', $1, false)",
+            "SELECT set_config('warden.context_token', $1, true)",
             &[&forged]
         )),
-        "42501"
+        "28000"
     );
     assert_eq!(
         sqlstate(c.batch_execute(&format!("SET warden.tenant_id = '{TENANT_B}'"))),
@@ -277,6 +284,85 @@ fn set_and_set_config_cannot_forge_the_context() {
     );
     assert_eq!(current_tenant(&mut c), None);
     assert_eq!(count(&mut c, "SELECT count(*) FROM docs"), 0);
+}
+
+#[test]
+fn set_local_of_a_valid_token_is_a_context_for_that_transaction_only() {
+    // the way Citus forwards the context to worker nodes
+    let mut c = app();
+    let mut tx = c.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "SET LOCAL warden.context_token = '{}'",
+        token(TENANT_A, "read")
+    ))
+    .unwrap();
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM docs"), ROWS_A);
+    tx.commit().unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM docs"), 0);
+    assert_eq!(current_tenant(&mut c), None);
+}
+
+#[test]
+fn a_session_level_value_never_reaches_a_later_transaction() {
+    let mut c = app();
+    // accepted (the token verifies) but not a context, neither now nor later
+    c.batch_execute(&format!(
+        "SET warden.context_token = '{}'",
+        token(TENANT_A, "admin")
+    ))
+    .unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM docs"), 0);
+    let mut tx = c.transaction().unwrap();
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM docs"), 0);
+    tx.commit().unwrap();
+    // set_config() would return the token, which only superusers may read: refused outright
+    assert_eq!(
+        sqlstate(c.query(
+            "SELECT set_config('warden.context_token', $1, false)",
+            &[&token(TENANT_B, "admin")],
+        )),
+        "42501"
+    );
+    let mut tx = c.transaction().unwrap();
+    assert_eq!(current_tenant(&mut tx), None);
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM docs"), 0);
+    // inside a transaction too: SET (not LOCAL) is session-level
+    tx.batch_execute(&format!(
+        "SET warden.context_token = '{}'",
+        token(TENANT_A, "admin")
+    ))
+    .unwrap();
+    assert_eq!(count(&mut tx, "SELECT count(*) FROM docs"), 0);
+    tx.commit().unwrap();
+    assert_eq!(count(&mut c, "SELECT count(*) FROM docs"), 0);
+}
+
+#[test]
+fn the_carrier_cannot_come_from_connection_options_or_role_settings() {
+    let dsn = format!(
+        "host={} port={} dbname={} user=it_app options='-c warden.context_token={}'",
+        std::env::var("WARDEN_TEST_HOST").unwrap(),
+        std::env::var("WARDEN_TEST_PORT").unwrap(),
+        std::env::var("WARDEN_TEST_DB").unwrap(),
+        token(TENANT_A, "admin")
+    );
+    let refused = postgres::Client::connect(&dsn, postgres::NoTls);
+    assert_eq!(sqlstate(refused.map(|_| ())), "22023");
+    let mut admin = admin();
+    assert_eq!(
+        sqlstate(admin.batch_execute(&format!(
+            "ALTER ROLE it_app SET warden.context_token = '{}'",
+            token(TENANT_A, "admin")
+        ))),
+        "22023"
+    );
+    assert_eq!(
+        sqlstate(admin.batch_execute(&format!(
+            "ALTER DATABASE warden_it SET warden.context_token = '{}'",
+            token(TENANT_A, "admin")
+        ))),
+        "22023"
+    );
 }
 
 #[test]

@@ -35,6 +35,28 @@ rollback;
 -- nothing is left after the transaction
 select warden.current_tenant(), warden.current_level();
 
+-- The carrier itself: any role may SET LOCAL it, but only to a token that verifies (the check hook
+-- runs the same verification as authenticate), and only a transaction-local value is a context.
+begin;
+select warden.set_context('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001', 'read');
+select current_setting('warden.context_token') as tok \gset
+select warden.clear_context();
+set local role regress_app;
+set local warden.context_token = :'tok';
+select warden.current_tenant(), warden.current_level();
+savepoint s;
+set local warden.context_token = 'forged.token.value';
+rollback to savepoint s;
+select warden.current_tenant() is not null as still_the_valid_one;
+-- SET without LOCAL is session-level: accepted, never a context
+set warden.context_token = :'tok';
+select warden.current_tenant();
+-- set_config() returns the value it set, and the carrier is superuser-only to read: refused
+select regress_try(format('select set_config(%L, %L, true)', 'warden.context_token', :'tok'));
+-- stored values are refused
+select regress_try($$alter role regress_app set warden.context_token = 'x'$$);
+rollback;
+
 -- nor after COMMIT (the one transaction in this suite that commits; it creates nothing)
 begin;
 set local role regress_middleware;
