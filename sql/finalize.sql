@@ -9,7 +9,9 @@ SELECT c.oid::regclass AS relid,
        col.attname     AS tenant_column,
        CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS kind,
        (SELECT i.inhparent::regclass FROM pg_catalog.pg_inherits i
-         WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of
+         WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of,
+       CASE WHEN pg_catalog.pg_get_expr(sel.polqual, sel.polrelid) LIKE '%SELECT warden.tenant_with_level(%'
+            THEN 'subquery' ELSE 'direct' END AS policy_form
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_policy sel ON sel.polrelid = c.oid AND sel.polname = 'warden_select'
@@ -25,7 +27,7 @@ SELECT c.oid::regclass AS relid,
    AND (SELECT count(*) FROM pg_catalog.pg_policy p
          WHERE p.polrelid = c.oid
            AND p.polname IN ('warden_select', 'warden_insert', 'warden_update', 'warden_delete')) = 4;
-COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them.';
+COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables).';
 
 CREATE VIEW warden.rls_coverage AS
 WITH t AS (
@@ -90,6 +92,7 @@ DECLARE
     tag  text;
     root oid;
     col  name;
+    form text;
 BEGIN
     IF warden._ddl_in_progress() THEN
         RETURN;  -- warden's own DDL
@@ -103,11 +106,11 @@ BEGIN
         -- A partition tree under warden is kept whole: new, attached or weakened partitions are
         -- protected like the root (CREATE TABLE ... PARTITION OF, ALTER TABLE ... ATTACH PARTITION).
         root := coalesce(pg_partition_root(obj), obj);
-        SELECT p.tenant_column INTO col FROM warden.protected_tables p WHERE p.relid = root;
+        SELECT p.tenant_column, p.policy_form INTO col, form FROM warden.protected_tables p WHERE p.relid = root;
         IF FOUND AND EXISTS (SELECT 1 FROM pg_partition_tree(root) t JOIN pg_class k ON k.oid = t.relid
                               WHERE k.relkind IN ('r', 'p')
                                 AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = t.relid)) THEN
-            PERFORM warden.protect_table(root::regclass, col);
+            PERFORM warden.protect_table(root::regclass, col, form = 'direct');
         -- A table created in a guarded schema starts deny-by-default.
         ELSIF tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
               AND EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace

@@ -42,6 +42,10 @@ pub enum ProtectError {
     NoSchema(String),
     #[error("must be owner of schema {schema} to guard it (current role: {role})")]
     NotSchemaOwner { schema: String, role: String },
+    #[error("{0} must not be NULL")]
+    Null(&'static str),
+    #[error("table {0} is distributed by Citus, which refuses policies that contain a subquery")]
+    DistributedNeedsDirect(String),
     #[error("internal error: {0}")]
     Spi(#[from] pgrx::spi::Error),
 }
@@ -57,6 +61,8 @@ impl SqlError for ProtectError {
             ProtectError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             ProtectError::NotUuid { .. } => ERRCODE_DATATYPE_MISMATCH,
             ProtectError::NoSchema(_) => ERRCODE_INVALID_SCHEMA_NAME,
+            ProtectError::DistributedNeedsDirect(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ProtectError::Null(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -76,6 +82,10 @@ impl SqlError for ProtectError {
             }
             ProtectError::NoSchema(_) => "Check the spelling; schema names are case-sensitive when quoted.".into(),
             ProtectError::NotSchemaOwner { .. } => "Run it as the schema's owner or a member of the owning role.".into(),
+            ProtectError::Null(_) => "Name the table: SELECT warden.protect_table('docs');".into(),
+            ProtectError::DistributedNeedsDirect(table) => {
+                format!("Use the direct form: SELECT warden.protect_table('{table}', distributed => true);")
+            }
             ProtectError::Spi(_) => return None,
         })
     }
@@ -199,7 +209,34 @@ fn drop_warden_policies(c: &mut SpiClient<'_>, t: &Target) -> Result<(), Protect
     Ok(())
 }
 
-fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), ProtectError> {
+/// How the policies reach the context: `(SELECT warden.tenant_with_level(...))`, an InitPlan
+/// evaluated once per statement, or a direct call, which Citus accepts on distributed tables (it
+/// refuses subqueries in policies) and which warden's planner support turns into the same InitPlan.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Form {
+    Subquery,
+    Direct,
+}
+
+impl Form {
+    fn predicate(self, col: &str, level: Level) -> String {
+        match self {
+            Form::Subquery => {
+                format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))")
+            }
+            Form::Direct => {
+                format!("{col} OPERATOR(pg_catalog.=) warden.tenant_with_level('{level}')")
+            }
+        }
+    }
+}
+
+fn protect_one(
+    c: &mut SpiClient<'_>,
+    t: &Target,
+    column: &str,
+    form: Form,
+) -> Result<(), ProtectError> {
     // The column is checked on every partition: attach can bring a partition with other numbers.
     let row = c.select(
         "SELECT format('%I', a.attname), a.atttypid = 'uuid'::regtype, format_type(a.atttypid, a.atttypmod),
@@ -234,8 +271,7 @@ fn protect_one(c: &mut SpiClient<'_>, t: &Target, column: &str) -> Result<(), Pr
     )?;
     drop_warden_policies(c, t)?;
     for (name, command, level, using, check) in POLICIES {
-        let pred =
-            format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))");
+        let pred = form.predicate(&col, level);
         let using = if using {
             format!(" USING ({pred})")
         } else {
@@ -312,17 +348,76 @@ fn each_in_tree(
     Ok(())
 }
 
+/// Whether the Citus library is loaded in this backend.
+fn citus_loaded() -> bool {
+    // SAFETY: a read-only lookup; missing_ok = true never raises.
+    unsafe {
+        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
+    }
+}
+
+/// Whether Citus distributes `oid` (a row in pg_dist_partition).
+fn citus_distributed(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<bool, ProtectError> {
+    Ok(c.select(
+        "SELECT to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+        Some(1),
+        &[],
+    )?
+    .first()
+    .get_one::<bool>()?
+        == Some(true)
+        && c.select(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1::regclass)",
+            Some(1),
+            &[oid.into()],
+        )?
+        .first()
+        .get_one::<bool>()?
+            == Some(true))
+}
+
 /// Puts a table (and all its partitions) under tenant isolation. Idempotent.
-#[pg_extern(volatile, parallel_unsafe)]
+/// `distributed`: write the policies in the form Citus accepts (a direct call, no subquery);
+/// NULL (the default) means: when Citus is loaded or already distributes the table.
+#[pg_extern(name = "protect_table", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn protect_table(
-    tbl: PgRelation,
-    tenant_column: default!(SqlName, "'tenant_id'"),
+fn protect_table_v2(
+    tbl: Option<PgRelation>,
+    tenant_column: default!(Option<SqlName>, "'tenant_id'"),
+    distributed: default!(Option<bool>, "NULL"),
 ) -> Result<(), ErrorReport> {
+    // Not STRICT (distributed may be NULL), so the other arguments are checked here.
+    let tbl = tbl.ok_or(ProtectError::Null("tbl"))?;
+    let tenant_column = tenant_column.ok_or(ProtectError::Null("tenant_column"))?;
     crate::errors::ensure_writable(c"warden.protect_table()");
     let oid = tbl.oid();
     drop(tbl); // ALTER TABLE refuses a relation this backend still holds open
-    each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0))
+    let form = Spi::connect(|c| {
+        let is_distributed = citus_distributed(c, oid)?;
+        match distributed {
+            Some(false) if is_distributed => Err(ProtectError::DistributedNeedsDirect(
+                resolve(c, oid)?.qualified,
+            )),
+            Some(true) => Ok(Form::Direct),
+            Some(false) => Ok(Form::Subquery),
+            None if is_distributed || citus_loaded() => Ok(Form::Direct),
+            None => Ok(Form::Subquery),
+        }
+    })?;
+    each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0, form))?;
+    if form == Form::Subquery && citus_loaded() {
+        notice!(
+            "the policies use a subquery, which Citus refuses on distributed tables: before create_distributed_table(), run warden.protect_table(..., distributed => true)"
+        );
+    }
+    Ok(())
+}
+
+/// warden 0.1.0's `protect_table(regclass, name)`: kept so that a database still at 0.1.0 works
+/// with this library until `ALTER EXTENSION warden UPDATE` (no SQL is generated for it).
+#[pg_extern(sql = false)]
+fn protect_table(tbl: PgRelation, tenant_column: SqlName) -> Result<(), ErrorReport> {
+    protect_table_v2(Some(tbl), Some(tenant_column), Some(false))
 }
 
 fn unprotect_one(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> {
