@@ -100,8 +100,8 @@ SQL
     check "$v -> $current: a new table in a guarded schema is deny-by-default" "t|t|0" "$(qf "$db" postgres <<'SQL' | paste -sd'|'
 SET ROLE ops_owner;
 CREATE TABLE vault.more (tenant_id uuid);
-INSERT INTO vault.more VALUES ('aaaaaaaa-0000-0000-0000-00000000000a');
 RESET ROLE;
+INSERT INTO vault.more VALUES ('aaaaaaaa-0000-0000-0000-00000000000a');
 GRANT SELECT ON vault.more TO ops_app;
 SELECT rls_enabled, rls_forced FROM warden.rls_coverage WHERE relid = 'vault.more'::regclass;
 SET ROLE ops_app;
