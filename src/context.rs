@@ -59,7 +59,7 @@ pub enum ContextError {
     #[error("warden.context_token is transaction-local: it cannot be {0}")]
     NotTransactional(&'static str),
     #[error("internal error: {0}")]
-    Spi(#[from] pgrx::spi::Error),
+    Utility(String),
 }
 
 impl SqlError for ContextError {
@@ -77,7 +77,7 @@ impl SqlError for ContextError {
             | ContextError::Null(_)
             | ContextError::Mint(_)
             | ContextError::NotTransactional(_) => ERRCODE_INVALID_PARAMETER_VALUE,
-            ContextError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+            ContextError::Utility(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
 
@@ -104,7 +104,7 @@ impl SqlError for ContextError {
             ContextError::NotTransactional(_) => {
                 "Authenticate in every transaction: SELECT warden.authenticate($1), or SET LOCAL warden.context_token = $1, between BEGIN and COMMIT."
             }
-            ContextError::Null(_) | ContextError::Mint(_) | ContextError::Spi(_) => return None,
+            ContextError::Null(_) | ContextError::Mint(_) | ContextError::Utility(_) => return None,
         };
         Some(h.to_string())
     }
@@ -288,6 +288,17 @@ pub fn current() -> Option<Claims> {
     claims
 }
 
+/// The verification a value of the carrier gets, as an error: used by the utility hook so that a
+/// forged token given to `SET` (without LOCAL) fails with 28000 exactly as it would with LOCAL.
+pub fn verify_carrier_value(value: &[u8]) -> Result<(), ContextError> {
+    if value.is_empty() {
+        return Ok(());
+    }
+    verify(value, now_secs())
+        .map(|_| ())
+        .map_err(ContextError::Token)
+}
+
 /// Sets a GUC check hook's error: the same SQLSTATE, message and hint as the ContextError.
 fn refuse(e: ContextError) -> bool {
     let report = |s: String| {
@@ -355,6 +366,30 @@ fn citus_loaded() -> bool {
     }
 }
 
+/// Runs one utility statement through SPI, so that every ProcessUtility hook (Citus's) sees it.
+/// Raw SPI rather than pgrx's client: that one assigns a transaction id before any statement,
+/// which would turn every authentication into a write (and fail on a hot standby).
+fn run_utility(sql: &CStr) -> Result<(), ContextError> {
+    // SAFETY: a balanced SPI_connect/SPI_finish around one statement; an error inside raises
+    // through pgrx's guard and the transaction's abort cleans SPI up.
+    let rc = unsafe {
+        if pg_sys::SPI_connect() != pg_sys::SPI_OK_CONNECT as i32 {
+            return Err(ContextError::Utility("SPI_connect failed".into()));
+        }
+        let rc = pg_sys::SPI_execute(sql.as_ptr(), false, 0);
+        pg_sys::SPI_finish();
+        rc
+    };
+    if rc == pg_sys::SPI_OK_UTILITY as i32 {
+        Ok(())
+    } else {
+        Err(ContextError::Utility(format!(
+            "{} returned SPI code {rc}",
+            sql.to_string_lossy()
+        )))
+    }
+}
+
 /// Installs `token` as this transaction's context (SET LOCAL semantics; the check hook verifies
 /// it again, from the cache when the caller has just verified or minted it). With Citus loaded, it
 /// is installed by an actual `SET LOCAL` statement, after `citus.propagate_set_commands = 'local'`,
@@ -373,8 +408,10 @@ fn install(token: &str, verified: Option<Claims>) -> Result<(), ContextError> {
         )));
     }
     if citus_loaded() {
-        Spi::run("SET LOCAL citus.propagate_set_commands = 'local'")?;
-        Spi::run(&format!("SET LOCAL warden.context_token = '{token}'"))?;
+        run_utility(c"SET LOCAL citus.propagate_set_commands = 'local'")?;
+        let set =
+            CString::new(format!("SET LOCAL warden.context_token = '{token}'")).unwrap_or_default();
+        run_utility(&set)?;
         return Ok(());
     }
     let value = CString::new(token).unwrap_or_default();

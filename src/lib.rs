@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 mod context;
 mod errors;
 mod gucs;
+mod hooks;
 mod jwt;
 mod level;
 mod planner;
@@ -25,6 +26,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    hooks::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -208,14 +208,9 @@ mod tests {
 
     #[pg_test]
     fn a_session_level_value_is_not_a_context() {
-        // SET without LOCAL, and set_config(..., false): accepted (the token verifies) but ignored,
-        // because it would outlive the transaction
-        Spi::run(&format!(
-            "SET warden.context_token = '{}'",
-            token(A, "admin", 60)
-        ))
-        .unwrap();
-        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
+        // set_config(..., false) (a superuser may; for others it is refused because it returns
+        // the value): accepted, the token verifies, but ignored, because it would outlive the
+        // transaction
         Spi::run_with_args(
             "SELECT set_config('warden.context_token', $1, false)",
             &[token(B, "admin", 60).as_str().into()],
@@ -232,6 +227,17 @@ mod tests {
             text("SELECT warden.current_tenant()::text").as_deref(),
             Some(B)
         );
+    }
+
+    #[pg_test(
+        error = "warden: warden.context_token is transaction-local: it cannot be set for the whole session: SET needs LOCAL"
+    )]
+    fn set_without_local_is_refused_even_with_a_valid_token() {
+        Spi::run(&format!(
+            "SET warden.context_token = '{}'",
+            token(A, "admin", 60)
+        ))
+        .unwrap();
     }
 
     #[pg_test(

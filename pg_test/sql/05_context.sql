@@ -48,9 +48,10 @@ savepoint s;
 set local warden.context_token = 'forged.token.value';
 rollback to savepoint s;
 select warden.current_tenant() is not null as still_the_valid_one;
--- SET without LOCAL is session-level: accepted, never a context
-set warden.context_token = :'tok';
-select warden.current_tenant();
+-- SET without LOCAL would outlive the transaction: refused (RESET and SET ... TO DEFAULT clear it)
+select regress_try(format('set warden.context_token = %L', :'tok'));
+select regress_try(format('set "Warden.Context_Token" = %L', :'tok'));
+select warden.current_tenant() is not null as still_the_valid_one;
 -- set_config() returns the value it set, and the carrier is superuser-only to read: refused
 select regress_try(format('select set_config(%L, %L, true)', 'warden.context_token', :'tok'));
 -- stored values are refused
