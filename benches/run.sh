@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Side-by-side pgbench comparison of tenant isolation approaches (see benches/setup.sql).
-# Usage: bash benches/run.sh          (BENCH_SECONDS=4 BENCH_ROUNDS=10 BENCH_CLIENTS=2 by default)
+# Usage: bash benches/run.sh          (BENCH_SECONDS=4 BENCH_ROUNDS=8 BENCH_CLIENTS=2 by default)
 # Scenarios alternate within each round (order rotated per round); the median TPS is reported.
 source "$(dirname "$0")/../scripts/lib.sh"
 SECONDS_PER_RUN=${BENCH_SECONDS:-4}
-ROUNDS=${BENCH_ROUNDS:-10}
+ROUNDS=${BENCH_ROUNDS:-8}
 CLIENTS=${BENCH_CLIENTS:-2}
 B=$ROOT/benches
 OUT=$WARDEN_RUN/bench-results
@@ -21,14 +21,14 @@ trap 'cluster_stop bench' EXIT
 rm -rf "$OUT" && mkdir -p "$OUT"
 chown postgres "$OUT"
 
-say "loading 4 x 1,000,000 rows"
+say "loading 6 x 1,000,000 rows"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE bench"
 psql -X -q -v ON_ERROR_STOP=1 -d bench -f "$B/setup.sql" >/dev/null
 
 # Every scenario sets its context the same way, with both calls, so that only the table (and its
 # policy) differs between a, b, b' and c; what warden's context costs is measured separately below.
 CONTEXT="SELECT set_config('app.tenant', '00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'), true), warden.set_context(('00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'))::uuid, '00000000-0000-0000-0000-0000000000f1', 'read');"
-declare -A TABLE=([a]=t_a [b]=t_b [bp]=t_bp [c]=t_c)
+declare -A TABLE=([a]=t_a [b]=t_b [bp]=t_bp [c]=t_c [c2]=t_c2 [c3]=t_c3)
 TENANT_K="('00000000-0000-0000-0000-' || lpad(:k::text, 12, '0'))::uuid"
 
 # script QUERY SCENARIO -> path of the pgbench script for that pair
@@ -90,7 +90,7 @@ run() { # run NAME SCRIPT -> appends "ROUND NAME tps" to results
 }
 
 # sanity: every scenario returns the same rows for a tenant
-for s in a b bp c; do
+for s in a b bp c c2 c3; do
     n=$(as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -qtA -U bench_app -d bench -c "BEGIN" \
         -c "$(echo "$CONTEXT" | sed 's/:k::text/5::text/g')" \
         -c "SELECT count(*) FROM ${TABLE[$s]} WHERE tenant_id = '00000000-0000-0000-0000-000000000005'" | tail -1)
@@ -99,7 +99,7 @@ done
 
 # the plans, for the record (the first statement of each script body, with k = 5)
 for q in point tenant_agg full_scan; do
-    for s in a b bp c; do
+    for s in a b bp c c2 c3; do
         f=$(script $q $s)
         body=$(grep -v '^\\\|^BEGIN\|^END' "$f" | grep -v 'set_config\|SET LOCAL' | sed -e 's/:k::text/5::text/g' -e 's/:id/6/')
         { echo "== $q/$s: $body"
@@ -112,7 +112,7 @@ for q in point tenant_agg full_scan; do
 done
 
 say "pgbench: $ROUNDS rounds x ${SECONDS_PER_RUN}s per run, $CLIENTS clients, -M prepared"
-order=(a b bp c)
+order=(a b bp c c2 c3)
 for round in $(seq "$ROUNDS"); do
     for q in point tenant_agg full_scan; do
         for s in "${order[@]}"; do run "$q/$s" "$(script $q $s)"; done
@@ -137,11 +137,12 @@ def ratio(num, den):
     return f"{statistics.median(r):.2f} [{r[0]:.2f}-{r[-1]:.2f}]"
 print(f"{sys.argv[2]} rounds x {sys.argv[3]} s per run, {sys.argv[4]} clients, pgbench -M prepared; median TPS; ratios per round: median [min-max]")
 print()
-print("| query | (a) no RLS | (b) current_setting | (b') wrapped | (c) warden | c/a | c/b' | b/a |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| query | (a) no RLS | (b) current_setting | (b') wrapped | (c) warden | (c2) warden direct | (c3) direct, per row | c/a | c2/a | c3/a | c/b' | b/a |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for q in ["point", "tenant_agg", "full_scan"]:
-    a, b, bp, c = (med(f"{q}/{s}") for s in ["a", "b", "bp", "c"])
-    print(f"| {q} | {a:.0f} | {b:.0f} | {bp:.0f} | {c:.0f} | {ratio(q + '/c', q + '/a')} | {ratio(q + '/c', q + '/bp')} | {ratio(q + '/b', q + '/a')} |")
+    a, b, bp, c, c2, c3 = (med(f"{q}/{s}") for s in ["a", "b", "bp", "c", "c2", "c3"])
+    r = lambda s, d: ratio(q + "/" + s, q + "/" + d)
+    print(f"| {q} | {a:.0f} | {b:.0f} | {bp:.0f} | {c:.0f} | {c2:.0f} | {c3:.0f} | {r('c', 'a')} | {r('c2', 'a')} | {r('c3', 'a')} | {r('c', 'bp')} | {r('b', 'a')} |")
 print()
 print(f"| context per transaction | TPS | ratio to set_config |")
 print("|---|---:|---:|")

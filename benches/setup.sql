@@ -4,6 +4,11 @@
 --   t_b       hand-written policy: tenant_id = current_setting('app.tenant')::uuid
 --   t_bp      the same, wrapped:   tenant_id = (SELECT current_setting('app.tenant')::uuid)
 --   t_c       warden.protect_table()
+--   t_c2      warden.protect_table(..., distributed => true): the form Citus accepts, a direct call
+--             that warden's planner support turns into a once-per-statement InitPlan
+--   t_c3      the same direct call through an alias of warden's C function without the planner
+--             support: one call per row, answered by the per-transaction cache (the cost of the
+--             cache itself; not something warden creates)
 -- Every table has the same primary key and tenant index; bench_app is an ordinary role.
 CREATE EXTENSION IF NOT EXISTS warden;
 CREATE ROLE bench_app LOGIN IN ROLE warden_context_setter;
@@ -29,5 +34,16 @@ CREATE TABLE t_c (LIKE t_a INCLUDING ALL);
 INSERT INTO t_c SELECT * FROM t_a;
 SELECT warden.protect_table('t_c');
 
-GRANT SELECT ON t_a, t_b, t_bp, t_c TO bench_app;
-VACUUM ANALYZE t_a, t_b, t_bp, t_c;
+CREATE TABLE t_c2 (LIKE t_a INCLUDING ALL);
+INSERT INTO t_c2 SELECT * FROM t_a;
+SELECT warden.protect_table('t_c2', distributed => true);
+
+CREATE FUNCTION public.tenant_with_level_per_row(text) RETURNS uuid
+    STABLE STRICT PARALLEL RESTRICTED LANGUAGE c AS '$libdir/warden', 'tenant_with_level_wrapper';
+CREATE TABLE t_c3 (LIKE t_a INCLUDING ALL);
+INSERT INTO t_c3 SELECT * FROM t_a;
+ALTER TABLE t_c3 ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON t_c3 USING (tenant_id = public.tenant_with_level_per_row('read'));
+
+GRANT SELECT ON t_a, t_b, t_bp, t_c, t_c2, t_c3 TO bench_app;
+VACUUM ANALYZE t_a, t_b, t_bp, t_c, t_c2, t_c3;
