@@ -35,6 +35,23 @@ rollback;
 -- nothing is left after the transaction
 select warden.current_tenant(), warden.current_level();
 
+-- With Citus loaded, the context is installed by actual SET LOCAL statements (so that Citus forwards
+-- them to the workers). Citus is not installed here; a placeholder for its setting takes the same
+-- code path. Same semantics, and still no transaction id: authenticating is not a write.
+begin;
+set local citus.propagate_set_commands = 'none';
+set local role regress_middleware;
+select warden.set_context('00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001', 'read');
+select warden.current_tenant(), current_setting('citus.propagate_set_commands') as propagate;
+savepoint s;
+select warden.set_context('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-000000000002', 'admin');
+select warden.current_tenant(), warden.current_level();
+rollback to savepoint s;
+select warden.current_tenant(), warden.current_level();
+select pg_current_xact_id_if_assigned() is null as no_transaction_id;
+rollback;
+select warden.current_tenant();
+
 -- The carrier itself: any role may SET LOCAL it, but only to a token that verifies (the check hook
 -- runs the same verification as authenticate), and only a transaction-local value is a context.
 begin;
