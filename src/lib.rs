@@ -8,6 +8,7 @@
 
 use pgrx::prelude::*;
 
+pub mod audit;
 mod context;
 mod errors;
 mod gucs;

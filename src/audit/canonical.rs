@@ -1,0 +1,687 @@
+//! The canonical serialization of an audit event: the bytes the hash chain covers.
+//!
+//! It must give the same bytes for the same event whatever the session that writes, seals or
+//! verifies it has set (TimeZone, DateStyle, IntervalStyle, extra_float_digits, lc_*), and whatever
+//! key order a JSON document arrived in. So nothing here is formatted by PostgreSQL at verification
+//! time: every value is reduced to a form defined below, and a verifier outside the database (see
+//! README) can reproduce it from an export.
+//!
+//! Format, version 1 (`warden.audit.v1`):
+//!
+//! ```text
+//! event  = "warden.audit.v1" field{10}
+//! field  = tag:u8 length:u32 (big-endian) bytes[length]
+//! fields, in this order: id, occurred_at, tenant, actor, action, resource_type, resource_id,
+//!                        changes, status, context
+//! tags   = 'N' NULL (length 0)          'I' bigint, decimal ASCII ("-12")
+//!          'T' text, its UTF-8 bytes     'U' uuid, 36 lower-case hex and hyphens
+//!          'S' timestamptz, UTC ISO 8601 with microseconds ("2026-11-23T18:35:37.000000Z")
+//!          'J' json, canonical JSON (below)
+//! ```
+//!
+//! Canonical JSON: no insignificant whitespace; object members sorted by the UTF-8 bytes of their
+//! keys, a repeated key keeping its last value (as jsonb does); strings escape `"` and `\` with a
+//! backslash, U+0008/0009/000A/000C/000D as `\b \t \n \f \r`, the other controls below U+0020 as
+//! `\u00xx` (lower-case hex), and everything else as raw UTF-8; numbers in plain decimal notation
+//! (exponents expanded, the sign of zero and leading zeros dropped, the digits after the point kept:
+//! `1.50` stays `1.50`, as numeric keeps its scale); `true`, `false`, `null`.
+//!
+//! Pure logic, no database: `cargo test --features pg15 --lib audit`.
+
+use std::fmt::Write as _;
+
+/// Prefix of every version-1 serialization.
+pub const MAGIC_V1: &[u8] = b"warden.audit.v1";
+
+/// One field value of an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
+    Uuid([u8; 16]),
+    /// Microseconds since 1970-01-01 00:00:00 UTC.
+    Timestamp(i64),
+    /// A JSON document, in any formatting; serialized canonically.
+    Json(&'a str),
+}
+
+/// The fields of an event, in chain order.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    pub id: i64,
+    pub occurred_at: i64,
+    pub tenant: Option<[u8; 16]>,
+    pub actor: Option<[u8; 16]>,
+    pub action: &'a str,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub changes: Option<&'a str>,
+    pub status: &'a str,
+    pub context: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CanonicalError {
+    #[error("invalid JSON at byte {at}: {what}")]
+    Json { at: usize, what: &'static str },
+    #[error("a field of {0} bytes is longer than a canonical field may be")]
+    TooLong(usize),
+}
+
+impl Event<'_> {
+    /// The version-1 canonical bytes of this event.
+    pub fn canonical(&self) -> Result<Vec<u8>, CanonicalError> {
+        fn opt_uuid(u: Option<[u8; 16]>) -> Field<'static> {
+            u.map_or(Field::Null, Field::Uuid)
+        }
+        fn opt_text(t: Option<&str>) -> Field<'_> {
+            t.map_or(Field::Null, Field::Text)
+        }
+        fn opt_json(t: Option<&str>) -> Field<'_> {
+            t.map_or(Field::Null, Field::Json)
+        }
+        let fields = [
+            Field::Int(self.id),
+            Field::Timestamp(self.occurred_at),
+            opt_uuid(self.tenant),
+            opt_uuid(self.actor),
+            Field::Text(self.action),
+            opt_text(self.resource_type),
+            opt_text(self.resource_id),
+            opt_json(self.changes),
+            Field::Text(self.status),
+            opt_json(self.context),
+        ];
+        let mut out = Vec::with_capacity(256);
+        out.extend_from_slice(MAGIC_V1);
+        for f in &fields {
+            encode_field(f, &mut out)?;
+        }
+        Ok(out)
+    }
+}
+
+/// Appends one field (tag, length, bytes).
+pub fn encode_field(f: &Field<'_>, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match f {
+        Field::Null => (b'N', (&[][..]).into()),
+        Field::Int(i) => (b'I', i.to_string().into_bytes().into()),
+        Field::Text(t) => (b'T', t.as_bytes().into()),
+        Field::Uuid(u) => (b'U', format_uuid(u).into_bytes().into()),
+        Field::Timestamp(us) => (b'S', format_timestamp(*us).into_bytes().into()),
+        Field::Json(j) => (b'J', canonical_json(j)?.into_bytes().into()),
+    };
+    let len = u32::try_from(bytes.len()).map_err(|_| CanonicalError::TooLong(bytes.len()))?;
+    out.push(tag);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&bytes);
+    Ok(())
+}
+
+fn format_uuid(u: &[u8; 16]) -> String {
+    let mut s = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC; years before 1 or after
+/// 9999 keep their sign and all their digits).
+pub fn format_timestamp(us: i64) -> String {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let year = if (0..=9999).contains(&y) {
+        format!("{y:04}")
+    } else {
+        format!("{y:+05}")
+    };
+    format!(
+        "{year}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// `text` (any valid JSON) in canonical form.
+pub fn canonical_json(text: &str) -> Result<String, CanonicalError> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        at: 0,
+        depth: 0,
+    };
+    let mut out = String::with_capacity(text.len());
+    p.ws();
+    p.value(&mut out)?;
+    p.ws();
+    if p.at != p.s.len() {
+        return Err(p.err("trailing characters"));
+    }
+    Ok(out)
+}
+
+const MAX_DEPTH: usize = 512;
+
+struct Parser<'a> {
+    s: &'a [u8],
+    at: usize,
+    depth: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, what: &'static str) -> CanonicalError {
+        CanonicalError::Json { at: self.at, what }
+    }
+
+    fn ws(&mut self) {
+        while self
+            .s
+            .get(self.at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            self.at += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &'static str, out: &mut String) -> Result<(), CanonicalError> {
+        if self.s[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            out.push_str(word);
+            Ok(())
+        } else {
+            Err(self.err("unknown literal"))
+        }
+    }
+
+    fn value(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+        match self.s.get(self.at) {
+            Some(b'{') => self.object(out),
+            Some(b'[') => self.array(out),
+            Some(b'"') => {
+                let s = self.string()?;
+                escape_into(&s, out);
+                Ok(())
+            }
+            Some(b't') => self.literal("true", out),
+            Some(b'f') => self.literal("false", out),
+            Some(b'n') => self.literal("null", out),
+            Some(b'-' | b'0'..=b'9') => self.number(out),
+            Some(_) => Err(self.err("unexpected character")),
+            None => Err(self.err("unexpected end")),
+        }
+    }
+
+    fn enter(&mut self) -> Result<(), CanonicalError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err("nested too deeply"));
+        }
+        self.at += 1;
+        self.ws();
+        Ok(())
+    }
+
+    fn object(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+        self.enter()?;
+        let mut members: Vec<(String, String)> = Vec::new();
+        if self.s.get(self.at) == Some(&b'}') {
+            self.at += 1;
+        } else {
+            loop {
+                if self.s.get(self.at) != Some(&b'"') {
+                    return Err(self.err("expected a key"));
+                }
+                let key = self.string()?;
+                self.ws();
+                if self.s.get(self.at) != Some(&b':') {
+                    return Err(self.err("expected ':'"));
+                }
+                self.at += 1;
+                self.ws();
+                let mut v = String::new();
+                self.value(&mut v)?;
+                members.push((key, v));
+                self.ws();
+                match self.s.get(self.at) {
+                    Some(b',') => {
+                        self.at += 1;
+                        self.ws();
+                    }
+                    Some(b'}') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(self.err("expected ',' or '}'")),
+                }
+            }
+        }
+        // sorted by key bytes; a stable sort keeps repeated keys in input order, the last one wins
+        members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        out.push('{');
+        let mut first = true;
+        for (i, (k, v)) in members.iter().enumerate() {
+            if members.get(i + 1).is_some_and(|next| next.0 == *k) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            escape_into(k, out);
+            out.push(':');
+            out.push_str(v);
+        }
+        out.push('}');
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn array(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+        self.enter()?;
+        out.push('[');
+        if self.s.get(self.at) == Some(&b']') {
+            self.at += 1;
+        } else {
+            loop {
+                self.value(out)?;
+                self.ws();
+                match self.s.get(self.at) {
+                    Some(b',') => {
+                        self.at += 1;
+                        self.ws();
+                        out.push(',');
+                    }
+                    Some(b']') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(self.err("expected ',' or ']'")),
+                }
+            }
+        }
+        out.push(']');
+        self.depth -= 1;
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, CanonicalError> {
+        let h = self
+            .s
+            .get(self.at..self.at + 4)
+            .ok_or_else(|| self.err("short \\u escape"))?;
+        let h = std::str::from_utf8(h).map_err(|_| self.err("bad \\u escape"))?;
+        let v = u32::from_str_radix(h, 16).map_err(|_| self.err("bad \\u escape"))?;
+        self.at += 4;
+        Ok(v)
+    }
+
+    /// A string literal at `at` (on its opening quote), decoded.
+    fn string(&mut self) -> Result<String, CanonicalError> {
+        self.at += 1;
+        let mut s = String::new();
+        loop {
+            let start = self.at;
+            while self
+                .s
+                .get(self.at)
+                .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+            {
+                self.at += 1;
+            }
+            s.push_str(
+                std::str::from_utf8(&self.s[start..self.at])
+                    .map_err(|_| self.err("invalid UTF-8"))?,
+            );
+            match self.s.get(self.at) {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(s);
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let e = *self
+                        .s
+                        .get(self.at)
+                        .ok_or_else(|| self.err("unexpected end"))?;
+                    self.at += 1;
+                    match e {
+                        b'"' => s.push('"'),
+                        b'\\' => s.push('\\'),
+                        b'/' => s.push('/'),
+                        b'b' => s.push('\u{8}'),
+                        b'f' => s.push('\u{c}'),
+                        b'n' => s.push('\n'),
+                        b'r' => s.push('\r'),
+                        b't' => s.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&hi) {
+                                if self.s.get(self.at..self.at + 2) != Some(b"\\u") {
+                                    return Err(self.err("lone surrogate"));
+                                }
+                                self.at += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return Err(self.err("lone surrogate"));
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            s.push(char::from_u32(c).ok_or_else(|| self.err("lone surrogate"))?);
+                        }
+                        _ => return Err(self.err("unknown escape")),
+                    }
+                }
+                Some(_) => return Err(self.err("control character in string")),
+                None => return Err(self.err("unterminated string")),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> &str {
+        let start = self.at;
+        while self.s.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        // SAFETY of from_utf8: ASCII digits only
+        std::str::from_utf8(&self.s[start..self.at]).unwrap_or("")
+    }
+
+    fn number(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+        let negative = self.s.get(self.at) == Some(&b'-');
+        if negative {
+            self.at += 1;
+        }
+        let int = self.digits().to_string();
+        if int.is_empty() || (int.len() > 1 && int.starts_with('0')) {
+            return Err(self.err("bad number"));
+        }
+        let mut frac = String::new();
+        if self.s.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            frac = self.digits().to_string();
+            if frac.is_empty() {
+                return Err(self.err("bad number"));
+            }
+        }
+        let mut exp: i64 = 0;
+        if matches!(self.s.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            let neg = match self.s.get(self.at) {
+                Some(b'-') => {
+                    self.at += 1;
+                    true
+                }
+                Some(b'+') => {
+                    self.at += 1;
+                    false
+                }
+                _ => false,
+            };
+            let e = self.digits();
+            if e.is_empty() || e.len() > 6 {
+                return Err(self.err("bad exponent"));
+            }
+            exp = e.parse::<i64>().map_err(|_| self.err("bad exponent"))?;
+            if neg {
+                exp = -exp;
+            }
+        }
+        out.push_str(&plain_decimal(negative, &int, &frac, exp));
+        Ok(())
+    }
+}
+
+/// Plain decimal text of `[-]int.frac × 10^exp`: the point moved, leading zeros of the integer part
+/// dropped, as many fraction digits as the value had scale (`frac.len() - exp`, at least 0), and no
+/// sign on zero.
+fn plain_decimal(negative: bool, int: &str, frac: &str, exp: i64) -> String {
+    let digits: String = format!("{int}{frac}");
+    let point = int.len() as i64 + exp; // position of the point within `digits`
+    let (int_part, frac_part) = if point <= 0 {
+        (
+            "0".to_string(),
+            format!("{}{digits}", "0".repeat((-point) as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        (
+            format!("{digits}{}", "0".repeat(point as usize - digits.len())),
+            String::new(),
+        )
+    } else {
+        (
+            digits[..point as usize].to_string(),
+            digits[point as usize..].to_string(),
+        )
+    };
+    let int_part = int_part.trim_start_matches('0');
+    let int_part = if int_part.is_empty() { "0" } else { int_part };
+    let is_zero = int_part == "0" && frac_part.bytes().all(|b| b == b'0');
+    let mut s = String::new();
+    if negative && !is_zero {
+        s.push('-');
+    }
+    s.push_str(int_part);
+    if !frac_part.is_empty() {
+        s.push('.');
+        s.push_str(&frac_part);
+    }
+    s
+}
+
+fn escape_into(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event<'a>(changes: Option<&'a str>, occurred_at: i64) -> Event<'a> {
+        Event {
+            id: 42,
+            occurred_at,
+            tenant: Some([0xaa; 16]),
+            actor: None,
+            action: "update",
+            resource_type: Some("public.docs"),
+            resource_id: Some("{\"id\": 7}"),
+            changes,
+            status: "success",
+            context: Some(r#"{"pid": 123, "application_name": "app"}"#),
+        }
+    }
+
+    #[test]
+    fn text_with_unicode_is_its_utf8_bytes() {
+        let mut out = Vec::new();
+        encode_field(&Field::Text("Zoë 日本 😀"), &mut out).unwrap();
+        let bytes = "Zoë 日本 😀".as_bytes();
+        assert_eq!(out[0], b'T');
+        assert_eq!(&out[1..5], &(bytes.len() as u32).to_be_bytes());
+        assert_eq!(&out[5..], bytes);
+    }
+
+    #[test]
+    fn null_and_empty_text_differ() {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode_field(&Field::Null, &mut a).unwrap();
+        encode_field(&Field::Text(""), &mut b).unwrap();
+        assert_eq!(a, b"N\0\0\0\0");
+        assert_eq!(b, b"T\0\0\0\0");
+    }
+
+    #[test]
+    fn fields_cannot_run_into_each_other() {
+        // ("ab", "c") and ("a", "bc") must not serialize alike
+        let e1 = Event {
+            resource_type: Some("ab"),
+            resource_id: Some("c"),
+            ..event(None, 0)
+        };
+        let e2 = Event {
+            resource_type: Some("a"),
+            resource_id: Some("bc"),
+            ..event(None, 0)
+        };
+        assert_ne!(e1.canonical().unwrap(), e2.canonical().unwrap());
+    }
+
+    #[test]
+    fn numbers_are_plain_decimals_that_keep_their_scale() {
+        for (input, want) in [
+            ("0", "0"),
+            ("-0", "0"),
+            ("-0.00", "0.00"),
+            ("12", "12"),
+            ("-12.50", "-12.50"),
+            ("1.5e2", "150"),
+            ("1.50e1", "15.0"),
+            ("1E+2", "100"),
+            ("12e-3", "0.012"),
+            ("0.001e-2", "0.00001"),
+            (
+                "123456789012345678901234567890.123456789",
+                "123456789012345678901234567890.123456789",
+            ),
+        ] {
+            assert_eq!(canonical_json(input).unwrap(), want, "{input}");
+        }
+        for bad in ["01", "1.", ".5", "+1", "1e", "--1", "1e1234567"] {
+            assert!(canonical_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn timestamps_are_utc_whatever_the_offset_they_were_written_with() {
+        // 2026-11-23 19:35:37.5+01 and 2026-11-23 18:35:37.5Z are the same instant
+        let utc = 1_795_458_937_500_000_i64;
+        let plus_one = utc; // the offset only changes how it was written, not the instant
+        assert_eq!(format_timestamp(utc), "2026-11-23T18:35:37.500000Z");
+        assert_eq!(format_timestamp(plus_one), format_timestamp(utc));
+        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(format_timestamp(-1), "1969-12-31T23:59:59.999999Z");
+        // 2000-02-29, a leap day in a century year divisible by 400
+        assert_eq!(
+            format_timestamp(951_782_400_000_000),
+            "2000-02-29T00:00:00.000000Z"
+        );
+        // PostgreSQL's range reaches beyond year 9999 and before year 1
+        assert!(format_timestamp(i64::MAX / 2).starts_with('+'));
+        assert!(format_timestamp(-62_200_000_000_000_000).starts_with('-'));
+    }
+
+    #[test]
+    fn json_key_order_and_whitespace_do_not_matter() {
+        let a = canonical_json(r#"{"b": 1, "a": {"y": [1, 2], "x": null}}"#).unwrap();
+        let b = canonical_json("{\n  \"a\":{\"x\":null,\"y\":[1,2]},\"b\":1}").unwrap();
+        assert_eq!(a, r#"{"a":{"x":null,"y":[1,2]},"b":1}"#);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn keys_sort_by_bytes_and_the_last_repeated_key_wins() {
+        assert_eq!(
+            canonical_json(r#"{"é": 1, "z": 2, "Z": 3, "z": 4}"#).unwrap(),
+            r#"{"Z":3,"z":4,"é":1}"#
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_one_way() {
+        assert_eq!(
+            canonical_json(r#""a\/b \u00e9 \ud83d\ude00 \u0001 \t \"q\" \\""#).unwrap(),
+            "\"a/b é 😀 \\u0001 \\t \\\"q\\\" \\\\\""
+        );
+        for bad in [r#""\ud83d""#, r#""\x""#, "\"a\u{1}\"", r#""open"#] {
+            assert!(canonical_json(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_and_too_deep_json_is_refused() {
+        for bad in ["", "{", "[1,]", "{\"a\" 1}", "tru", "[1] 2", "{1: 2}"] {
+            assert!(canonical_json(bad).is_err(), "{bad:?}");
+        }
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(canonical_json(&deep).is_err());
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(canonical_json(&ok).is_ok());
+    }
+
+    #[test]
+    fn an_event_serializes_the_same_from_equivalent_json() {
+        let a = event(Some(r#"{"new": {"title": "x", "n": 1.50}}"#), 7);
+        let b = event(Some(r#"{ "new" : { "n" : 15.0e-1, "title" : "x" } }"#), 7);
+        assert_eq!(a.canonical().unwrap(), b.canonical().unwrap());
+        let c = event(Some(r#"{"new": {"title": "y", "n": 1.50}}"#), 7);
+        assert_ne!(a.canonical().unwrap(), c.canonical().unwrap());
+    }
+
+    #[test]
+    fn a_known_event_has_known_bytes() {
+        let e = event(
+            Some(r#"{"old": {"t": "a"}, "new": {"t": "b"}}"#),
+            1_795_458_937_500_000,
+        );
+        let c = e.canonical().unwrap();
+        let mut want = Vec::new();
+        want.extend_from_slice(b"warden.audit.v1");
+        for (tag, val) in [
+            (b'I', "42".as_bytes()),
+            (b'S', b"2026-11-23T18:35:37.500000Z"),
+            (b'U', b"aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"),
+            (b'N', b""),
+            (b'T', b"update"),
+            (b'T', b"public.docs"),
+            (b'T', b"{\"id\": 7}"),
+            (b'J', br#"{"new":{"t":"b"},"old":{"t":"a"}}"#),
+            (b'T', b"success"),
+            (b'J', br#"{"application_name":"app","pid":123}"#),
+        ] {
+            want.push(tag);
+            want.extend_from_slice(&(val.len() as u32).to_be_bytes());
+            want.extend_from_slice(val);
+        }
+        assert_eq!(c, want);
+    }
+}
