@@ -119,6 +119,28 @@ pub fn encode_field(f: &Field<'_>, out: &mut Vec<u8>) -> Result<(), CanonicalErr
     Ok(())
 }
 
+/// Splits a sequence of encoded fields back into `(tag, bytes)` pairs: how a record queued for the
+/// worker is read back, and how a verifier outside the database can inspect an event.
+pub fn decode_fields(mut b: &[u8]) -> Result<Vec<(u8, &[u8])>, CanonicalError> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < 5 || !matches!(b[0], b'N' | b'I' | b'T' | b'U' | b'S' | b'J') {
+            return Err(CanonicalError::Json {
+                at: 0,
+                what: "not an encoded field",
+            });
+        }
+        let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
+        let body = b.get(5..5 + len).ok_or(CanonicalError::Json {
+            at: 0,
+            what: "truncated field",
+        })?;
+        out.push((b[0], body));
+        b = &b[5 + len..];
+    }
+    Ok(out)
+}
+
 fn format_uuid(u: &[u8; 16]) -> String {
     let mut s = String::with_capacity(36);
     for (i, b) in u.iter().enumerate() {
@@ -655,6 +677,19 @@ mod tests {
         assert_eq!(a.canonical().unwrap(), b.canonical().unwrap());
         let c = event(Some(r#"{"new": {"title": "y", "n": 1.50}}"#), 7);
         assert_ne!(a.canonical().unwrap(), c.canonical().unwrap());
+    }
+
+    #[test]
+    fn encoded_fields_decode_back() {
+        let e = event(Some(r#"{"a": 1}"#), 5);
+        let c = e.canonical().unwrap();
+        let fields = decode_fields(&c[MAGIC_V1.len()..]).unwrap();
+        assert_eq!(fields.len(), 10);
+        assert_eq!(fields[0], (b'I', &b"42"[..]));
+        assert_eq!(fields[3], (b'N', &b""[..]));
+        assert_eq!(fields[7], (b'J', &br#"{"a":1}"#[..]));
+        assert!(decode_fields(&c[MAGIC_V1.len()..c.len() - 1]).is_err());
+        assert!(decode_fields(b"X\0\0\0\0").is_err());
     }
 
     #[test]

@@ -4,3 +4,4 @@
 
 pub mod canonical;
 pub mod chain;
+pub mod queue;
