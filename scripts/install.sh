@@ -41,6 +41,6 @@ cat <<MSG
 Next steps (see README, "Installing into an existing PostgreSQL 15"):
   postgresql.conf:  shared_preload_libraries = 'warden'   and   warden.jwt_secret = '<32+ random bytes>'
   a new install:    restart the server, then in each database: CREATE EXTENSION warden;
-  an upgrade:       in each database: ALTER EXTENSION warden UPDATE;   then restart when convenient:
-                    until then running servers keep using the previous library.
+  an upgrade:       restart the server when convenient (until then it keeps the library it loaded),
+                    then in each database: ALTER EXTENSION warden UPDATE;
 MSG

@@ -1,6 +1,8 @@
 //! PgBouncer in transaction pooling mode, 2 server connections: two clients alternate tenants for
-//! 10,000 transactions (plus context-free transactions in between). A context that outlived its
-//! transaction would show up as rows of the wrong tenant, or as rows where none may be seen.
+//! 10,000 transactions (plus context-free transactions in between), setting the context alternately
+//! with `warden.authenticate()` and with `SET LOCAL warden.context_token`, and now and then trying a
+//! session-level `SET` (refused). A context that outlived its transaction would show up as rows of
+//! the wrong tenant, or as rows where none may be seen.
 
 use std::thread;
 
@@ -42,8 +44,13 @@ fn client(first: usize) -> Tally {
     for i in 0..TRANSACTIONS_PER_CLIENT {
         let k = (first + i) % 2;
         c.batch_execute("BEGIN").unwrap();
-        c.batch_execute(&format!("SELECT warden.authenticate('{}')", tokens[k]))
-            .unwrap();
+        if i % 2 == 0 {
+            c.batch_execute(&format!("SELECT warden.authenticate('{}')", tokens[k]))
+                .unwrap();
+        } else {
+            c.batch_execute(&format!("SET LOCAL warden.context_token = '{}'", tokens[k]))
+                .unwrap();
+        }
         let own = scalar(&mut c, "SELECT count(*) FROM docs");
         let foreign = scalar(
             &mut c,
@@ -60,6 +67,11 @@ fn client(first: usize) -> Tally {
         );
         t.foreign_rows_seen += foreign;
         t.transactions += 1;
+        // now and then, a session-level SET: refused, so it cannot reach the next client
+        if i % 50 == 25 {
+            let refused = c.batch_execute(&format!("SET warden.context_token = '{}'", tokens[k]));
+            assert_eq!(sqlstate(refused), "22023");
+        }
         // every tenth round, a transaction that never authenticates must see nothing
         if i % 10 == 0 {
             t.rows_seen_without_context += scalar(&mut c, "SELECT count(*) FROM docs");
