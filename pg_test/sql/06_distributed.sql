@@ -30,6 +30,22 @@ select id, amount from ledger order by id;
 select regress_try($$insert into ledger values (4, '00000000-0000-0000-0000-00000000000b', 1)$$);
 update ledger set amount = amount + 1 returning id, amount;
 
+-- a generic cached plan evaluates the InitPlan at each execution, under that execution's context
+set local plan_cache_mode = force_generic_plan;
+prepare ledger_count as select count(*) from ledger;
+execute ledger_count;
+reset role;
+set local role regress_middleware;
+select warden.set_context('00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-000000000001', 'read');
+set local role regress_app;
+execute ledger_count;
+deallocate ledger_count;
+-- a level that is not a constant cannot be hoisted: the call runs per row, with the same answers
+explain (costs off) select count(*) from ledger where tenant_id = warden.tenant_with_level(case when id > 0 then 'read' end);
+select count(*) from ledger where tenant_id = warden.tenant_with_level(case when id > 0 then 'read' end);
+-- without rows to iterate, the call is left alone
+explain (costs off) select warden.tenant_with_level('read');
+
 -- partitions created later keep the root's form
 reset role;
 set local role regress_owner;

@@ -129,6 +129,14 @@ SELECT coalesce(warden.current_tenant()::text, 'none');
 COMMIT;
 SQL
 )"
+    check "$label: SET LOCAL of a valid token is a context for that transaction only" "2|0" "$(qf "$db" ops_app <<SQL | paste -sd'|'
+BEGIN;
+SET LOCAL warden.context_token = '$tb';
+SELECT count(*) FROM docs;
+COMMIT;
+SELECT count(*) FROM docs;
+SQL
+)"
     check "$label: set_context is for the middleware role only" "ERROR 42501" \
         "$(q "$db" ops_app "SELECT warden.set_context('$GLOBEX', '$ACTOR', 'admin')")"
     check "$label: the context ends at COMMIT" "3|0" "$(qf "$db" ops_app -v t="$ta" <<'SQL'
