@@ -3,22 +3,23 @@
 --   set it, only to a token that verifies) and counts only while transaction-local: behaviour of the
 --   library, no SQL change.
 -- * Policies in a form Citus accepts: protect_table(..., distributed) writes them as a direct call,
---   which the planner support function of tenant_with_level turns into a once-per-statement InitPlan.
+--   which the planner support function of tenant_with_level (and of the accessors) turns into a
+--   once-per-statement InitPlan.
 -- * The context readers are PARALLEL RESTRICTED: parallel workers never read the context.
 \echo Use "ALTER EXTENSION warden UPDATE TO '0.2.0'" to load this file. \quit
 
-CREATE FUNCTION warden."_tenant_with_level_support"(
+CREATE FUNCTION warden."_context_support"(
 	"request" internal
 ) RETURNS internal
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c
-AS 'MODULE_PATHNAME', '_tenant_with_level_support_wrapper';
+AS 'MODULE_PATHNAME', '_context_support_wrapper';
 
-ALTER FUNCTION warden.tenant_with_level(text) PARALLEL RESTRICTED SUPPORT warden."_tenant_with_level_support";
-ALTER FUNCTION warden.current_tenant() PARALLEL RESTRICTED;
-ALTER FUNCTION warden.current_actor() PARALLEL RESTRICTED;
-ALTER FUNCTION warden.current_level() PARALLEL RESTRICTED;
-ALTER FUNCTION warden.has_level(text) PARALLEL RESTRICTED;
+ALTER FUNCTION warden.tenant_with_level(text) PARALLEL RESTRICTED SUPPORT warden."_context_support";
+ALTER FUNCTION warden.current_tenant() PARALLEL RESTRICTED SUPPORT warden."_context_support";
+ALTER FUNCTION warden.current_actor() PARALLEL RESTRICTED SUPPORT warden."_context_support";
+ALTER FUNCTION warden.current_level() PARALLEL RESTRICTED SUPPORT warden."_context_support";
+ALTER FUNCTION warden.has_level(text) PARALLEL RESTRICTED SUPPORT warden."_context_support";
 
 DROP FUNCTION warden.protect_table(regclass, name);
 CREATE FUNCTION warden."protect_table"(

@@ -519,23 +519,23 @@ fn clear_context() -> Result<(), ErrorReport> {
     Ok(())
 }
 
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn current_tenant() -> Option<Uuid> {
     current().map(|c| to_pg(c.tenant))
 }
 
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn current_actor() -> Option<Uuid> {
     current().map(|c| to_pg(c.actor))
 }
 
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn current_level() -> Option<&'static str> {
     current().map(|c| c.level.as_str())
 }
 
 /// Whether the context's level implies `level` (read < write < delete < admin). False without one.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn has_level(level: &str) -> Result<bool, ErrorReport> {
     let required: Level = level.parse().map_err(ContextError::Level)?;
     Ok(current().is_some_and(|c| c.level.implies(required)))
@@ -544,11 +544,7 @@ fn has_level(level: &str) -> Result<bool, ErrorReport> {
 /// The current tenant when the context holds `level`, else NULL. The row-level security policies
 /// call it, as `(SELECT warden.tenant_with_level('read'))` or, for Citus, directly; the planner
 /// support function turns a direct call into a once-per-statement InitPlan too.
-#[pg_extern(
-    stable,
-    parallel_restricted,
-    support = planner::_tenant_with_level_support
-)]
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn tenant_with_level(level: &str) -> Result<Option<Uuid>, ErrorReport> {
     let required: Level = level.parse().map_err(ContextError::Level)?;
     Ok(current()

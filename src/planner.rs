@@ -1,23 +1,25 @@
 //! Planner support for the context functions.
 //!
 //! Citus refuses policies that contain a subquery, so on a distributed table warden's policies call
-//! `warden.tenant_with_level(...)` directly. Left alone, PostgreSQL would call that function once
-//! per row. Its support function (`SupportRequestSimplify`) rewrites such a call, when it has a
-//! constant argument inside a query that reads rows, into the scalar subquery
-//! `(SELECT warden.tenant_with_level(...))`, which the planner then turns into an InitPlan: one call
-//! per statement, as with the policies `protect_table` writes for a single node. The policy as
-//! stored (and as Citus inspects it) has no subquery; every node's planner makes the InitPlan.
+//! `warden.tenant_with_level(...)` directly; and hand-written policies and queries call
+//! `warden.current_tenant()` and the other accessors directly too (the mistake that makes a
+//! `current_setting()` policy run per row). Left alone, PostgreSQL would call them once per row.
+//! Their support function (`SupportRequestSimplify`) rewrites such a call, when its arguments are
+//! constants inside a query that reads rows, into the scalar subquery `(SELECT <the call>)`, which
+//! the planner then turns into an InitPlan: one call per statement, evaluated in the leader of a
+//! parallel query and passed to the workers. The policy as stored (and as Citus inspects it) has no
+//! subquery; every node's planner makes the InitPlan.
 //!
-//! Equivalence: the function is STABLE, so within one statement every call returns the same value
+//! Equivalence: the functions are STABLE, so within one statement every call returns the same value
 //! anyway. The subquery's own call sits in a query without FROM, which is left alone, so the
 //! rewrite never recurses.
 
 use pgrx::prelude::*;
 use pgrx::Internal;
 
-/// `SupportRequestSimplify` for `warden.tenant_with_level(text)`.
+/// `SupportRequestSimplify` for the context accessors and `warden.tenant_with_level(text)`.
 #[pg_extern(immutable, parallel_safe)]
-fn _tenant_with_level_support(request: Internal) -> Internal {
+fn _context_support(request: Internal) -> Internal {
     // "No rewrite" is a null pointer, not an SQL NULL: the planner calls this with
     // OidFunctionCall1, which refuses an SQL NULL result.
     let no_rewrite = || Internal::from(Some(pg_sys::Datum::from(0usize)));
@@ -66,21 +68,23 @@ unsafe fn simplify(node: *mut pg_sys::Node) -> Option<*mut pg_sys::Node> {
         if !reads_rows((*parse).rtable) {
             return None; // no rows to iterate: the call already runs once (and this ends the recursion)
         }
+        // only a call whose arguments are all constants can be evaluated once for the statement
         let args = (*fcall).args;
-        if args.is_null() || (*args).length != 1 {
-            return None;
-        }
-        let arg = (*(*args).elements).ptr_value.cast::<pg_sys::Node>();
-        if arg.is_null()
-            || (*arg).type_ != pg_sys::NodeTag::T_Const
-            || (*arg.cast::<pg_sys::Const>()).constisnull
-        {
-            return None; // only a constant level can be evaluated once for the whole statement
+        let n = if args.is_null() {
+            0
+        } else {
+            usize::try_from((*args).length).unwrap_or(0)
+        };
+        for i in 0..n {
+            let arg = (*(*args).elements.add(i)).ptr_value.cast::<pg_sys::Node>();
+            if arg.is_null() || (*arg).type_ != pg_sys::NodeTag::T_Const {
+                return None;
+            }
         }
 
         // SELECT <the same call>
         let call = pg_sys::copyObjectImpl(fcall.cast()).cast::<pg_sys::Expr>();
-        let target = pg_sys::makeTargetEntry(call, 1, pg_sys::pstrdup(c"tenant".as_ptr()), false);
+        let target = pg_sys::makeTargetEntry(call, 1, pg_sys::pstrdup(c"context".as_ptr()), false);
         let query = pg_sys::palloc0(std::mem::size_of::<pg_sys::Query>()).cast::<pg_sys::Query>();
         (*query).type_ = pg_sys::NodeTag::T_Query;
         (*query).commandType = pg_sys::CmdType::CMD_SELECT;

@@ -28,7 +28,8 @@ explain (costs off) select count(*), sum(v) from big;
 select count(*), sum(v) from big;
 explain (costs off) select count(*), sum(v) from big_direct;
 select count(*), sum(v) from big_direct;
--- the accessors themselves stay in the leader
+-- a hand-written filter on an accessor is rewritten the same way: one call, in the leader, and a
+-- parallel plan
 explain (costs off) select count(*) from big where tenant_id = warden.current_tenant();
 select count(*) from big where tenant_id = warden.current_tenant();
 rollback;

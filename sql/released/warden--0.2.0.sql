@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:22
+-- src/lib.rs:24
 -- bootstrap
 -- warden bootstrap: runs first in CREATE EXTENSION warden (schema warden already exists).
 
@@ -43,6 +43,17 @@ SELECT pg_catalog.pg_extension_config_dump('warden.guarded_schemas', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/planner.rs:21
+-- warden::planner::_context_support
+CREATE  FUNCTION "_context_support"(
+	"request" internal /* Internal */
+) RETURNS internal /* Internal */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_context_support_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/protect.rs:113
 -- warden::protect::_ddl_in_progress
 CREATE  FUNCTION "_ddl_in_progress"() RETURNS bool /* bool */
@@ -52,18 +63,7 @@ AS 'MODULE_PATHNAME', '_ddl_in_progress_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/planner.rs:19
--- warden::planner::_tenant_with_level_support
-CREATE  FUNCTION "_tenant_with_level_support"(
-	"request" internal /* Internal */
-) RETURNS internal /* Internal */
-IMMUTABLE PARALLEL SAFE
-LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', '_tenant_with_level_support_wrapper';
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/context.rs:408
+-- src/context.rs:444
 -- warden::context::authenticate
 CREATE  FUNCTION "authenticate"(
 	"token" TEXT /* Option < & str > */
@@ -74,7 +74,7 @@ AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:480
+-- src/context.rs:516
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -83,28 +83,34 @@ AS 'MODULE_PATHNAME', 'clear_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:491
+-- src/context.rs:527
 -- warden::context::current_actor
+-- requires:
+--   planner::_context_support
 CREATE  FUNCTION "current_actor"() RETURNS uuid /* Option < Uuid > */
-STRICT STABLE PARALLEL RESTRICTED
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:496
+-- src/context.rs:532
 -- warden::context::current_level
+-- requires:
+--   planner::_context_support
 CREATE  FUNCTION "current_level"() RETURNS TEXT /* Option < & '_ str > */
-STRICT STABLE PARALLEL RESTRICTED
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:486
+-- src/context.rs:522
 -- warden::context::current_tenant
+-- requires:
+--   planner::_context_support
 CREATE  FUNCTION "current_tenant"() RETURNS uuid /* Option < Uuid > */
-STRICT STABLE PARALLEL RESTRICTED
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
@@ -122,12 +128,14 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:502
+-- src/context.rs:538
 -- warden::context::has_level
+-- requires:
+--   planner::_context_support
 CREATE  FUNCTION "has_level"(
 	"level" TEXT /* & str */
 ) RETURNS bool /* Result < bool, ErrorReport > */
-STRICT STABLE PARALLEL RESTRICTED
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'has_level_wrapper';
 /* </end connected objects> */
@@ -153,7 +161,7 @@ AS 'MODULE_PATHNAME', 'protect_table_v2_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:441
+-- src/context.rs:477
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" uuid, /* Option < Uuid > */
@@ -166,14 +174,14 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:511
+-- src/context.rs:547
 -- warden::context::tenant_with_level
 -- requires:
---   planner::_tenant_with_level_support
+--   planner::_context_support
 CREATE  FUNCTION "tenant_with_level"(
 	"level" TEXT /* & str */
 ) RETURNS uuid /* Result < Option < Uuid > , ErrorReport > */
-STRICT STABLE PARALLEL RESTRICTED SUPPORT "_tenant_with_level_support"
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'tenant_with_level_wrapper';
 /* </end connected objects> */
@@ -203,7 +211,7 @@ AS 'MODULE_PATHNAME', 'unprotect_table_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:23
+-- src/lib.rs:25
 -- finalize
 -- warden finalize: views, the DDL event trigger and privileges, after every function exists.
 
