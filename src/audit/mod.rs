@@ -5,3 +5,4 @@
 pub mod canonical;
 pub mod chain;
 pub mod queue;
+pub mod redact;
