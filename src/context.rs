@@ -358,14 +358,6 @@ pub unsafe extern "C-unwind" fn check_carrier(
     }
 }
 
-/// Whether the Citus library is loaded in this backend (it defines citus.* settings).
-fn citus_loaded() -> bool {
-    // SAFETY: a read-only lookup; missing_ok = true never raises.
-    unsafe {
-        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
-    }
-}
-
 /// Runs one utility statement through SPI, so that every ProcessUtility hook (Citus's) sees it.
 /// Raw SPI rather than pgrx's client: that one assigns a transaction id before any statement,
 /// which would turn every authentication into a write (and fail on a hot standby).
@@ -407,7 +399,7 @@ fn install(token: &str, verified: Option<Claims>) -> Result<(), ContextError> {
             "unexpected characters",
         )));
     }
-    if citus_loaded() {
+    if gucs::citus_loaded() {
         run_utility(c"SET LOCAL citus.propagate_set_commands = 'local'")?;
         let set =
             CString::new(format!("SET LOCAL warden.context_token = '{token}'")).unwrap_or_default();
@@ -446,8 +438,9 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
     let token = token
         .filter(|t| !t.is_empty())
         .ok_or(ContextError::NoToken)?;
-    let claims = verify(token.as_bytes(), now_secs()).map_err(ContextError::Token)?;
-    install(token, Some(claims))?;
+    // verify() leaves the token in the cache, where the check hook finds it
+    verify(token.as_bytes(), now_secs()).map_err(ContextError::Token)?;
+    install(token, None)?;
     Ok(())
 }
 

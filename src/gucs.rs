@@ -188,6 +188,14 @@ pub fn carrier_is_transaction_local() -> bool {
     }
 }
 
+/// Whether the Citus library is loaded in this backend (it defines the citus.* settings).
+pub fn citus_loaded() -> bool {
+    // SAFETY: a read-only lookup; missing_ok = true never raises.
+    unsafe {
+        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
+    }
+}
+
 /// Runs `f` on the current bytes of a string setting (empty when unset), without copying.
 /// The borrow must not outlive `f`: the next SET may free the string.
 pub fn with_bytes<R>(setting: &GucSetting<Option<CString>>, f: impl FnOnce(&[u8]) -> R) -> R {

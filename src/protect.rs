@@ -12,6 +12,7 @@ use pgrx::spi::SpiClient;
 use pgrx::{PgRelation, PgSqlErrorCode};
 
 use crate::errors::SqlError;
+use crate::gucs;
 use crate::level::Level;
 use crate::types::SqlName;
 
@@ -348,14 +349,6 @@ fn each_in_tree(
     Ok(())
 }
 
-/// Whether the Citus library is loaded in this backend.
-fn citus_loaded() -> bool {
-    // SAFETY: a read-only lookup; missing_ok = true never raises.
-    unsafe {
-        !pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null()
-    }
-}
-
 /// Whether Citus distributes `oid` (a row in pg_dist_partition).
 fn citus_distributed(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<bool, ProtectError> {
     Ok(c.select(
@@ -400,12 +393,12 @@ fn protect_table_v2(
             )),
             Some(true) => Ok(Form::Direct),
             Some(false) => Ok(Form::Subquery),
-            None if is_distributed || citus_loaded() => Ok(Form::Direct),
+            None if is_distributed || gucs::citus_loaded() => Ok(Form::Direct),
             None => Ok(Form::Subquery),
         }
     })?;
     each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0, form))?;
-    if form == Form::Subquery && citus_loaded() {
+    if form == Form::Subquery && gucs::citus_loaded() {
         notice!(
             "the policies use a subquery, which Citus refuses on distributed tables: before create_distributed_table(), run warden.protect_table(..., distributed => true)"
         );

@@ -35,24 +35,7 @@ fn strip_leading_comments(mut sql: &str) -> &str {
         if let Some(rest) = sql.strip_prefix("--") {
             sql = rest.split_once('\n').map_or("", |(_, r)| r);
         } else if sql.starts_with("/*") {
-            // nested comments: skip to the matching close
-            let b = sql.as_bytes();
-            let (mut i, mut depth) = (0, 0);
-            while i < b.len() {
-                if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                    depth += 1;
-                    i += 2;
-                } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-            sql = &sql[i.min(sql.len())..];
+            sql = &sql[end_of_block_comment(sql.as_bytes(), 0)..];
         } else {
             return sql;
         }
@@ -74,24 +57,7 @@ pub fn redact_literals(sql: &str) -> String {
                     .position(|&c| c == b'\n')
                     .map_or(b.len(), |p| i + p);
             }
-            // /* comment */ (PostgreSQL nests them)
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let mut depth = 0;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = end_of_block_comment(b, i),
             // "quoted identifier"
             b'"' => {
                 i += 1;
@@ -139,6 +105,27 @@ pub fn redact_literals(sql: &str) -> String {
     }
     out.push_str(&sql[copied.min(sql.len())..]);
     out
+}
+
+/// The end (one past the closing `*/`) of the block comment opening at `i`; PostgreSQL nests them.
+/// The end of the text when it is not closed.
+fn end_of_block_comment(b: &[u8], mut i: usize) -> usize {
+    let mut depth = 0;
+    while i < b.len() {
+        if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
 }
 
 /// The end (one past the closing quote) of a quoted literal whose body starts at `i`.
