@@ -93,6 +93,7 @@ DECLARE
     root oid;
     col  name;
     form text;
+    part oid;
 BEGIN
     IF warden._ddl_in_progress() THEN
         RETURN;  -- warden's own DDL
@@ -106,6 +107,19 @@ BEGIN
         -- A partition tree under warden is kept whole: new, attached or weakened partitions are
         -- protected like the root (CREATE TABLE ... PARTITION OF, ALTER TABLE ... ATTACH PARTITION).
         root := coalesce(pg_partition_root(obj), obj);
+        -- An audited partition tree is audited whole: the row trigger is cloned to new partitions
+        -- by PostgreSQL, the TRUNCATE trigger (a statement trigger) is added here, both ALWAYS.
+        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row') THEN
+            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t
+                         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+                                            WHERE g.tgrelid = t.relid AND g.tgname = 'warden_audit_truncate')
+            LOOP
+                EXECUTE format('CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON %s '
+                               'FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()', part::regclass);
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER warden_audit_truncate, '
+                               'ENABLE ALWAYS TRIGGER warden_audit_row', part::regclass);
+            END LOOP;
+        END IF;
         SELECT p.tenant_column, p.policy_form INTO col, form FROM warden.protected_tables p WHERE p.relid = root;
         IF FOUND AND EXISTS (SELECT 1 FROM pg_partition_tree(root) t JOIN pg_class k ON k.oid = t.relid
                               WHERE k.relkind IN ('r', 'p')
@@ -130,3 +144,13 @@ GRANT SELECT ON warden.protected_tables, warden.rls_coverage TO PUBLIC;
 -- Only trusted middleware mints contexts.
 REVOKE EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO warden_context_setter;
+
+-- Audit trail: verification, export and the queue's state are for warden_auditor (and superusers);
+-- purging and sealing by hand for superusers only.
+REVOKE EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_digest(),
+    warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
+    warden.audit_queue_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_digest(),
+    warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
+    warden.audit_queue_status() TO warden_auditor;
+REVOKE EXECUTE ON FUNCTION warden.purge_audit(), warden.seal_audit() FROM PUBLIC;

@@ -19,6 +19,21 @@ pub static JWT_ISSUER: GucSetting<Option<CString>> = GucSetting::<Option<CString
 pub static JWT_LEEWAY: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Lifetime, in seconds, of the context token `warden.set_context()` mints.
 pub static CONTEXT_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
+/// Seconds an audit event is kept before warden.purge_audit() may remove it (365 days).
+pub static AUDIT_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(365 * 86400);
+/// Milliseconds a caller waits for the sealing worker to confirm an autonomous event.
+pub static AUDIT_AUTONOMOUS_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2000);
+/// Which authentications are recorded: failures (default) or all.
+pub static AUDIT_AUTHENTICATION: GucSetting<AuditAuthentication> =
+    GucSetting::<AuditAuthentication>::new(AuditAuthentication::Failures);
+
+#[derive(Clone, Copy, PartialEq, Eq, pgrx::PostgresGucEnum)]
+pub enum AuditAuthentication {
+    #[name = c"failures"]
+    Failures,
+    #[name = c"all"]
+    All,
+}
 /// The carrier of the current context: a signed token, set transaction-locally by
 /// `warden.authenticate()`, `warden.set_context()` or `SET LOCAL` (how Citus forwards it).
 pub static CONTEXT_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -118,6 +133,34 @@ pub fn init() {
         86400,
         GucContext::Suset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"warden.audit_retention",
+        c"How long audit events are kept: warden.purge_audit() removes older ones.",
+        c"",
+        &AUDIT_RETENTION,
+        86400,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"warden.audit_autonomous_wait",
+        c"How long a failing statement waits for the sealing worker to confirm its denial event.",
+        c"The caller's own error stands either way; an unconfirmed event is counted in warden.audit_queue_status().",
+        &AUDIT_AUTONOMOUS_WAIT,
+        0,
+        60000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_enum_guc(
+        c"warden.audit_authentication",
+        c"Which warden.authenticate() calls are audit events: failures or all.",
+        c"all writes one event per authenticated transaction.",
+        &AUDIT_AUTHENTICATION,
+        GucContext::Suset,
+        GucFlags::empty(),
     );
     // Settable by any role, but the check hook admits only a token that verifies, and only from a
     // SET or SET LOCAL (never from ALTER ROLE/DATABASE, the startup packet or a function's SET

@@ -22,12 +22,18 @@ mod types;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!(
+    "../sql/audit.sql",
+    name = "audit",
+    requires = ["bootstrap", context::tenant_with_level]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     hooks::init();
+    audit::worker::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

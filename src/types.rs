@@ -48,3 +48,34 @@ unsafe impl SqlTranslatable for SqlName {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
         Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
 }
+
+impl pgrx::IntoDatum for SqlName {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        let c = std::ffi::CString::new(self.0).ok()?;
+        // SAFETY: namein copies the string into a palloc'd NameData.
+        unsafe {
+            pgrx::fcinfo::direct_function_call_as_datum(
+                pg_sys::namein,
+                &[Some(pg_sys::Datum::from(c.as_ptr()))],
+            )
+        }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::NAMEOID
+    }
+}
+
+// SAFETY: a `name` datum (from an array of name, already detoasted) points at a NameData.
+unsafe impl pgrx::datum::UnboxDatum for SqlName {
+    type As<'src> = SqlName;
+    unsafe fn unbox<'src>(datum: pgrx::datum::Datum<'src>) -> Self::As<'src>
+    where
+        Self: 'src,
+    {
+        // SAFETY: see above.
+        let name =
+            unsafe { CStr::from_ptr(datum.sans_lifetime().cast_mut_ptr::<std::ffi::c_char>()) };
+        SqlName(name.to_string_lossy().into_owned())
+    }
+}

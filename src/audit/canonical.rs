@@ -514,7 +514,7 @@ fn plain_decimal(negative: bool, int: &str, frac: &str, exp: i64) -> String {
     s
 }
 
-fn escape_into(s: &str, out: &mut String) {
+pub fn escape_into(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

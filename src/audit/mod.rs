@@ -1,8 +1,99 @@
-//! The audit trail's pure logic: the canonical serialization of an event and the hash chain over
-//! sealed events, with their verification. The SQL API (events table, triggers, the sealing worker,
-//! `verify_audit`, digests) builds on these; see README, "Audit trail" once it lands.
+//! The audit trail: every significant change and security event, in a table nobody can alter
+//! without it showing. See README, "Audit trail".
+//!
+//! - `canonical`, `chain`, `queue`, `redact`: pure logic (serialization, hash chain, the bounded
+//!   queue, statement redaction), tested without a server.
+//! - `record`: the event path other modules call, [`record`] and [`record_autonomous`].
+//! - `trigger`: the row and TRUNCATE triggers of audited tables, and the immutability trigger.
+//! - `seal` and `worker`: numbering and chaining committed events, in a background worker.
+//! - `api`: the SQL functions (enable_audit, log_event, verify_audit, purge_audit, ...).
 
+pub mod api;
 pub mod canonical;
 pub mod chain;
 pub mod queue;
+pub mod record;
 pub mod redact;
+pub mod seal;
+pub mod trigger;
+pub mod worker;
+
+use pgrx::PgSqlErrorCode;
+
+pub use record::{record, record_autonomous, NewEvent, Status};
+
+use crate::errors::SqlError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{verb} of {table} is refused: the audit trail is append-only")]
+    Immutable { verb: &'static str, table: String },
+    #[error("{0}")]
+    Record(#[from] record::RecordError),
+    #[error("{table} is {kind}, not a table")]
+    NotATable { table: String, kind: String },
+    #[error("must be owner of table {table} to change its auditing (current role: {role})")]
+    NotOwner { table: String, role: String },
+    #[error("table {table} has no column \"{column}\" to redact")]
+    NoColumn { table: String, column: String },
+    #[error("{0} must not be NULL")]
+    Null(&'static str),
+    #[error("status must be success, denied or error, not \"{0}\"")]
+    BadStatus(String),
+    #[error("action must not be empty")]
+    EmptyAction,
+    #[error("{what} needs admin level (current: {current})")]
+    NeedsAdmin { what: &'static str, current: String },
+    #[error("only a superuser may call {0}")]
+    NotSuperuser(&'static str),
+    #[error("internal error: {0}")]
+    Spi(#[from] pgrx::spi::Error),
+    #[error("{0}")]
+    Seal(#[from] seal::SealError),
+}
+
+impl SqlError for AuditError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        use PgSqlErrorCode::*;
+        match self {
+            AuditError::Immutable { .. }
+            | AuditError::NotOwner { .. }
+            | AuditError::NeedsAdmin { .. }
+            | AuditError::NotSuperuser(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            AuditError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            AuditError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
+            AuditError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
+            AuditError::Null(_) | AuditError::BadStatus(_) | AuditError::EmptyAction => {
+                ERRCODE_INVALID_PARAMETER_VALUE
+            }
+            AuditError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+            AuditError::Seal(e) => e.sqlstate(),
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            AuditError::Immutable { .. } => {
+                "Events leave the trail only through warden.purge_audit(), once they are older than warden.audit_retention.".into()
+            }
+            AuditError::Record(record::RecordError::NotInstalled) => "CREATE EXTENSION warden;".into(),
+            AuditError::Record(record::RecordError::Altered) => {
+                "Reinstall warden's audit tables: DROP EXTENSION warden; CREATE EXTENSION warden; (after a dump).".into()
+            }
+            AuditError::NotATable { .. } => "warden audits ordinary and partitioned tables.".into(),
+            AuditError::NotOwner { .. } => "Run it as the table's owner or a member of the owning role.".into(),
+            AuditError::NoColumn { table, .. } => {
+                format!("Name existing columns of {table}: SELECT warden.enable_audit('{table}', redact => '{{password_hash}}');")
+            }
+            AuditError::BadStatus(_) => "Use 'success', 'denied' or 'error'.".into(),
+            AuditError::EmptyAction => "Name what happened, e.g. 'export_started'.".into(),
+            AuditError::NeedsAdmin { .. } => {
+                "Authenticate with a token of level admin (or run it as a superuser).".into()
+            }
+            AuditError::NotSuperuser(_) => "Run it as a superuser.".into(),
+            AuditError::Seal(e) => return e.hint(),
+            AuditError::Null(_) | AuditError::Spi(_) => return None,
+        })
+    }
+}
+crate::sql_error!(AuditError);

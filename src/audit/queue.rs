@@ -14,8 +14,8 @@
 //!
 //! Pure logic, no database: `cargo test --features pg15 --lib audit`.
 
-/// Bytes of the ring.
-pub const CAPACITY: usize = 1 << 20;
+/// Bytes of the ring (one ring per database the sealing worker serves).
+pub const CAPACITY: usize = 1 << 16;
 
 /// A record longer than this is refused outright (it could never fit next to others).
 pub const MAX_RECORD: usize = CAPACITY / 4;
@@ -42,7 +42,7 @@ pub enum QueueError {
 }
 
 impl Ring {
-    /// An empty ring on the heap (all zero bytes is the empty state), without building the 1 MiB
+    /// An empty ring on the heap (all zero bytes is the empty state), without building the 64 KiB
     /// value on the stack first.
     pub fn boxed() -> Box<Ring> {
         // SAFETY: every field is an integer or an array of bytes, for which zero is valid.

@@ -1,0 +1,398 @@
+//! The event path every module calls: [`record`] writes an event in the current transaction,
+//! [`record_autonomous`] hands it to the sealing worker so that it is kept even though the current
+//! transaction is about to fail.
+//!
+//! A recorded event goes to `warden.audit_pending`, a table with no index and no privileges for
+//! anyone, by a direct heap insert (no SPI, no permission check, no plan): the writer pays for one
+//! heap tuple and nothing else. It commits or rolls back with the writer's transaction; the sealing
+//! worker (see `worker`) later moves committed events into `warden.audit_events`, numbered and
+//! chained. Writers therefore never wait for one another.
+
+use std::cell::Cell;
+use std::ffi::CStr;
+
+use pgrx::pg_sys;
+
+use super::canonical::{escape_into, format_timestamp};
+
+/// Seconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01, in microseconds.
+pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+/// The columns of `warden.audit_pending`, in attribute order.
+pub const PENDING_COLUMNS: usize = 9;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Denied,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Denied => "denied",
+            Status::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "success" => Some(Status::Success),
+            "denied" => Some(Status::Denied),
+            "error" => Some(Status::Error),
+            _ => None,
+        }
+    }
+}
+
+/// An event before it is sealed: everything but the id and the hashes.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub tenant: Option<[u8; 16]>,
+    pub actor: Option<[u8; 16]>,
+    pub action: String,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    /// JSON text.
+    pub changes: Option<String>,
+    pub status: Status,
+    /// Extra members of the `context` document (a JSON object's members, without braces), added
+    /// after the standard ones.
+    pub context_extra: Option<String>,
+}
+
+impl NewEvent {
+    /// An event of the current context's tenant and actor (both NULL without a context).
+    pub fn in_context(action: &str, status: Status) -> NewEvent {
+        let claims = crate::context::current();
+        NewEvent {
+            tenant: claims.as_ref().map(|c| *c.tenant.as_bytes()),
+            actor: claims.as_ref().map(|c| *c.actor.as_bytes()),
+            action: action.to_owned(),
+            resource_type: None,
+            resource_id: None,
+            changes: None,
+            status,
+            context_extra: None,
+        }
+    }
+
+    pub fn resource(mut self, kind: &str, id: Option<&str>) -> NewEvent {
+        self.resource_type = Some(kind.to_owned());
+        self.resource_id = id.map(str::to_owned);
+        self
+    }
+
+    pub fn changes(mut self, json: String) -> NewEvent {
+        self.changes = Some(json);
+        self
+    }
+}
+
+thread_local! {
+    /// The standard members of this transaction's context document, for (lxid, role, xid).
+    static CONTEXT: std::cell::RefCell<(u32, pg_sys::Oid, u32, String)> =
+        const { std::cell::RefCell::new((0, pg_sys::InvalidOid, 0, String::new())) };
+}
+
+/// The `context` document of an event: who and where, from the server's own state (never from
+/// anything the client sends as data). Built once per transaction and role.
+pub fn context_json(xid: Option<u32>, extra: Option<&str>) -> String {
+    let lxid = local_xid();
+    // SAFETY: reads the current role.
+    let user = unsafe { pg_sys::GetOuterUserId() };
+    let xid = xid.unwrap_or(0);
+    let mut s = CONTEXT
+        .with_borrow(|c| {
+            (lxid != 0 && c.0 == lxid && c.1 == user && c.2 == xid).then(|| c.3.clone())
+        })
+        .unwrap_or_else(|| {
+            let base = context_members(xid, user);
+            CONTEXT.set((lxid, user, xid, base.clone()));
+            base
+        });
+    if let Some(e) = extra.filter(|e| !e.is_empty()) {
+        s.push(',');
+        s.push_str(e);
+    }
+    s.push('}');
+    s
+}
+
+fn context_members(xid: u32, user: pg_sys::Oid) -> String {
+    // SAFETY: reads of backend globals and catalog lookups that do not raise (missing_ok).
+    unsafe {
+        let mut s = String::with_capacity(160);
+        s.push_str("{\"application_name\":");
+        json_cstr(pg_sys::application_name, &mut s);
+        s.push_str(",\"backend_pid\":");
+        let pid = pg_sys::MyProcPid;
+        s.push_str(&pid.to_string());
+        s.push_str(",\"client_addr\":");
+        match client_addr() {
+            Some(a) => escape_into(&a, &mut s),
+            None => s.push_str("null"),
+        }
+        s.push_str(",\"database_role\":");
+        json_cstr(pg_sys::GetUserNameFromId(user, true), &mut s);
+        s.push_str(",\"transaction_id\":");
+        if xid != 0 {
+            s.push_str(&xid.to_string());
+        } else {
+            s.push_str("null");
+        }
+        s
+    }
+}
+
+/// The client's address (`inet_client_addr()`), NULL over a Unix socket and in a worker.
+fn client_addr() -> Option<String> {
+    // SAFETY: inet_client_addr takes no arguments and returns NULL or an inet; inet_out formats it.
+    unsafe {
+        if pg_sys::MyProcPort.is_null() {
+            return None;
+        }
+        let d = pgrx::fcinfo::direct_function_call_as_datum(pg_sys::inet_client_addr, &[])?;
+        let text = pgrx::fcinfo::direct_function_call_as_datum(pg_sys::inet_out, &[Some(d)])?;
+        Some(
+            CStr::from_ptr(text.cast_mut_ptr::<std::ffi::c_char>())
+                .to_string_lossy()
+                .into_owned(),
+        )
+    }
+}
+
+/// Appends a C string as a JSON string (`null` for a null pointer).
+pub fn json_cstr(p: *const std::ffi::c_char, out: &mut String) {
+    if p.is_null() {
+        out.push_str("null");
+    } else {
+        // SAFETY: a NUL-terminated string owned by PostgreSQL.
+        let s = unsafe { CStr::from_ptr(p) }.to_string_lossy();
+        escape_into(&s, out);
+    }
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    escape_into(s, &mut out);
+    out
+}
+
+/// The server clock, as a PostgreSQL timestamptz.
+pub fn now() -> pg_sys::TimestampTz {
+    // SAFETY: reads the clock.
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+/// A timestamptz as the canonical serialization writes it.
+pub fn canonical_time(ts: pg_sys::TimestampTz) -> String {
+    format_timestamp(ts.saturating_add(PG_EPOCH_OFFSET_US))
+}
+
+thread_local! {
+    /// `warden.audit_pending` for the transaction it was looked up in.
+    static PENDING: Cell<(u32, pg_sys::Oid)> = const { Cell::new((0, pg_sys::InvalidOid)) };
+    /// Whether this transaction recorded an event (the sealer is woken at commit).
+    static RECORDED: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK: Cell<bool> = const { Cell::new(false) };
+}
+
+fn local_xid() -> u32 {
+    // SAFETY: MyProc is this backend's PGPROC.
+    unsafe {
+        if pg_sys::MyProc.is_null() {
+            0
+        } else {
+            (*pg_sys::MyProc).lxid
+        }
+    }
+}
+
+/// The oid of `warden.audit_pending` in this database, or InvalidOid when warden is not installed.
+pub fn pending_relid() -> pg_sys::Oid {
+    let lxid = local_xid();
+    let (cached_lxid, oid) = PENDING.get();
+    if lxid != 0 && cached_lxid == lxid {
+        return oid;
+    }
+    // SAFETY: catalog lookups that do not raise (missing_ok).
+    let oid = unsafe {
+        let ns = pg_sys::get_namespace_oid(c"warden".as_ptr(), true);
+        if ns == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(c"audit_pending".as_ptr(), ns)
+        }
+    };
+    PENDING.set((lxid, oid));
+    oid
+}
+
+/// Why an event could not be recorded in the current transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("the audit trail is not installed in this database (CREATE EXTENSION warden)")]
+    NotInstalled,
+    #[error("warden.audit_pending has been altered (it must have {PENDING_COLUMNS} columns and no index)")]
+    Altered,
+}
+
+/// Records `ev` in the current transaction: it is kept exactly when the transaction commits.
+pub fn record(ev: &NewEvent) -> Result<(), RecordError> {
+    // SAFETY: assigns a transaction id (the transaction writes anyway).
+    let xid = unsafe { pg_sys::GetTopTransactionId() }.into_inner();
+    let context = context_json(Some(xid), ev.context_extra.as_deref());
+    insert_pending(ev, now(), &context)?;
+    RECORDED.set(true);
+    ensure_callback();
+    Ok(())
+}
+
+/// Inserts one row into `warden.audit_pending`, bypassing SQL (and so permissions, which no role
+/// but the superuser has on the table).
+pub fn insert_pending(
+    ev: &NewEvent,
+    occurred_at: pg_sys::TimestampTz,
+    context: &str,
+) -> Result<(), RecordError> {
+    let relid = pending_relid();
+    if relid == pg_sys::InvalidOid {
+        return Err(RecordError::NotInstalled);
+    }
+    // SAFETY: the relation is opened and locked for the insert; every datum is built for the
+    // column type it goes into (checked by the column count and the table's creation script).
+    unsafe {
+        let rel = pg_sys::table_open(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+        let desc = (*rel).rd_att;
+        if (*desc).natts as usize != PENDING_COLUMNS || (*(*rel).rd_rel).relhasindex {
+            pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+            return Err(RecordError::Altered);
+        }
+        let mut values = [pg_sys::Datum::from(0usize); PENDING_COLUMNS];
+        let mut nulls = [false; PENDING_COLUMNS];
+        values[0] = pg_sys::Datum::from(occurred_at);
+        set_uuid(&mut values[1], &mut nulls[1], ev.tenant);
+        set_uuid(&mut values[2], &mut nulls[2], ev.actor);
+        set_text(&mut values[3], &mut nulls[3], Some(&ev.action));
+        set_text(&mut values[4], &mut nulls[4], ev.resource_type.as_deref());
+        set_text(&mut values[5], &mut nulls[5], ev.resource_id.as_deref());
+        set_jsonb(&mut values[6], &mut nulls[6], ev.changes.as_deref());
+        set_text(&mut values[7], &mut nulls[7], Some(ev.status.as_str()));
+        set_jsonb(&mut values[8], &mut nulls[8], Some(context));
+        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+        pg_sys::simple_heap_insert(rel, tuple);
+        pg_sys::heap_freetuple(tuple);
+        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+    }
+    Ok(())
+}
+
+unsafe fn set_uuid(v: &mut pg_sys::Datum, null: &mut bool, u: Option<[u8; 16]>) {
+    match u {
+        // SAFETY: a palloc'd 16-byte pg_uuid_t.
+        Some(u) => unsafe {
+            let p = pg_sys::palloc(16).cast::<u8>();
+            std::ptr::copy_nonoverlapping(u.as_ptr(), p, 16);
+            *v = pg_sys::Datum::from(p);
+        },
+        None => *null = true,
+    }
+}
+
+unsafe fn set_text(v: &mut pg_sys::Datum, null: &mut bool, s: Option<&str>) {
+    match s {
+        // SAFETY: builds a palloc'd text from the bytes.
+        Some(s) => unsafe {
+            let t = pg_sys::cstring_to_text_with_len(s.as_ptr().cast(), s.len() as i32);
+            *v = pg_sys::Datum::from(t);
+        },
+        None => *null = true,
+    }
+}
+
+unsafe fn set_jsonb(v: &mut pg_sys::Datum, null: &mut bool, json: Option<&str>) {
+    match json {
+        // SAFETY: jsonb_in parses a NUL-terminated copy; invalid JSON raises an ERROR (22P02),
+        // which the caller's transaction reports.
+        Some(j) => unsafe {
+            let c = std::ffi::CString::new(j.replace('\0', "")).unwrap_or_default();
+            *v = pgrx::fcinfo::direct_function_call_as_datum(
+                pg_sys::jsonb_in,
+                &[Some(pg_sys::Datum::from(c.as_ptr()))],
+            )
+            .unwrap_or(pg_sys::Datum::from(0usize));
+        },
+        None => *null = true,
+    }
+}
+
+fn ensure_callback() {
+    if !CALLBACK.get() {
+        // SAFETY: registers a transaction callback once per backend.
+        unsafe { pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut()) };
+        CALLBACK.set(true);
+    }
+}
+
+/// At commit, tells the sealing worker of this database that there is something to seal (starting
+/// it when it is not running). Nothing here may raise an error: the transaction has committed.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
+            if RECORDED.replace(false) {
+                // SAFETY: MyDatabaseId is set in every backend that can record.
+                super::worker::notify(unsafe { pg_sys::MyDatabaseId });
+            }
+        }
+        pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            RECORDED.set(false);
+            super::seal::reset_flags();
+        }
+        _ => {}
+    }
+}
+
+/// Records `ev` through the sealing worker, in the worker's own transaction, so that it is kept
+/// even if the caller's transaction then fails (a denied authentication, a refused destruction).
+/// Waits at most `warden.audit_autonomous_wait` for the worker to confirm. Returns whether the
+/// event is known to be committed; when it is not (the queue was full, no worker could start, the
+/// wait ran out, a hot standby), the shortfall is counted in `warden.audit_queue_status()` and a
+/// WARNING goes to the server log, and the caller's own error still stands.
+pub fn record_autonomous(ev: &NewEvent) -> bool {
+    // SAFETY: reads backend globals.
+    let (xid, standby) = unsafe {
+        (
+            pg_sys::GetTopTransactionIdIfAny().into_inner(),
+            pg_sys::RecoveryInProgress(),
+        )
+    };
+    let context = context_json(Some(xid), ev.context_extra.as_deref());
+    let rec = super::worker::encode(ev, now(), &context);
+    let ok = if standby {
+        super::worker::count_unrecorded();
+        false
+    } else {
+        super::worker::submit(&rec)
+    };
+    if !ok {
+        pgrx::warning!(
+            "warden: audit event \"{}\" ({}) could not be recorded: {}",
+            ev.action,
+            ev.status.as_str(),
+            if standby {
+                "this is a hot standby"
+            } else {
+                "the sealing worker did not confirm it (see warden.audit_queue_status())"
+            }
+        );
+    }
+    ok
+}

@@ -1,0 +1,254 @@
+//! Sealing: committed events move from `warden.audit_pending` into `warden.audit_events`, where
+//! they get consecutive ids and their place in the hash chain.
+//!
+//! One sealer at a time: it takes `SHARE ROW EXCLUSIVE` on `warden.audit_events` (self-conflicting;
+//! no application role holds a privilege that could take it), reads the head of the chain, deletes
+//! a batch of the pending rows its snapshot sees (committed ones, and its own transaction's), and
+//! inserts them numbered and chained, in the order they occurred (ties by their position in the
+//! pending table). The delete and the insert commit together, so an event is sealed exactly once;
+//! a crash in between leaves it pending for the next pass.
+//!
+//! The model is "asynchronous sealing of committed events by a background worker in commit order":
+//! events of a transaction that commits after a pass has begun are sealed by a later pass, so the
+//! chain is ordered by when the sealer first saw an event committed, and within a pass by the time
+//! the event occurred.
+
+use std::cell::Cell;
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+use pgrx::PgSqlErrorCode;
+
+use super::canonical::{CanonicalError, Event};
+use super::chain::{link, Hash, GENESIS};
+use super::record::{pending_relid, PG_EPOCH_OFFSET_US};
+use crate::errors::SqlError;
+
+/// Events per sealing transaction.
+pub const BATCH: i64 = 5000;
+
+thread_local! {
+    /// Set while this backend seals: the immutability trigger lets it delete pending rows.
+    static SEALING: Cell<bool> = const { Cell::new(false) };
+    /// Set while this backend purges: the immutability trigger lets it delete old events.
+    static PURGING: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn sealing() -> bool {
+    SEALING.get()
+}
+
+pub fn purging() -> bool {
+    PURGING.get()
+}
+
+/// Clears both flags (at abort, in case an error skipped the guards' drop).
+pub fn reset_flags() {
+    SEALING.set(false);
+    PURGING.set(false);
+}
+
+/// Sets `flag` for the duration of `f`.
+pub fn with_flag<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
+    struct Reset(&'static std::thread::LocalKey<Cell<bool>>, bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    let _reset = Reset(flag, flag.replace(true));
+    f()
+}
+
+pub fn with_purging<R>(f: impl FnOnce() -> R) -> R {
+    with_flag(&PURGING, f)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("the audit trail is not installed in this database")]
+    NotInstalled,
+    #[error("sealing needs READ COMMITTED: a transaction snapshot would not see the chain's current head")]
+    Isolation,
+    #[error("an event cannot be serialized: {0}")]
+    Canonical(#[from] CanonicalError),
+    #[error("internal error: {0}")]
+    Spi(#[from] pgrx::spi::Error),
+    #[error("{0}")]
+    Worker(String),
+}
+
+impl SqlError for SealError {
+    fn sqlstate(&self) -> PgSqlErrorCode {
+        match self {
+            SealError::NotInstalled | SealError::Isolation => {
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            _ => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            SealError::NotInstalled => Some("CREATE EXTENSION warden;".into()),
+            SealError::Isolation => {
+                Some("Call warden.seal_audit() in a READ COMMITTED transaction.".into())
+            }
+            _ => None,
+        }
+    }
+}
+crate::sql_error!(SealError);
+
+/// The chain's head: the last sealed event, else the last purge checkpoint, else (0, GENESIS).
+pub fn head(c: &pgrx::spi::SpiClient<'_>) -> Result<(i64, Hash), pgrx::spi::Error> {
+    for sql in [
+        "SELECT id, hash FROM warden.audit_events ORDER BY id DESC LIMIT 1",
+        "SELECT id, hash FROM warden.audit_checkpoints ORDER BY id DESC LIMIT 1",
+    ] {
+        let t = c.select(sql, Some(1), &[])?;
+        if !t.is_empty() {
+            let (id, hash) = t.first().get_two::<i64, Vec<u8>>()?;
+            if let (Some(id), Some(hash)) = (id, hash) {
+                return Ok((id, to_hash(&hash)));
+            }
+        }
+    }
+    Ok((0, GENESIS))
+}
+
+pub fn to_hash(b: &[u8]) -> Hash {
+    let mut h = [0u8; 32];
+    let n = b.len().min(32);
+    h[..n].copy_from_slice(&b[..n]);
+    h
+}
+
+/// Seals every pending event this transaction sees, in batches. Returns how many were sealed.
+pub fn seal_all() -> Result<i64, SealError> {
+    if pending_relid() == pg_sys::InvalidOid {
+        return Err(SealError::NotInstalled);
+    }
+    // SAFETY: reads the transaction's isolation level.
+    if unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32 {
+        return Err(SealError::Isolation);
+    }
+    let mut total = 0;
+    loop {
+        let n = with_flag(&SEALING, || seal_batch(BATCH))?;
+        total += n;
+        if n < BATCH {
+            return Ok(total);
+        }
+    }
+}
+
+const TAKE: &str = "WITH d AS (DELETE FROM warden.audit_pending \
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM warden.audit_pending LIMIT $1)) \
+     RETURNING ctid AS pos, *) \
+     SELECT occurred_at, tenant, actor, action, resource_type, resource_id, changes::text, status, \
+            context::text \
+       FROM d ORDER BY occurred_at, pos";
+
+const PUT: &str = "INSERT INTO warden.audit_events \
+     (id, occurred_at, tenant, actor, action, resource_type, resource_id, changes, status, context, \
+      prev_hash, hash) \
+     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::uuid[], $4::uuid[], \
+            $5::text[], $6::text[], $7::text[], $8::text[]::jsonb[], $9::text[], \
+            $10::text[]::jsonb[], $11::bytea[], $12::bytea[])";
+
+fn seal_batch(max: i64) -> Result<i64, SealError> {
+    Spi::connect_mut(|c| {
+        c.update(
+            "LOCK TABLE warden.audit_events IN SHARE ROW EXCLUSIVE MODE",
+            None,
+            &[],
+        )?;
+        let (mut id, mut prev) = head(c)?;
+        let rows = c.update(TAKE, None, &[max.into()])?;
+        let n = rows.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(n);
+        let mut ats = Vec::with_capacity(n);
+        let mut tenants: Vec<Option<pgrx::Uuid>> = Vec::with_capacity(n);
+        let mut actors: Vec<Option<pgrx::Uuid>> = Vec::with_capacity(n);
+        let mut actions = Vec::with_capacity(n);
+        let mut rtypes: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut rids: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut changes: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut statuses = Vec::with_capacity(n);
+        let mut contexts: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut prevs: Vec<Vec<u8>> = Vec::with_capacity(n);
+        let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
+        for row in rows {
+            let at: TimestampWithTimeZone = row
+                .get(1)?
+                .unwrap_or_else(TimestampWithTimeZone::positive_infinity);
+            let tenant: Option<pgrx::Uuid> = row.get(2)?;
+            let actor: Option<pgrx::Uuid> = row.get(3)?;
+            let action: String = row.get(4)?.unwrap_or_default();
+            let rtype: Option<String> = row.get(5)?;
+            let rid: Option<String> = row.get(6)?;
+            let change: Option<String> = row.get(7)?;
+            let status: String = row.get(8)?.unwrap_or_default();
+            let context: Option<String> = row.get(9)?;
+            id += 1;
+            let ev = Event {
+                id,
+                occurred_at: at.into_inner().saturating_add(PG_EPOCH_OFFSET_US),
+                tenant: tenant.map(|u| *u.as_bytes()),
+                actor: actor.map(|u| *u.as_bytes()),
+                action: &action,
+                resource_type: rtype.as_deref(),
+                resource_id: rid.as_deref(),
+                changes: change.as_deref(),
+                status: &status,
+                context: context.as_deref(),
+            };
+            let hash = link(&prev, &ev.canonical()?);
+            ids.push(id);
+            ats.push(at);
+            tenants.push(tenant);
+            actors.push(actor);
+            actions.push(action);
+            rtypes.push(rtype);
+            rids.push(rid);
+            changes.push(change);
+            statuses.push(status);
+            contexts.push(context);
+            prevs.push(prev.to_vec());
+            hashes.push(hash.to_vec());
+            prev = hash;
+        }
+        c.update(
+            PUT,
+            None,
+            &[
+                ids.into(),
+                ats.into(),
+                tenants.into(),
+                actors.into(),
+                actions.into(),
+                rtypes.into(),
+                rids.into(),
+                changes.into(),
+                statuses.into(),
+                contexts.into(),
+                prevs.into(),
+                hashes.into(),
+            ],
+        )?;
+        Ok(n as i64)
+    })
+}
+
+/// Seals the committed events now, in the caller's transaction (the worker does this on its own;
+/// this is for servers without `shared_preload_libraries = 'warden'`, and for tests). Superuser.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn seal_audit() -> Result<i64, pgrx::pg_sys::panic::ErrorReport> {
+    crate::errors::ensure_writable(c"warden.seal_audit()");
+    Ok(seal_all()?)
+}

@@ -1,0 +1,527 @@
+//! The sealing worker: one dynamic background worker per database, started on demand, that moves
+//! committed events from `warden.audit_pending` into `warden.audit_events` (numbered and chained,
+//! see `seal`) and commits the events queued for it in shared memory by `record_autonomous`.
+//!
+//! Shared memory holds one slot per database being served: the worker's state and latch, a
+//! counter of commits that recorded events, and a bounded queue (`queue::Ring`) of autonomous
+//! events. Writers never wait for the worker: at commit they bump the counter and set its latch,
+//! or register a worker when there is none. The worker exits after `IDLE_EXIT` without work, so
+//! that it never keeps a database from being dropped for long; the counter makes that exit race
+//! free (it exits only if no commit was counted since its last sealing pass began).
+//!
+//! Without `shared_preload_libraries = 'warden'` there is no shared memory and no worker: events
+//! still go to `warden.audit_pending` and are sealed by `SELECT warden.seal_audit()`.
+
+use std::time::{Duration, Instant};
+
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+use super::canonical::{decode_fields, encode_field, Field};
+use super::queue::Ring;
+use super::record::{NewEvent, Status};
+
+/// Databases served at the same time (a further database waits for a free slot: its events stay
+/// pending until then).
+pub const SLOTS: usize = 8;
+/// A worker with nothing to do for this long exits (a new one starts with the next commit).
+const IDLE_EXIT: Duration = Duration::from_secs(2);
+/// How often a running worker looks for work without being woken.
+const POLL: Duration = Duration::from_millis(500);
+/// A slot marked as starting for longer than this is taken to have failed to start.
+const START_TIMEOUT_US: i64 = 10_000_000;
+
+const FREE: u32 = 0;
+const STARTING: u32 = 1;
+const RUNNING: u32 = 2;
+
+#[repr(C)]
+struct Slot {
+    dboid: u32,
+    state: u32,
+    pid: i32,
+    latch: *mut pg_sys::Latch,
+    state_since: i64,
+    /// Commits that recorded events, counted after the commit.
+    commits: u64,
+    /// Autonomous events committed by the worker (compared with `ring.pushed`).
+    confirmed: u64,
+    /// Autonomous events whose confirmation a caller stopped waiting for.
+    unconfirmed: u64,
+    /// Autonomous events that could not be queued at all (a hot standby, no slot).
+    unrecorded: u64,
+    /// Sealing passes that failed (the worker logs the error and retries).
+    failures: u64,
+    ring: Ring,
+}
+
+#[repr(C)]
+struct Shared {
+    lock: *mut pg_sys::LWLock,
+    slots: [Slot; SLOTS],
+}
+
+static mut SHARED: *mut Shared = std::ptr::null_mut();
+static mut PREV_REQUEST: pg_sys::shmem_request_hook_type = None;
+static mut PREV_STARTUP: pg_sys::shmem_startup_hook_type = None;
+const TRANCHE: &std::ffi::CStr = c"warden_audit";
+
+/// Requests the shared memory; called from `_PG_init` when warden is preloaded.
+pub fn init() {
+    // SAFETY: hook installation in the postmaster, once.
+    unsafe {
+        if !pg_sys::process_shared_preload_libraries_in_progress {
+            return;
+        }
+        PREV_REQUEST = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREV_STARTUP = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    // SAFETY: runs in the postmaster while shared memory is being sized.
+    unsafe {
+        if let Some(prev) = PREV_REQUEST {
+            prev();
+        }
+        pg_sys::RequestAddinShmemSpace(std::mem::size_of::<Shared>());
+        pg_sys::RequestNamedLWLockTranche(TRANCHE.as_ptr(), 1);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    // SAFETY: as pgrx's own PgLwLock does: under AddinShmemInitLock, find or create the struct.
+    unsafe {
+        if let Some(prev) = PREV_STARTUP {
+            prev();
+        }
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let p = pg_sys::ShmemInitStruct(
+            c"warden audit".as_ptr(),
+            std::mem::size_of::<Shared>(),
+            &mut found,
+        )
+        .cast::<Shared>();
+        if !found {
+            std::ptr::write_bytes(p.cast::<u8>(), 0, std::mem::size_of::<Shared>());
+            (*p).lock = &raw mut (*pg_sys::GetNamedLWLockTranche(TRANCHE.as_ptr())).lock;
+        }
+        SHARED = p;
+        pg_sys::LWLockRelease(init_lock);
+    }
+}
+
+/// Runs `f` on the shared state under its lock; None without shared memory.
+fn with_shared<R>(f: impl FnOnce(&mut Shared) -> R) -> Option<R> {
+    // SAFETY: SHARED is set once at startup and points into shared memory; the LWLock serializes
+    // access, and is released by PostgreSQL's error cleanup if `f` raises.
+    unsafe {
+        let p = SHARED;
+        if p.is_null() {
+            return None;
+        }
+        pg_sys::LWLockAcquire((*p).lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let r = f(&mut *p);
+        pg_sys::LWLockRelease((*p).lock);
+        Some(r)
+    }
+}
+
+fn find_slot(sh: &mut Shared, dboid: u32, claim: bool) -> Option<usize> {
+    if let Some(i) = sh.slots.iter().position(|s| s.dboid == dboid) {
+        return Some(i);
+    }
+    if !claim {
+        return None;
+    }
+    let i = sh
+        .slots
+        .iter()
+        .position(|s| s.dboid == 0 || (s.state == FREE && s.ring.is_empty()))?;
+    let s = &mut sh.slots[i];
+    let pushed = s.ring.pushed;
+    // a reused slot starts with an empty ring; `confirmed` follows its `pushed` counter
+    s.dboid = dboid;
+    s.state = FREE;
+    s.confirmed = pushed;
+    Some(i)
+}
+
+/// Wakes the worker of `dboid`, or says that one must be started.
+fn wake_or_claim(sh: &mut Shared, dboid: u32, count_commit: bool) -> bool {
+    let Some(i) = find_slot(sh, dboid, true) else {
+        return false;
+    };
+    let now = super::record::now();
+    let s = &mut sh.slots[i];
+    if count_commit {
+        s.commits += 1;
+    }
+    match s.state {
+        RUNNING if !s.latch.is_null() => {
+            // SAFETY: the latch of a live worker (its exit callback clears it under this lock).
+            unsafe { pg_sys::SetLatch(s.latch) };
+            false
+        }
+        STARTING if now - s.state_since < START_TIMEOUT_US => false,
+        _ => {
+            s.state = STARTING;
+            s.state_since = now;
+            true
+        }
+    }
+}
+
+fn start_worker(dboid: u32) -> bool {
+    let started = BackgroundWorkerBuilder::new("warden audit sealer")
+        .set_type("warden audit sealer")
+        .set_library("warden")
+        .set_function("warden_audit_sealer_main")
+        .set_argument(Some(pg_sys::Datum::from(dboid)))
+        .enable_spi_access()
+        .set_start_time(BgWorkerStartTime::RecoveryFinished)
+        .set_restart_time(None)
+        .load_dynamic()
+        .is_ok();
+    if !started {
+        with_shared(|sh| {
+            if let Some(i) = find_slot(sh, dboid, false) {
+                if sh.slots[i].state == STARTING {
+                    sh.slots[i].state = FREE;
+                }
+            }
+        });
+    }
+    started
+}
+
+/// After a commit that recorded events: wake (or start) the worker of `dboid`. Never raises.
+pub fn notify(dboid: pg_sys::Oid) {
+    let dboid = dboid.to_u32();
+    if with_shared(|sh| wake_or_claim(sh, dboid, true)) == Some(true) {
+        start_worker(dboid);
+    }
+}
+
+/// An autonomous event as queued: its fields, encoded as the canonical serialization encodes
+/// fields (occurred_at as PostgreSQL microseconds).
+pub fn encode(ev: &NewEvent, occurred_at: pg_sys::TimestampTz, context: &str) -> Vec<u8> {
+    fn uuid(u: Option<[u8; 16]>) -> Field<'static> {
+        u.map_or(Field::Null, Field::Uuid)
+    }
+    fn text(t: Option<&str>) -> Field<'_> {
+        t.map_or(Field::Null, Field::Text)
+    }
+    let fields = [
+        Field::Int(occurred_at),
+        uuid(ev.tenant),
+        uuid(ev.actor),
+        Field::Text(&ev.action),
+        text(ev.resource_type.as_deref()),
+        text(ev.resource_id.as_deref()),
+        text(ev.changes.as_deref()),
+        Field::Text(ev.status.as_str()),
+        Field::Text(context),
+    ];
+    let mut out = Vec::with_capacity(256);
+    for f in &fields {
+        // text fields only fail beyond 4 GiB, which a queue record can never reach
+        let _ = encode_field(f, &mut out);
+    }
+    out
+}
+
+/// The inverse of [`encode`]: the event, its time and its context document.
+fn decode(rec: &[u8]) -> Option<(NewEvent, pg_sys::TimestampTz, String)> {
+    let f = decode_fields(rec).ok()?;
+    if f.len() != 9 {
+        return None;
+    }
+    let text = |i: usize| -> Option<String> {
+        (f[i].0 != b'N').then(|| String::from_utf8_lossy(f[i].1).into_owned())
+    };
+    let uuid = |i: usize| -> Option<[u8; 16]> {
+        (f[i].0 == b'U')
+            .then(|| {
+                uuid::Uuid::try_parse_ascii(f[i].1)
+                    .ok()
+                    .map(|u| *u.as_bytes())
+            })
+            .flatten()
+    };
+    let at: i64 = std::str::from_utf8(f[0].1).ok()?.parse().ok()?;
+    let ev = NewEvent {
+        tenant: uuid(1),
+        actor: uuid(2),
+        action: text(3)?,
+        resource_type: text(4),
+        resource_id: text(5),
+        changes: text(6),
+        status: Status::parse(&text(7)?)?,
+        context_extra: None,
+    };
+    Some((ev, at, text(8)?))
+}
+
+/// Queues an autonomous record for this database's worker and waits (bounded) for it to be
+/// committed. False when it was not confirmed.
+pub fn submit(rec: &[u8]) -> bool {
+    // SAFETY: MyDatabaseId is set in a backend.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let queued = with_shared(|sh| {
+        let i = find_slot(sh, dboid, true)?;
+        match sh.slots[i].ring.push(rec) {
+            Ok(()) => {
+                let ticket = sh.slots[i].ring.pushed;
+                let start = wake_or_claim(sh, dboid, false);
+                Some((i, ticket, start))
+            }
+            Err(_) => None,
+        }
+    });
+    let Some(Some((slot, ticket, start))) = queued else {
+        if queued == Some(None) {
+            // no slot: counted on none (every slot busy); a full ring counted itself
+        }
+        return false;
+    };
+    if start && !start_worker(dboid) {
+        with_shared(|sh| sh.slots[slot].unconfirmed += 1);
+        return false;
+    }
+    let wait = Duration::from_millis(crate::gucs::AUDIT_AUTONOMOUS_WAIT.get().max(0) as u64);
+    let deadline = Instant::now() + wait;
+    loop {
+        let done =
+            with_shared(|sh| sh.slots[slot].dboid == dboid && sh.slots[slot].confirmed >= ticket)
+                .unwrap_or(false);
+        if done {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            with_shared(|sh| sh.slots[slot].unconfirmed += 1);
+            return false;
+        }
+        // SAFETY: a short sleep on our own latch; postmaster death ends the backend.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                5,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+    }
+}
+
+/// Counts an autonomous event that could not even be queued.
+pub fn count_unrecorded() {
+    // SAFETY: MyDatabaseId is set in a backend.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    with_shared(|sh| {
+        if let Some(i) = find_slot(sh, dboid, true) {
+            sh.slots[i].unrecorded += 1;
+        }
+    });
+}
+
+/// The queue's state for this database, for `warden.audit_queue_status()`.
+pub struct QueueStatus {
+    pub preloaded: bool,
+    pub worker_pid: Option<i32>,
+    pub queued_bytes: i64,
+    pub autonomous_pushed: i64,
+    pub autonomous_confirmed: i64,
+    pub overflowed: i64,
+    pub unconfirmed: i64,
+    pub unrecorded: i64,
+    pub failures: i64,
+}
+
+pub fn status() -> QueueStatus {
+    // SAFETY: MyDatabaseId is set in a backend.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    with_shared(|sh| match find_slot(sh, dboid, false) {
+        Some(i) => {
+            let s = &sh.slots[i];
+            QueueStatus {
+                preloaded: true,
+                worker_pid: (s.state == RUNNING).then_some(s.pid),
+                queued_bytes: s.ring.used() as i64,
+                autonomous_pushed: s.ring.pushed as i64,
+                autonomous_confirmed: s.confirmed as i64,
+                overflowed: s.ring.overflowed as i64,
+                unconfirmed: s.unconfirmed as i64,
+                unrecorded: s.unrecorded as i64,
+                failures: s.failures as i64,
+            }
+        }
+        None => QueueStatus {
+            preloaded: true,
+            worker_pid: None,
+            queued_bytes: 0,
+            autonomous_pushed: 0,
+            autonomous_confirmed: 0,
+            overflowed: 0,
+            unconfirmed: 0,
+            unrecorded: 0,
+            failures: 0,
+        },
+    })
+    .unwrap_or(QueueStatus {
+        preloaded: false,
+        worker_pid: None,
+        queued_bytes: 0,
+        autonomous_pushed: 0,
+        autonomous_confirmed: 0,
+        overflowed: 0,
+        unconfirmed: 0,
+        unrecorded: 0,
+        failures: 0,
+    })
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_exit(_code: i32, arg: pg_sys::Datum) {
+    let dboid = arg.value() as u32;
+    // SAFETY: MyProcPid is ours.
+    let me = unsafe { pg_sys::MyProcPid };
+    with_shared(|sh| {
+        if let Some(i) = find_slot(sh, dboid, false) {
+            let s = &mut sh.slots[i];
+            if s.pid == me {
+                s.state = FREE;
+                s.pid = 0;
+                s.latch = std::ptr::null_mut();
+            }
+        }
+    });
+}
+
+/// The worker's entry point (named in the dynamic registration).
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
+    let dboid = arg.value() as u32;
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    BackgroundWorker::connect_worker_to_spi_by_oid(Some(pg_sys::Oid::from(dboid)), None);
+    // SAFETY: registers the cleanup of our slot, then claims it.
+    let claimed = unsafe {
+        pg_sys::before_shmem_exit(Some(on_exit), pg_sys::Datum::from(dboid));
+        with_shared(|sh| {
+            let i = find_slot(sh, dboid, true)?;
+            let s = &mut sh.slots[i];
+            if s.state == RUNNING && s.pid != 0 && s.pid != pg_sys::MyProcPid {
+                return None; // another worker serves this database
+            }
+            s.state = RUNNING;
+            s.pid = pg_sys::MyProcPid;
+            s.latch = pg_sys::MyLatch;
+            Some(i)
+        })
+        .flatten()
+    };
+    let Some(slot) = claimed else {
+        return;
+    };
+    let mut last_work = Instant::now();
+    loop {
+        let seen = with_shared(|sh| sh.slots[slot].commits).unwrap_or(0);
+        let records = with_shared(|sh| {
+            let pushed = sh.slots[slot].ring.pushed;
+            (sh.slots[slot].ring.pop(usize::MAX), pushed)
+        });
+        let (records, pushed) = records.unwrap_or_default();
+        let outcome = run_in_transaction(|| {
+            let mut n = 0i64;
+            for r in &records {
+                if let Some((ev, at, ctx)) = decode(r) {
+                    super::record::insert_pending(&ev, at, &ctx)
+                        .map_err(|e| super::seal::SealError::Worker(e.to_string()))?;
+                    n += 1;
+                }
+            }
+            super::seal::seal_all().map(|sealed| sealed + n)
+        });
+        match outcome {
+            Ok(n) => {
+                if !records.is_empty() {
+                    with_shared(|sh| sh.slots[slot].confirmed = pushed);
+                }
+                if n > 0 {
+                    last_work = Instant::now();
+                }
+            }
+            Err(super::seal::SealError::NotInstalled) => return,
+            Err(e) => {
+                with_shared(|sh| sh.slots[slot].failures += 1);
+                pgrx::log!("warden audit sealer: {e}");
+            }
+        }
+        if last_work.elapsed() >= IDLE_EXIT {
+            let leave = with_shared(|sh| {
+                let s = &mut sh.slots[slot];
+                if s.commits == seen && s.ring.is_empty() {
+                    s.state = FREE;
+                    s.pid = 0;
+                    s.latch = std::ptr::null_mut();
+                    true
+                } else {
+                    false
+                }
+            })
+            .unwrap_or(true);
+            if leave {
+                return;
+            }
+        }
+        if !BackgroundWorker::wait_latch(Some(POLL)) {
+            return;
+        }
+    }
+}
+
+/// Runs `body` in a transaction of its own: committed when it returns Ok, rolled back when it
+/// returns Err or raises (the error is returned, so that the worker carries on).
+fn run_in_transaction(
+    body: impl FnOnce() -> Result<i64, super::seal::SealError> + std::panic::UnwindSafe,
+) -> Result<i64, super::seal::SealError> {
+    // SAFETY: the worker is between transactions; every path below ends the one it starts.
+    unsafe {
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let r = PgTryBuilder::new(body)
+        .catch_others(|e| {
+            let msg = match &e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
+                pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
+                    ereport.message().to_string()
+                }
+            };
+            Err(super::seal::SealError::Worker(msg))
+        })
+        .execute();
+    // SAFETY: commit or abort the transaction started above.
+    unsafe {
+        if r.is_ok() {
+            pg_sys::PopActiveSnapshot();
+            pg_sys::CommitTransactionCommand();
+        } else {
+            pg_sys::AbortCurrentTransaction();
+        }
+    }
+    r
+}
