@@ -435,13 +435,75 @@ fn from_pg(u: Uuid) -> uuid::Uuid {
 /// Verifies an HS256 JWT and makes its claims this transaction's context.
 #[pg_extern(volatile, parallel_unsafe)]
 fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
-    let token = token
-        .filter(|t| !t.is_empty())
-        .ok_or(ContextError::NoToken)?;
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        audit_failure(None, &ContextError::NoToken);
+        return Err(ContextError::NoToken.into());
+    };
     // verify() leaves the token in the cache, where the check hook finds it
-    verify(token.as_bytes(), now_secs()).map_err(ContextError::Token)?;
+    let claims = match verify(token.as_bytes(), now_secs()) {
+        Ok(c) => c,
+        Err(e) => {
+            let e = ContextError::Token(e);
+            audit_failure(Some(token), &e);
+            return Err(e.into());
+        }
+    };
     install(token, None)?;
+    if gucs::AUDIT_AUTHENTICATION.get() == gucs::AuditAuthentication::All {
+        let ev = crate::audit::NewEvent::in_context("authenticate", crate::audit::Status::Success)
+            .resource("actor", Some(&claims.actor.to_string()))
+            .changes(format!("{{\"level\":\"{}\"}}", claims.level.as_str()));
+        crate::audit::record(&ev).map_err(crate::audit::AuditError::from)?;
+    }
     Ok(())
+}
+
+/// Records a failed authentication as a denied event that survives the rollback: the reason, and
+/// what the token claimed (tenant and subject) when its payload parsed. Never the token itself.
+/// The tenant and actor columns are filled only when the signature verified (the token was
+/// genuine but expired, not yet valid, for another audience or issuer, or had a bad claim).
+fn audit_failure(token: Option<&str>, e: &ContextError) {
+    let (tenant, sub) = token.map(jwt::claimed_identity).unwrap_or_default();
+    let genuine = matches!(
+        e,
+        ContextError::Token(
+            JwtError::Expired(_)
+                | JwtError::NotYetValid(_)
+                | JwtError::Audience(_)
+                | JwtError::Issuer(_)
+        )
+    );
+    let as_uuid = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| uuid::Uuid::try_parse(s).ok())
+            .map(|u| *u.as_bytes())
+    };
+    let configuration = matches!(e, ContextError::Token(j) if j.is_configuration());
+    let quote = |s: &Option<String>| {
+        s.as_deref()
+            .map_or("null".to_string(), crate::audit::record::json_str)
+    };
+    let ev = crate::audit::NewEvent {
+        tenant: if genuine { as_uuid(&tenant) } else { None },
+        actor: if genuine { as_uuid(&sub) } else { None },
+        action: "authenticate".into(),
+        resource_type: Some("actor".into()),
+        resource_id: sub.clone(),
+        changes: Some(format!(
+            "{{\"reason\":{},\"claimed_tenant\":{},\"claimed_subject\":{},\"signature_verified\":{}}}",
+            crate::audit::record::json_str(&e.to_string()),
+            quote(&tenant),
+            quote(&sub),
+            genuine
+        )),
+        status: if configuration {
+            crate::audit::Status::Error
+        } else {
+            crate::audit::Status::Denied
+        },
+        context_extra: None,
+    };
+    crate::audit::record_autonomous(&ev);
 }
 
 fn ensure_setter() -> Result<(), ContextError> {

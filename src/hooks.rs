@@ -1,6 +1,9 @@
 //! warden's ProcessUtility hook (warden is preloaded, so it sees every utility statement).
 //!
-//! Today it has one job: `SET warden.context_token = ...` without `LOCAL` is refused. A forged or
+//! It records authorization changes and administrative actions as audit events, without any call
+//! from the application (see [`audited`]), once the statement has succeeded and in its transaction.
+//!
+//! And `SET warden.context_token = ...` without `LOCAL` is refused. A forged or
 //! invalid token fails with 28000, exactly as with `SET LOCAL` or `authenticate`; a valid one with
 //! 22023, because a session-level value would outlive the transaction. The read path ignores such a
 //! value anyway (see `context`); refusing the statement tells the application so instead of leaving
@@ -90,6 +93,7 @@ unsafe extern "C-unwind" fn process_utility(
             };
             crate::errors::report(&e).report(PgLogLevel::ERROR);
         }
+        let event = audited(pstmt, query_string);
         match PREVIOUS {
             Some(previous) => previous(
                 pstmt,
@@ -112,5 +116,231 @@ unsafe extern "C-unwind" fn process_utility(
                 qc,
             ),
         }
+        if let Some(ev) = event {
+            record_utility(ev, pstmt);
+        }
+    }
+}
+
+/// What an audited utility statement is: action, resource type and id, and (for ALTER TABLE) the
+/// table to look at after it ran.
+struct UtilityEvent {
+    action: &'static str,
+    resource_type: &'static str,
+    resource_id: Option<String>,
+    statement: String,
+    /// DISABLE TRIGGER: recorded only when the table is audited.
+    only_if_audited: Option<*mut pg_sys::RangeVar>,
+}
+
+unsafe fn rangevar_name(rv: *mut pg_sys::RangeVar) -> Option<String> {
+    // SAFETY: a RangeVar from the parse tree.
+    unsafe {
+        if rv.is_null() || (*rv).relname.is_null() {
+            return None;
+        }
+        let rel = CStr::from_ptr((*rv).relname).to_string_lossy();
+        Some(if (*rv).schemaname.is_null() {
+            rel.into_owned()
+        } else {
+            format!(
+                "{}.{rel}",
+                CStr::from_ptr((*rv).schemaname).to_string_lossy()
+            )
+        })
+    }
+}
+
+unsafe fn cstr_opt(p: *const std::ffi::c_char) -> Option<String> {
+    // SAFETY: a NUL-terminated string from the parse tree, or null.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// The statement's own text (one statement of a multi-statement string), secrets removed.
+unsafe fn statement_text(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query: *const std::ffi::c_char,
+) -> String {
+    // SAFETY: stmt_location/stmt_len index into the query string PostgreSQL passed.
+    unsafe {
+        if query.is_null() {
+            return String::new();
+        }
+        let all = CStr::from_ptr(query).to_bytes();
+        let start = ((*pstmt).stmt_location.max(0) as usize).min(all.len());
+        let end = match (*pstmt).stmt_len {
+            n if n > 0 => (start + n as usize).min(all.len()),
+            _ => all.len(),
+        };
+        let text = String::from_utf8_lossy(&all[start..end]);
+        crate::audit::redact::for_audit(text.trim())
+    }
+}
+
+/// The audit event a utility statement makes, if any: GRANT/REVOKE (of privileges and of roles),
+/// CREATE/ALTER/DROP ROLE, CREATE/ALTER/DROP POLICY, ALTER TABLE ... ENABLE/DISABLE/FORCE/NO FORCE
+/// ROW LEVEL SECURITY, and DISABLE TRIGGER on an audited table. Not while an extension script
+/// runs (CREATE EXTENSION, ALTER EXTENSION UPDATE): those statements are the extension's own.
+unsafe fn audited(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query: *const std::ffi::c_char,
+) -> Option<UtilityEvent> {
+    // SAFETY: reads the parse tree PostgreSQL passed.
+    unsafe {
+        if pstmt.is_null() || pg_sys::creating_extension || crate::protect::in_own_ddl() {
+            return None;
+        }
+        let stmt = (*pstmt).utilityStmt;
+        if stmt.is_null() {
+            return None;
+        }
+        use pg_sys::NodeTag::*;
+        let (action, resource_type, resource_id, only_if_audited) = match (*stmt).type_ {
+            T_GrantStmt => {
+                let g = stmt.cast::<pg_sys::GrantStmt>();
+                let action = if (*g).is_grant { "grant" } else { "revoke" };
+                (action, "privileges", None, None)
+            }
+            T_GrantRoleStmt => {
+                let g = stmt.cast::<pg_sys::GrantRoleStmt>();
+                let action = if (*g).is_grant {
+                    "grant_role"
+                } else {
+                    "revoke_role"
+                };
+                (action, "role", None, None)
+            }
+            T_CreateRoleStmt => {
+                let r = stmt.cast::<pg_sys::CreateRoleStmt>();
+                ("create_role", "role", cstr_opt((*r).role), None)
+            }
+            T_AlterRoleStmt => {
+                let r = stmt.cast::<pg_sys::AlterRoleStmt>();
+                let name = if (*r).role.is_null() {
+                    None
+                } else {
+                    cstr_opt((*(*r).role).rolename)
+                };
+                ("alter_role", "role", name, None)
+            }
+            T_AlterRoleSetStmt => {
+                let r = stmt.cast::<pg_sys::AlterRoleSetStmt>();
+                let name = if (*r).role.is_null() {
+                    None
+                } else {
+                    cstr_opt((*(*r).role).rolename)
+                };
+                ("alter_role", "role", name, None)
+            }
+            T_DropRoleStmt => ("drop_role", "role", None, None),
+            T_RenameStmt
+                if (*stmt.cast::<pg_sys::RenameStmt>()).renameType
+                    == pg_sys::ObjectType::OBJECT_ROLE =>
+            {
+                let r = stmt.cast::<pg_sys::RenameStmt>();
+                ("alter_role", "role", cstr_opt((*r).subname), None)
+            }
+            T_CreatePolicyStmt => {
+                let p = stmt.cast::<pg_sys::CreatePolicyStmt>();
+                (
+                    "create_policy",
+                    "policy",
+                    policy_id((*p).policy_name, (*p).table),
+                    None,
+                )
+            }
+            T_AlterPolicyStmt => {
+                let p = stmt.cast::<pg_sys::AlterPolicyStmt>();
+                (
+                    "alter_policy",
+                    "policy",
+                    policy_id((*p).policy_name, (*p).table),
+                    None,
+                )
+            }
+            T_DropStmt
+                if (*stmt.cast::<pg_sys::DropStmt>()).removeType
+                    == pg_sys::ObjectType::OBJECT_POLICY =>
+            {
+                ("drop_policy", "policy", None, None)
+            }
+            T_AlterTableStmt => {
+                let a = stmt.cast::<pg_sys::AlterTableStmt>();
+                let cmds = pgrx::PgList::<pg_sys::AlterTableCmd>::from_pg((*a).cmds);
+                let mut rls = false;
+                let mut disable_trigger = false;
+                for cmd in cmds.iter_ptr() {
+                    match (*cmd).subtype {
+                        pg_sys::AlterTableType::AT_EnableRowSecurity
+                        | pg_sys::AlterTableType::AT_DisableRowSecurity
+                        | pg_sys::AlterTableType::AT_ForceRowSecurity
+                        | pg_sys::AlterTableType::AT_NoForceRowSecurity => rls = true,
+                        pg_sys::AlterTableType::AT_DisableTrig
+                        | pg_sys::AlterTableType::AT_DisableTrigAll
+                        | pg_sys::AlterTableType::AT_DisableTrigUser => disable_trigger = true,
+                        _ => {}
+                    }
+                }
+                let name = rangevar_name((*a).relation);
+                if rls {
+                    ("alter_row_security", "table", name, None)
+                } else if disable_trigger {
+                    ("disable_trigger", "table", name, Some((*a).relation))
+                } else {
+                    return None;
+                }
+            }
+            _ => return None,
+        };
+        Some(UtilityEvent {
+            action,
+            resource_type,
+            resource_id,
+            statement: statement_text(pstmt, query),
+            only_if_audited,
+        })
+    }
+}
+
+unsafe fn policy_id(
+    policy: *const std::ffi::c_char,
+    table: *mut pg_sys::RangeVar,
+) -> Option<String> {
+    // SAFETY: parse-tree strings.
+    unsafe {
+        let p = cstr_opt(policy)?;
+        Some(match rangevar_name(table) {
+            Some(t) => format!("{p} on {t}"),
+            None => p,
+        })
+    }
+}
+
+/// Records `ev` after its statement succeeded, in the statement's transaction. Skipped where
+/// warden is not installed.
+unsafe fn record_utility(ev: UtilityEvent, _pstmt: *mut pg_sys::PlannedStmt) {
+    if crate::audit::record::pending_relid() == pg_sys::InvalidOid {
+        return;
+    }
+    if let Some(rv) = ev.only_if_audited {
+        // SAFETY: resolves the statement's table (it exists: the statement succeeded).
+        let relid = unsafe {
+            pg_sys::RangeVarGetRelidExtended(rv, pg_sys::NoLock as _, 1, None, std::ptr::null_mut())
+        };
+        if relid == pg_sys::InvalidOid || !crate::audit::api::is_audited(relid) {
+            return;
+        }
+    }
+    let changes = format!(
+        "{{\"statement\":{}}}",
+        crate::audit::record::json_str(&ev.statement)
+    );
+    let mut e = crate::audit::NewEvent::in_context(ev.action, crate::audit::Status::Success)
+        .changes(changes);
+    e.resource_type = Some(ev.resource_type.to_owned());
+    e.resource_id = ev.resource_id;
+    if let Err(err) = crate::audit::record(&e) {
+        let err = crate::audit::AuditError::from(err);
+        crate::errors::report(&err).report(PgLogLevel::ERROR);
     }
 }

@@ -49,6 +49,8 @@ pub enum ProtectError {
     DistributedNeedsDirect(String),
     #[error("internal error: {0}")]
     Spi(#[from] pgrx::spi::Error),
+    #[error("{0}")]
+    Audit(#[from] crate::audit::record::RecordError),
 }
 
 impl SqlError for ProtectError {
@@ -65,6 +67,7 @@ impl SqlError for ProtectError {
             ProtectError::DistributedNeedsDirect(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ProtectError::Null(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
+            ProtectError::Audit(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }
     }
 
@@ -87,6 +90,7 @@ impl SqlError for ProtectError {
             ProtectError::DistributedNeedsDirect(table) => {
                 format!("Use the direct form: SELECT warden.protect_table('{table}', distributed => true);")
             }
+            ProtectError::Audit(_) => "CREATE EXTENSION warden; (or ALTER EXTENSION warden UPDATE)".into(),
             ProtectError::Spi(_) => return None,
         })
     }
@@ -108,6 +112,27 @@ fn busy<R>(f: impl FnOnce() -> R) -> R {
     }
     let _reset = Reset(BUSY.replace(true));
     f()
+}
+
+/// True while warden's own DDL runs (the utility hook leaves its statements to warden's event).
+pub fn in_own_ddl() -> bool {
+    BUSY.get()
+}
+
+/// Records one of warden's own administrative calls as an audit event.
+fn audit(action: &str, kind: &str, id: &str, changes: String) -> Result<(), ProtectError> {
+    let ev = crate::audit::NewEvent::in_context(action, crate::audit::Status::Success)
+        .resource(kind, Some(id))
+        .changes(changes);
+    crate::audit::record(&ev)?;
+    Ok(())
+}
+
+fn regclass_text(oid: pg_sys::Oid) -> Result<String, ProtectError> {
+    Ok(
+        Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[oid.into()])?
+            .unwrap_or_default(),
+    )
 }
 
 /// True while warden.protect_table() or unprotect_table() is running in this backend.
@@ -398,6 +423,20 @@ fn protect_table_v2(
         }
     })?;
     each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0, form))?;
+    audit(
+        "protect_table",
+        "table",
+        &regclass_text(oid)?,
+        format!(
+            "{{\"tenant_column\":{},\"policy_form\":\"{}\"}}",
+            crate::audit::record::json_str(&tenant_column.0),
+            if form == Form::Direct {
+                "direct"
+            } else {
+                "subquery"
+            }
+        ),
+    )?;
     if form == Form::Subquery && gucs::citus_loaded() {
         notice!(
             "the policies use a subquery, which Citus refuses on distributed tables: before create_distributed_table(), run warden.protect_table(..., distributed => true)"
@@ -445,7 +484,14 @@ fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
     crate::errors::ensure_writable(c"warden.unprotect_table()");
     let oid = tbl.oid();
     drop(tbl);
-    each_in_tree(oid, unprotect_one)
+    each_in_tree(oid, unprotect_one)?;
+    audit(
+        "unprotect_table",
+        "table",
+        &regclass_text(oid)?,
+        "{}".into(),
+    )?;
+    Ok(())
 }
 
 fn schema_owned(c: &SpiClient<'_>, schema: &str) -> Result<pg_sys::Oid, ProtectError> {
@@ -490,6 +536,7 @@ fn guard_schema(schema: SqlName) -> Result<(), ErrorReport> {
             .first()
             .get_one::<i32>()?
             .unwrap_or(0);
+        audit("guard_schema", "schema", &schema.0, "{}".into())?;
         if open > 0 {
             notice!(
                 "schema {} has {open} existing table(s) that are not protected; see warden.rls_coverage",
@@ -513,6 +560,7 @@ fn unguard_schema(schema: SqlName) -> Result<(), ErrorReport> {
             None,
             &[oid.into()],
         )?;
+        audit("unguard_schema", "schema", &schema.0, "{}".into())?;
         Ok::<_, ProtectError>(())
     })?;
     Ok(())

@@ -242,6 +242,19 @@ fn audit_args(c: &SpiClient<'_>, tbl: pg_sys::Oid) -> Result<Option<Vec<String>>
     Ok(Some(out))
 }
 
+/// Whether a table carries warden's audit row trigger.
+pub fn is_audited(relid: pg_sys::Oid) -> bool {
+    Spi::connect(|c| {
+        c.select(
+            "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = 'warden_audit_row'",
+            Some(1),
+            &[relid.into()],
+        )
+        .map(|t| !t.is_empty())
+    })
+    .unwrap_or(false)
+}
+
 /// Ends auditing of a table (its owner, at admin level or as a superuser). Itself an event.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
