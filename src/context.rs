@@ -449,7 +449,9 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         }
     };
     install(token, None)?;
-    if gucs::AUDIT_AUTHENTICATION.get() == gucs::AuditAuthentication::All {
+    if gucs::AUDIT_AUTHENTICATION.get() == gucs::AuditAuthentication::All
+        && crate::audit::record::installed()
+    {
         let ev = crate::audit::NewEvent::in_context("authenticate", crate::audit::Status::Success)
             .resource("actor", Some(&claims.actor.to_string()))
             .changes(format!("{{\"level\":\"{}\"}}", claims.level.as_str()));

@@ -241,6 +241,12 @@ pub enum RecordError {
     Altered,
 }
 
+/// Whether this database has the audit trail (an older version of warden's SQL, before
+/// `ALTER EXTENSION warden UPDATE`, does not: warden's own calls then record nothing).
+pub fn installed() -> bool {
+    pending_relid() != pg_sys::InvalidOid
+}
+
 /// Records `ev` in the current transaction: it is kept exactly when the transaction commits.
 pub fn record(ev: &NewEvent) -> Result<(), RecordError> {
     // SAFETY: assigns a transaction id (the transaction writes anyway).
@@ -367,6 +373,9 @@ unsafe extern "C-unwind" fn xact_callback(
 /// wait ran out, a hot standby), the shortfall is counted in `warden.audit_queue_status()` and a
 /// WARNING goes to the server log, and the caller's own error still stands.
 pub fn record_autonomous(ev: &NewEvent) -> bool {
+    if !installed() {
+        return false;
+    }
     // SAFETY: reads backend globals.
     let (xid, standby) = unsafe {
         (

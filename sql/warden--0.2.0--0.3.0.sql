@@ -1,0 +1,357 @@
+-- warden 0.2.0 -> 0.3.0: the audit trail (issue 5).
+-- Functions generated from Rust, then sql/audit.sql as a fresh install runs it, then the DDL event
+-- trigger's function (audited partition trees) and the audit functions' privileges from
+-- sql/finalize.sql. tests/ops/upgrade.sh proves the result matches a fresh install.
+
+-- src/audit/api.rs:306
+-- warden::audit::api::_log_event
+CREATE  FUNCTION "_log_event"(
+	"action" TEXT, /* Option < & str > */
+	"resource_type" TEXT, /* Option < & str > */
+	"resource_id" TEXT, /* Option < & str > */
+	"details" TEXT, /* Option < & str > */
+	"status" TEXT /* Option < & str > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_log_event_wrapper';
+
+-- src/audit/api.rs:550
+-- warden::audit::api::audit_digest
+CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
+	"id" bigint,  /* i64 */
+	"hash" bytea  /* Vec < u8 > */
+)
+STRICT STABLE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
+
+-- src/audit/api.rs:627
+-- warden::audit::api::audit_queue_status
+CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
+	"preloaded" bool,  /* bool */
+	"worker_pid" INT,  /* Option < i32 > */
+	"pending_events" bigint,  /* i64 */
+	"queued_bytes" bigint,  /* i64 */
+	"autonomous_queued" bigint,  /* i64 */
+	"autonomous_confirmed" bigint,  /* i64 */
+	"overflowed" bigint,  /* i64 */
+	"unconfirmed" bigint,  /* i64 */
+	"unrecorded" bigint,  /* i64 */
+	"sealing_failures" bigint  /* i64 */
+)
+STRICT VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
+
+-- src/audit/api.rs:259
+-- warden::audit::api::disable_audit
+CREATE  FUNCTION "disable_audit"(
+	"tbl" regclass /* Option < pgrx :: PgRelation > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'disable_audit_wrapper';
+
+-- src/audit/api.rs:107
+-- warden::audit::api::enable_audit
+CREATE  FUNCTION "enable_audit"(
+	"tbl" regclass, /* Option < pgrx :: PgRelation > */
+	"redact" name[] DEFAULT '{}' /* :: std :: option :: Option < Vec < Option < crate :: types :: SqlName > > > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
+
+-- src/audit/api.rs:333
+-- warden::audit::api::purge_audit
+CREATE  FUNCTION "purge_audit"() RETURNS bigint /* Result < i64, ErrorReport > */
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
+
+-- src/audit/seal.rs:249
+-- warden::audit::seal::seal_audit
+CREATE  FUNCTION "seal_audit"() RETURNS bigint /* Result < i64, pgrx :: pg_sys :: panic :: ErrorReport > */
+STRICT VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
+
+-- src/audit/api.rs:487
+-- warden::audit::api::verify_audit
+CREATE  FUNCTION "verify_audit"(
+	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
+	"to_id" bigint DEFAULT NULL /* Option < i64 > */
+) RETURNS TABLE (
+	"intact" bool,  /* bool */
+	"checked" bigint,  /* i64 */
+	"first_bad_id" bigint,  /* Option < i64 > */
+	"reason" TEXT  /* Option < String > */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
+
+-- src/audit/api.rs:561
+-- warden::audit::api::verify_audit_digest
+CREATE  FUNCTION "verify_audit_digest"(
+	"id" bigint, /* Option < i64 > */
+	"hash" bytea /* :: std :: option :: Option < Vec < u8 > > */
+) RETURNS TABLE (
+	"holds" bool,  /* bool */
+	"checked" bigint,  /* i64 */
+	"first_bad_id" bigint,  /* Option < i64 > */
+	"reason" TEXT  /* Option < String > */
+)
+VOLATILE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'verify_audit_digest_wrapper';
+
+-- warden audit trail: the sealed events, the events waiting to be sealed, purge checkpoints, the
+-- triggers that keep them append-only, the auditor role and the views compliance staff read.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'warden_auditor') THEN
+        CREATE ROLE warden_auditor NOLOGIN;
+    END IF;
+END
+$$;
+
+-- Trigger functions in C (src/audit/trigger.rs): they sit on every audited write.
+CREATE FUNCTION warden._audit_row() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'warden_audit_row';
+CREATE FUNCTION warden._audit_truncate() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'warden_audit_truncate';
+CREATE FUNCTION warden._audit_immutable() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'warden_audit_immutable';
+
+-- Sealed events: numbered without gaps and chained (hash = SHA-256(prev_hash || canonical event)).
+-- Only the sealer inserts; nobody updates, deletes or truncates (see the triggers below).
+CREATE TABLE warden.audit_events (
+    id            bigint PRIMARY KEY,
+    occurred_at   timestamptz NOT NULL,
+    tenant        uuid,
+    actor         uuid,
+    action        text NOT NULL,
+    resource_type text,
+    resource_id   text,
+    changes       jsonb,
+    status        text NOT NULL CHECK (status IN ('success', 'denied', 'error')),
+    context       jsonb,
+    prev_hash     bytea NOT NULL,
+    hash          bytea NOT NULL
+);
+COMMENT ON TABLE warden.audit_events IS 'The audit trail: sealed, hash-chained, append-only events. Read it through warden.audit_trail.';
+CREATE INDEX audit_events_tenant_time ON warden.audit_events (tenant, occurred_at);
+CREATE INDEX audit_events_actor_time ON warden.audit_events (actor, occurred_at);
+CREATE INDEX audit_events_resource ON warden.audit_events (resource_type, resource_id, occurred_at);
+CREATE INDEX audit_events_time ON warden.audit_events USING brin (occurred_at);
+
+-- Committed events waiting for the sealer: written by a direct heap insert (no index on purpose),
+-- moved into audit_events by the sealing worker within moments.
+CREATE TABLE warden.audit_pending (
+    occurred_at   timestamptz NOT NULL,
+    tenant        uuid,
+    actor         uuid,
+    action        text NOT NULL,
+    resource_type text,
+    resource_id   text,
+    changes       jsonb,
+    status        text NOT NULL,
+    context       jsonb
+);
+COMMENT ON TABLE warden.audit_pending IS 'Committed audit events not yet sealed into warden.audit_events (normally empty within a second).';
+
+-- Left by warden.purge_audit(): the chain now starts after event id, whose hash was hash.
+CREATE TABLE warden.audit_checkpoints (
+    id        bigint PRIMARY KEY,
+    hash      bytea NOT NULL,
+    purged    bigint NOT NULL,
+    cutoff    timestamptz NOT NULL,
+    purged_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE warden.audit_checkpoints IS 'Where the audit chain starts after warden.purge_audit(): the last purged event''s id and hash.';
+
+-- Append-only, for every role (superusers too) and in every session_replication_role.
+CREATE TRIGGER audit_events_immutable BEFORE UPDATE OR DELETE ON warden.audit_events
+    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON warden.audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
+CREATE TRIGGER audit_pending_immutable BEFORE UPDATE OR DELETE ON warden.audit_pending
+    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON warden.audit_pending
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
+CREATE TRIGGER audit_checkpoints_immutable BEFORE UPDATE OR DELETE ON warden.audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON warden.audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
+ALTER TABLE warden.audit_events ENABLE ALWAYS TRIGGER audit_events_immutable,
+    ENABLE ALWAYS TRIGGER audit_events_no_truncate;
+ALTER TABLE warden.audit_pending ENABLE ALWAYS TRIGGER audit_pending_immutable,
+    ENABLE ALWAYS TRIGGER audit_pending_no_truncate;
+ALTER TABLE warden.audit_checkpoints ENABLE ALWAYS TRIGGER audit_checkpoints_immutable,
+    ENABLE ALWAYS TRIGGER audit_checkpoints_no_truncate;
+
+-- Who reads what: warden_auditor every tenant's events; a tenant's admin (a context of level
+-- admin) its own tenant's; everyone else nothing. Superusers bypass row level security.
+ALTER TABLE warden.audit_events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY audit_events_auditor ON warden.audit_events FOR SELECT TO warden_auditor USING (true);
+CREATE POLICY audit_events_tenant_admin ON warden.audit_events FOR SELECT TO PUBLIC
+    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('admin')));
+GRANT SELECT ON warden.audit_events TO PUBLIC;
+GRANT SELECT ON warden.audit_checkpoints TO warden_auditor;
+REVOKE ALL ON warden.audit_pending FROM PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('warden.audit_events', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.audit_pending', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.audit_checkpoints', '');
+
+-- The events with readable columns, for people. Row level security of audit_events applies to
+-- the reader (security_invoker).
+CREATE VIEW warden.audit_trail WITH (security_invoker = true) AS
+SELECT e.id,
+       e.occurred_at,
+       e.tenant,
+       e.actor,
+       e.action,
+       e.resource_type,
+       e.resource_id,
+       e.status,
+       e.changes,
+       e.context ->> 'database_role'    AS database_role,
+       e.context ->> 'application_name' AS application_name,
+       e.context ->> 'client_addr'      AS client_addr,
+       (e.context ->> 'backend_pid')::int     AS backend_pid,
+       (e.context ->> 'transaction_id')::bigint AS transaction_id,
+       e.context ->> 'via'              AS via,
+       e.hash
+  FROM warden.audit_events e;
+COMMENT ON VIEW warden.audit_trail IS 'Audit events for people: tenant admins see their tenant''s, warden_auditor every tenant''s.';
+GRANT SELECT ON warden.audit_trail TO PUBLIC;
+
+-- Tables under audit, from the catalogs (the triggers are dumped with the tables).
+CREATE VIEW warden.audited_tables AS
+SELECT c.oid::regclass AS relid,
+       n.nspname AS schema_name,
+       c.relname AS table_name,
+       CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS kind,
+       (SELECT i.inhparent::regclass FROM pg_catalog.pg_inherits i
+         WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of,
+       pg_catalog.array_remove(pg_catalog.string_to_array(
+           pg_catalog.encode(t.tgargs, 'escape'), '\000'), '')::name[] AS redacted_columns,
+       t.tgenabled <> 'D' AS enabled
+  FROM pg_catalog.pg_trigger t
+  JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+ WHERE t.tgname = 'warden_audit_row'
+   AND t.tgfoid = 'warden._audit_row()'::pg_catalog.regprocedure;
+COMMENT ON VIEW warden.audited_tables IS 'Tables whose changes are audit events (warden.enable_audit), with the columns whose values are never recorded. enabled is false after ALTER TABLE ... DISABLE TRIGGER.';
+GRANT SELECT ON warden.audited_tables TO PUBLIC;
+
+CREATE FUNCTION warden.log_event(action text, resource_type text, resource_id text,
+                                 details jsonb DEFAULT '{}', status text DEFAULT 'success')
+RETURNS void LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$ SELECT warden._log_event(action, resource_type, resource_id, details::text, status) $$;
+COMMENT ON FUNCTION warden.log_event(text, text, text, jsonb, text) IS 'Records an application or security event in the current context''s tenant (status success, denied or error).';
+
+-- Events as jsonb in id order, with their hashes, for shipping to an external store. occurred_at
+-- is written exactly as the canonical serialization writes it (UTC, microseconds).
+CREATE FUNCTION warden.audit_export(after_id bigint, max_rows int DEFAULT 10000)
+RETURNS SETOF jsonb LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_build_object(
+               'id', e.id,
+               'occurred_at', to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+               'tenant', e.tenant, 'actor', e.actor, 'action', e.action,
+               'resource_type', e.resource_type, 'resource_id', e.resource_id,
+               'changes', e.changes, 'status', e.status, 'context', e.context,
+               'prev_hash', encode(e.prev_hash, 'hex'), 'hash', encode(e.hash, 'hex'))
+      FROM warden.audit_events e
+     WHERE e.id > coalesce(after_id, 0)
+     ORDER BY e.id
+     LIMIT greatest(coalesce(max_rows, 10000), 0)
+$$;
+COMMENT ON FUNCTION warden.audit_export(bigint, int) IS 'Events after after_id as jsonb, in id order, with prev_hash and hash (hex): verify the copy outside the database (README).';
+
+-- Counts by tenant, action and status; row level security decides which tenants a caller sees.
+CREATE FUNCTION warden.audit_summary("from" timestamptz, "to" timestamptz)
+RETURNS TABLE (tenant uuid, action text, status text, events bigint)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT e.tenant, e.action, e.status, count(*)
+      FROM warden.audit_events e
+     WHERE e.occurred_at >= "from" AND e.occurred_at < "to"
+     GROUP BY 1, 2, 3
+     ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION warden.audit_summary(timestamptz, timestamptz) IS 'Events in [from, to) counted by tenant, action and status (the caller''s visible tenants).';
+
+CREATE OR REPLACE FUNCTION warden._on_ddl_command_end() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    obj  oid;
+    tag  text;
+    root oid;
+    col  name;
+    form text;
+    part oid;
+BEGIN
+    IF warden._ddl_in_progress() THEN
+        RETURN;  -- warden's own DDL
+    END IF;
+    FOR obj, tag IN
+        SELECT d.objid, min(d.command_tag) FROM pg_event_trigger_ddl_commands() d
+         WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+         GROUP BY d.objid
+    LOOP
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = obj AND relkind IN ('r', 'p'));
+        -- A partition tree under warden is kept whole: new, attached or weakened partitions are
+        -- protected like the root (CREATE TABLE ... PARTITION OF, ALTER TABLE ... ATTACH PARTITION).
+        root := coalesce(pg_partition_root(obj), obj);
+        -- An audited partition tree is audited whole: the row trigger is cloned to new partitions
+        -- by PostgreSQL, the TRUNCATE trigger (a statement trigger) is added here, both ALWAYS.
+        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row') THEN
+            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t
+                         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
+                                            WHERE g.tgrelid = t.relid AND g.tgname = 'warden_audit_truncate')
+            LOOP
+                EXECUTE format('CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON %s '
+                               'FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()', part::regclass);
+                EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER warden_audit_truncate, '
+                               'ENABLE ALWAYS TRIGGER warden_audit_row', part::regclass);
+            END LOOP;
+        END IF;
+        SELECT p.tenant_column, p.policy_form INTO col, form FROM warden.protected_tables p WHERE p.relid = root;
+        IF FOUND AND EXISTS (SELECT 1 FROM pg_partition_tree(root) t JOIN pg_class k ON k.oid = t.relid
+                              WHERE k.relkind IN ('r', 'p')
+                                AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = t.relid)) THEN
+            PERFORM warden.protect_table(root::regclass, col, form = 'direct');
+        -- A table created in a guarded schema starts deny-by-default.
+        ELSIF tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+              AND EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace
+                           WHERE k.oid = obj AND NOT (k.relrowsecurity AND k.relforcerowsecurity)) THEN
+            EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', obj::regclass);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Audit trail: verification, export and the queue's state are for warden_auditor (and superusers);
+-- purging and sealing by hand for superusers only.
+REVOKE EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_digest(),
+    warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
+    warden.audit_queue_status() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_digest(),
+    warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
+    warden.audit_queue_status() TO warden_auditor;
+REVOKE EXECUTE ON FUNCTION warden.purge_audit(), warden.seal_audit() FROM PUBLIC;
