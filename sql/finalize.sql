@@ -109,11 +109,16 @@ BEGIN
         root := coalesce(pg_partition_root(obj), obj);
         -- An audited partition tree is audited whole: the row trigger is cloned to new partitions
         -- by PostgreSQL, the TRUNCATE trigger (a statement trigger) is added here, both ALWAYS.
-        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row') THEN
-            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t
-                         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
-                                            WHERE g.tgrelid = t.relid AND g.tgname = 'warden_audit_truncate')
-            LOOP
+        -- Not in a restore (a superuser with row_security off, as pg_restore runs): the dump has
+        -- every partition's trigger, restored after the tables.
+        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row')
+           AND NOT (current_setting('row_security') = 'off'
+                    AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)) THEN
+            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t LOOP
+                -- checked here, not in the loop's query: the ALTER TABLE below runs this trigger
+                -- again, which may already have added it to later partitions
+                CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger g
+                                       WHERE g.tgrelid = part AND g.tgname = 'warden_audit_truncate');
                 EXECUTE format('CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON %s '
                                'FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()', part::regclass);
                 EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER warden_audit_truncate, '

@@ -3,7 +3,7 @@
 -- trigger's function (audited partition trees) and the audit functions' privileges from
 -- sql/finalize.sql. tests/ops/upgrade.sh proves the result matches a fresh install.
 
--- src/audit/api.rs:306
+-- src/audit/api.rs:308
 -- warden::audit::api::_log_event
 CREATE  FUNCTION "_log_event"(
 	"action" TEXT, /* Option < & str > */
@@ -16,7 +16,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_log_event_wrapper';
 
--- src/audit/api.rs:550
+-- src/audit/api.rs:552
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -27,7 +27,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 
--- src/audit/api.rs:627
+-- src/audit/api.rs:629
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -46,7 +46,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
 
--- src/audit/api.rs:259
+-- src/audit/api.rs:261
 -- warden::audit::api::disable_audit
 CREATE  FUNCTION "disable_audit"(
 	"tbl" regclass /* Option < pgrx :: PgRelation > */
@@ -67,7 +67,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 
--- src/audit/api.rs:333
+-- src/audit/api.rs:335
 -- warden::audit::api::purge_audit
 CREATE  FUNCTION "purge_audit"() RETURNS bigint /* Result < i64, ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -83,7 +83,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 
--- src/audit/api.rs:487
+-- src/audit/api.rs:489
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -99,7 +99,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 
--- src/audit/api.rs:561
+-- src/audit/api.rs:563
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */
@@ -320,11 +320,16 @@ BEGIN
         root := coalesce(pg_partition_root(obj), obj);
         -- An audited partition tree is audited whole: the row trigger is cloned to new partitions
         -- by PostgreSQL, the TRUNCATE trigger (a statement trigger) is added here, both ALWAYS.
-        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row') THEN
-            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t
-                         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
-                                            WHERE g.tgrelid = t.relid AND g.tgname = 'warden_audit_truncate')
-            LOOP
+        -- Not in a restore (a superuser with row_security off, as pg_restore runs): the dump has
+        -- every partition's trigger, restored after the tables.
+        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row')
+           AND NOT (current_setting('row_security') = 'off'
+                    AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)) THEN
+            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t LOOP
+                -- checked here, not in the loop's query: the ALTER TABLE below runs this trigger
+                -- again, which may already have added it to later partitions
+                CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger g
+                                       WHERE g.tgrelid = part AND g.tgname = 'warden_audit_truncate');
                 EXECUTE format('CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON %s '
                                'FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()', part::regclass);
                 EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER warden_audit_truncate, '

@@ -179,15 +179,25 @@ unsafe fn statement_text(
 
 /// The audit event a utility statement makes, if any: GRANT/REVOKE (of privileges and of roles),
 /// CREATE/ALTER/DROP ROLE, CREATE/ALTER/DROP POLICY, ALTER TABLE ... ENABLE/DISABLE/FORCE/NO FORCE
-/// ROW LEVEL SECURITY, and DISABLE TRIGGER on an audited table. Not while an extension script
-/// runs (CREATE EXTENSION, ALTER EXTENSION UPDATE): those statements are the extension's own.
+/// ROW LEVEL SECURITY, and DISABLE TRIGGER on an audited table.
+///
+/// Not recorded: statements of an extension script (CREATE EXTENSION, ALTER EXTENSION UPDATE),
+/// which are the extension's own; warden's own DDL (its function is the event); pg_upgrade; and
+/// statements a superuser runs with `row_security = off`, as pg_dump and pg_restore do: a restore
+/// replays the dumped state, whose events are in the dump itself (and recording them before the
+/// events' data is restored would number them ahead of it).
 unsafe fn audited(
     pstmt: *mut pg_sys::PlannedStmt,
     query: *const std::ffi::c_char,
 ) -> Option<UtilityEvent> {
     // SAFETY: reads the parse tree PostgreSQL passed.
     unsafe {
-        if pstmt.is_null() || pg_sys::creating_extension || crate::protect::in_own_ddl() {
+        if pstmt.is_null()
+            || pg_sys::creating_extension
+            || pg_sys::IsBinaryUpgrade
+            || crate::protect::in_own_ddl()
+            || (!pg_sys::row_security && pg_sys::superuser())
+        {
             return None;
         }
         let stmt = (*pstmt).utilityStmt;

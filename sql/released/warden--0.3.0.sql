@@ -54,7 +54,7 @@ AS 'MODULE_PATHNAME', '_context_support_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:139
+-- src/protect.rs:143
 -- warden::protect::_ddl_in_progress
 CREATE  FUNCTION "_ddl_in_progress"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -63,7 +63,7 @@ AS 'MODULE_PATHNAME', '_ddl_in_progress_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:306
+-- src/audit/api.rs:308
 -- warden::audit::api::_log_event
 CREATE  FUNCTION "_log_event"(
 	"action" TEXT, /* Option < & str > */
@@ -78,7 +78,7 @@ AS 'MODULE_PATHNAME', '_log_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:550
+-- src/audit/api.rs:552
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -91,7 +91,7 @@ AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:627
+-- src/audit/api.rs:629
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -123,7 +123,7 @@ AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:571
+-- src/context.rs:573
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -132,7 +132,7 @@ AS 'MODULE_PATHNAME', 'clear_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:582
+-- src/context.rs:584
 -- warden::context::current_actor
 -- requires:
 --   planner::_context_support
@@ -143,7 +143,7 @@ AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:587
+-- src/context.rs:589
 -- warden::context::current_level
 -- requires:
 --   planner::_context_support
@@ -154,7 +154,7 @@ AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:577
+-- src/context.rs:579
 -- warden::context::current_tenant
 -- requires:
 --   planner::_context_support
@@ -165,7 +165,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:259
+-- src/audit/api.rs:261
 -- warden::audit::api::disable_audit
 CREATE  FUNCTION "disable_audit"(
 	"tbl" regclass /* Option < pgrx :: PgRelation > */
@@ -190,7 +190,7 @@ AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:519
+-- src/protect.rs:523
 -- warden::protect::guard_schema
 CREATE  FUNCTION "guard_schema"(
 	"schema" name /* SqlName */
@@ -202,7 +202,7 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:593
+-- src/context.rs:595
 -- warden::context::has_level
 -- requires:
 --   planner::_context_support
@@ -215,13 +215,13 @@ AS 'MODULE_PATHNAME', 'has_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:450
+-- src/protect.rs:454
 -- warden::protect::protect_table
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:400
+-- src/protect.rs:404
 -- warden::protect::protect_table
 CREATE  FUNCTION "protect_table"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -235,7 +235,7 @@ AS 'MODULE_PATHNAME', 'protect_table_v2_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:333
+-- src/audit/api.rs:335
 -- warden::audit::api::purge_audit
 CREATE  FUNCTION "purge_audit"() RETURNS bigint /* Result < i64, ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -255,7 +255,7 @@ AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:532
+-- src/context.rs:534
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" uuid, /* Option < Uuid > */
@@ -268,7 +268,7 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:602
+-- src/context.rs:604
 -- warden::context::tenant_with_level
 -- requires:
 --   planner::_context_support
@@ -468,7 +468,7 @@ COMMENT ON FUNCTION warden.audit_summary(timestamptz, timestamptz) IS 'Events in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:552
+-- src/protect.rs:556
 -- warden::protect::unguard_schema
 CREATE  FUNCTION "unguard_schema"(
 	"schema" name /* SqlName */
@@ -480,7 +480,7 @@ AS 'MODULE_PATHNAME', 'unguard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:481
+-- src/protect.rs:485
 -- warden::protect::unprotect_table
 CREATE  FUNCTION "unprotect_table"(
 	"tbl" regclass /* PgRelation */
@@ -492,7 +492,7 @@ AS 'MODULE_PATHNAME', 'unprotect_table_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:487
+-- src/audit/api.rs:489
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -510,7 +510,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:561
+-- src/audit/api.rs:563
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */
@@ -641,11 +641,16 @@ BEGIN
         root := coalesce(pg_partition_root(obj), obj);
         -- An audited partition tree is audited whole: the row trigger is cloned to new partitions
         -- by PostgreSQL, the TRUNCATE trigger (a statement trigger) is added here, both ALWAYS.
-        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row') THEN
-            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t
-                         WHERE NOT EXISTS (SELECT 1 FROM pg_trigger g
-                                            WHERE g.tgrelid = t.relid AND g.tgname = 'warden_audit_truncate')
-            LOOP
+        -- Not in a restore (a superuser with row_security off, as pg_restore runs): the dump has
+        -- every partition's trigger, restored after the tables.
+        IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = root AND g.tgname = 'warden_audit_row')
+           AND NOT (current_setting('row_security') = 'off'
+                    AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)) THEN
+            FOR part IN SELECT t.relid FROM pg_partition_tree(root) t LOOP
+                -- checked here, not in the loop's query: the ALTER TABLE below runs this trigger
+                -- again, which may already have added it to later partitions
+                CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger g
+                                       WHERE g.tgrelid = part AND g.tgname = 'warden_audit_truncate');
                 EXECUTE format('CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON %s '
                                'FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()', part::regclass);
                 EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER warden_audit_truncate, '

@@ -174,8 +174,10 @@ fn enable_audit(
             &[],
         )?;
         for p in &parts {
+            // update(), not select(): a fresh snapshot sees triggers that warden's DDL event
+            // trigger added for the previous ALTER TABLE
             let has_truncate = c
-                .select(
+                .update(
                     "SELECT 1 FROM pg_catalog.pg_trigger \
                       WHERE tgrelid = $1::regclass AND tgname = 'warden_audit_truncate'",
                     Some(1),

@@ -3,6 +3,8 @@
 # into a new database on another cluster (its own secret). Protected tables are still protected
 # (rls_coverage identical), the guarded schema still guarded (warden.guarded_schemas is an extension
 # configuration table and is dumped), data visible only with a context, and the event trigger works.
+# The audit trail is in the dump: the restored chain verifies and has the same digest, and the
+# digest taken before the dump still holds.
 # Every table warden owns must be dumped: the check at the end lists them and fails on any that is
 # not marked with pg_extension_config_dump.
 source "$(dirname "$0")/../../scripts/lib.sh"
@@ -16,6 +18,18 @@ psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE 
 psql -X -q -d ops_dump -c "CREATE EXTENSION warden"
 load_fixture ops_dump
 q ops_dump postgres "CREATE TABLE public.unprotected (id int)" >/dev/null
+qf ops_dump postgres >/dev/null <<'SQL'
+SELECT warden.enable_audit('docs');
+SELECT warden.enable_audit('events');
+UPDATE docs SET title = title || ' (edited)';
+UPDATE events SET what = what || '!' WHERE what IN ('a', 'f');
+SELECT warden.log_event('export', 'report', 'r-1', '{"rows": 3}');
+SELECT warden.seal_audit();
+SQL
+digest="SELECT id || ':' || encode(hash, 'hex') FROM warden.audit_digest()"
+src_digest=$(q ops_dump postgres "$digest")
+src_events=$(q ops_dump postgres "SELECT count(*) FROM warden.audit_events")
+check "the source database has sealed audit events" "t" "$( [ "${src_events:-0}" -ge 8 ] && echo t || echo "$src_events")"
 src_coverage=$(q ops_dump postgres "$coverage")
 src_guarded=$(q ops_dump postgres "$guarded")
 indexes="SELECT string_agg(indexname, ', ' ORDER BY indexname) FROM pg_indexes WHERE schemaname IN ('public', 'vault')"
@@ -40,6 +54,11 @@ SQL
 as_pg "$PGBIN/pg_restore" -h "$PGHOST" -p "$PGPORT" -U postgres -d ops_restored --exit-on-error "$dump" 2>&1 | sed 's/^/    /'
 check "pg_restore succeeded" "0" "${PIPESTATUS[0]}"
 
+check "the audit events are in the dump and restored (the restore itself records none)" "$src_digest" "$(q ops_restored postgres "$digest")"
+check "the restored chain verifies" "t|$src_events|" "$(q ops_restored postgres "SELECT intact, checked, first_bad_id FROM warden.verify_audit()")"
+check "the digest taken before the dump holds on the restored database" "t" \
+    "$(q ops_restored postgres "SELECT holds FROM warden.verify_audit_digest(${src_digest%%:*}, '\\x${src_digest#*:}')")"
+check "the restored tables are still audited" "docs|events" "$(q ops_restored postgres "SELECT string_agg(table_name, '|' ORDER BY 1) FROM warden.audited_tables WHERE partition_of IS NULL")"
 check "rls_coverage is identical after the restore" "$src_coverage" "$(q ops_restored postgres "$coverage")"
 check "the guarded schemas are restored" "$src_guarded" "$(q ops_restored postgres "$guarded")"
 check "the same indexes after the restore (the event trigger adds none)" "$src_indexes" "$(q ops_restored postgres "$indexes")"
@@ -58,6 +77,8 @@ RESET ROLE;
 SELECT protected FROM warden.rls_coverage WHERE relid = 'events_2027'::regclass;
 SQL
 )"
+check "the new partition is audited (row and TRUNCATE triggers, both ALWAYS)" "A|A" \
+    "$(q ops_restored postgres "SELECT string_agg(tgenabled::text, '|') FROM pg_trigger WHERE tgrelid = 'events_2027'::regclass AND tgname LIKE 'warden_audit%'")"
 check "a token signed with the old cluster's secret is refused on the new one" "ERROR 28000" \
     "$(q ops_restored ops_app "SELECT warden.authenticate('$(mint $ACME read 300 not-the-restored-clusters-secret-0123456789)')")"
 cluster_stop restore
