@@ -64,17 +64,19 @@ CREATE TABLE warden.audit_checkpoints (
 );
 COMMENT ON TABLE warden.audit_checkpoints IS 'Where the audit chain starts after warden.purge_audit(): the last purged event''s id and hash.';
 
--- Append-only, for every role (superusers too) and in every session_replication_role.
+-- Append-only, for every role (superusers too) and in every session_replication_role. Statement
+-- triggers: a refused statement is refused before any row, and the sealer's and purge's deletes
+-- pay one call, not one per row.
 CREATE TRIGGER audit_events_immutable BEFORE UPDATE OR DELETE ON warden.audit_events
-    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON warden.audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_pending_immutable BEFORE UPDATE OR DELETE ON warden.audit_pending
-    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON warden.audit_pending
     FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_checkpoints_immutable BEFORE UPDATE OR DELETE ON warden.audit_checkpoints
-    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON warden.audit_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 ALTER TABLE warden.audit_events ENABLE ALWAYS TRIGGER audit_events_immutable,

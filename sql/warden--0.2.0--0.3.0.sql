@@ -3,7 +3,7 @@
 -- trigger's function (audited partition trees) and the audit functions' privileges from
 -- sql/finalize.sql. tests/ops/upgrade.sh proves the result matches a fresh install.
 
--- src/audit/api.rs:308
+-- src/audit/api.rs:306
 -- warden::audit::api::_log_event
 CREATE  FUNCTION "_log_event"(
 	"action" TEXT, /* Option < & str > */
@@ -16,7 +16,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_log_event_wrapper';
 
--- src/audit/api.rs:552
+-- src/audit/api.rs:505
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -27,7 +27,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 
--- src/audit/api.rs:629
+-- src/audit/api.rs:581
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -46,7 +46,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
 
--- src/audit/api.rs:261
+-- src/audit/api.rs:259
 -- warden::audit::api::disable_audit
 CREATE  FUNCTION "disable_audit"(
 	"tbl" regclass /* Option < pgrx :: PgRelation > */
@@ -56,7 +56,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'disable_audit_wrapper';
 
--- src/audit/api.rs:107
+-- src/audit/api.rs:106
 -- warden::audit::api::enable_audit
 CREATE  FUNCTION "enable_audit"(
 	"tbl" regclass, /* Option < pgrx :: PgRelation > */
@@ -67,7 +67,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 
--- src/audit/api.rs:335
+-- src/audit/api.rs:333
 -- warden::audit::api::purge_audit
 CREATE  FUNCTION "purge_audit"() RETURNS bigint /* Result < i64, ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -75,7 +75,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 
--- src/audit/seal.rs:249
+-- src/audit/seal.rs:233
 -- warden::audit::seal::seal_audit
 CREATE  FUNCTION "seal_audit"() RETURNS bigint /* Result < i64, pgrx :: pg_sys :: panic :: ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -83,7 +83,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 
--- src/audit/api.rs:489
+-- src/audit/api.rs:443
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -99,7 +99,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 
--- src/audit/api.rs:563
+-- src/audit/api.rs:516
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */
@@ -181,17 +181,19 @@ CREATE TABLE warden.audit_checkpoints (
 );
 COMMENT ON TABLE warden.audit_checkpoints IS 'Where the audit chain starts after warden.purge_audit(): the last purged event''s id and hash.';
 
--- Append-only, for every role (superusers too) and in every session_replication_role.
+-- Append-only, for every role (superusers too) and in every session_replication_role. Statement
+-- triggers: a refused statement is refused before any row, and the sealer's and purge's deletes
+-- pay one call, not one per row.
 CREATE TRIGGER audit_events_immutable BEFORE UPDATE OR DELETE ON warden.audit_events
-    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON warden.audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_pending_immutable BEFORE UPDATE OR DELETE ON warden.audit_pending
-    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_pending_no_truncate BEFORE TRUNCATE ON warden.audit_pending
     FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_checkpoints_immutable BEFORE UPDATE OR DELETE ON warden.audit_checkpoints
-    FOR EACH ROW EXECUTE FUNCTION warden._audit_immutable();
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON warden.audit_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_immutable();
 ALTER TABLE warden.audit_events ENABLE ALWAYS TRIGGER audit_events_immutable,

@@ -5,9 +5,8 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
-use super::canonical::Event;
-use super::chain::{Break, Hash, Verifier, GENESIS};
-use super::record::{json_str, record, NewEvent, Status, PG_EPOCH_OFFSET_US};
+use super::chain::{Break, Hash, GENESIS};
+use super::record::{json_str, record, NewEvent, Status};
 use super::seal::{to_hash, with_purging};
 use super::AuditError;
 use crate::level::Level;
@@ -176,16 +175,15 @@ fn enable_audit(
         for p in &parts {
             // update(), not select(): a fresh snapshot sees triggers that warden's DDL event
             // trigger added for the previous ALTER TABLE
-            let has_truncate = c
+            let no_truncate = c
                 .update(
                     "SELECT 1 FROM pg_catalog.pg_trigger \
                       WHERE tgrelid = $1::regclass AND tgname = 'warden_audit_truncate'",
                     Some(1),
                     &[p.as_str().into()],
                 )?
-                .len()
-                > 0;
-            if !has_truncate {
+                .is_empty();
+            if no_truncate {
                 c.update(
                     &format!(
                         "CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON {p} \
@@ -421,56 +419,12 @@ fn chain_start(c: &SpiClient<'_>) -> Result<Option<(i64, Hash)>, AuditError> {
     Ok(id.map(|id| (id, to_hash(&hash.unwrap_or_default()))))
 }
 
-const FETCH: i64 = 10_000;
-
-/// Feeds the events with `from <= id <= to` to `v` in id order; returns the number read.
-fn feed(c: &mut SpiClient<'_>, from: i64, to: i64, v: &mut Verifier) -> Result<(), AuditError> {
-    let mut cursor = c.open_cursor(
-        "SELECT id, occurred_at, tenant, actor, action, resource_type, resource_id, changes::text, \
-                status, context::text, prev_hash, hash \
-           FROM warden.audit_events WHERE id BETWEEN $1 AND $2 ORDER BY id",
-        &[from.into(), to.into()],
-    );
-    loop {
-        let rows = cursor.fetch(FETCH as _)?;
-        if rows.is_empty() {
-            return Ok(());
-        }
-        for row in rows {
-            let id: i64 = row.get(1)?.unwrap_or_default();
-            let at: TimestampWithTimeZone = row
-                .get(2)?
-                .unwrap_or_else(TimestampWithTimeZone::positive_infinity);
-            let tenant: Option<pgrx::Uuid> = row.get(3)?;
-            let actor: Option<pgrx::Uuid> = row.get(4)?;
-            let action: String = row.get(5)?.unwrap_or_default();
-            let rtype: Option<String> = row.get(6)?;
-            let rid: Option<String> = row.get(7)?;
-            let changes: Option<String> = row.get(8)?;
-            let status: String = row.get(9)?.unwrap_or_default();
-            let context: Option<String> = row.get(10)?;
-            let prev: Vec<u8> = row.get(11)?.unwrap_or_default();
-            let hash: Vec<u8> = row.get(12)?.unwrap_or_default();
-            let ev = Event {
-                id,
-                occurred_at: at.into_inner().saturating_add(PG_EPOCH_OFFSET_US),
-                tenant: tenant.map(|u| *u.as_bytes()),
-                actor: actor.map(|u| *u.as_bytes()),
-                action: &action,
-                resource_type: rtype.as_deref(),
-                resource_id: rid.as_deref(),
-                changes: changes.as_deref(),
-                status: &status,
-                context: context.as_deref(),
-            };
-            // an event that no longer serializes (invalid JSON cannot be stored, but be safe)
-            // counts as changed
-            let canonical = ev.canonical().unwrap_or_default();
-            let (prev, hash) = (to_hash(&prev), to_hash(&hash));
-            if !v.push(id, &prev, &hash, &canonical) {
-                return Ok(());
-            }
-        }
+/// `warden.audit_events`.
+fn events_relid() -> pg_sys::Oid {
+    // SAFETY: catalog lookups that do not raise.
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(c"warden".as_ptr(), false);
+        pg_sys::get_relname_relid(c"audit_events".as_ptr(), ns)
     }
 }
 
@@ -488,6 +442,7 @@ fn reason(b: &Break, id: i64) -> String {
 /// bad id with the reason.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
 fn verify_audit(
     from_id: default!(Option<i64>, "NULL"),
     to_id: default!(Option<i64>, "NULL"),
@@ -531,9 +486,7 @@ fn verify_audit(
             }
         };
         let to = to_id.unwrap_or(i64::MAX);
-        let mut v = Verifier::new(start);
-        feed(c, from, to, &mut v)?;
-        let r = v.finish();
+        let r = super::verify::scan(events_relid(), start, from, to);
         Ok((
             r.checked as i64,
             r.first_bad.map(|(id, b)| (id, reason(&b, id))),
@@ -553,7 +506,7 @@ fn verify_audit(
 #[search_path(pg_catalog, pg_temp)]
 fn audit_digest(
 ) -> Result<TableIterator<'static, (name!(id, i64), name!(hash, Vec<u8>))>, ErrorReport> {
-    let head = Spi::connect(|c| super::seal::head(c)).map_err(AuditError::from)?;
+    let head = Spi::connect(super::seal::head).map_err(AuditError::from)?;
     Ok(TableIterator::once((head.0, head.1.to_vec())))
 }
 
@@ -562,6 +515,7 @@ fn audit_digest(
 /// cut) or was purged.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
+#[allow(clippy::type_complexity)]
 fn verify_audit_digest(
     id: Option<i64>,
     hash: Option<Vec<u8>>,
@@ -597,9 +551,7 @@ fn verify_audit_digest(
             }
         }
         let from = start.map_or(1, |(c, _)| c + 1);
-        let mut v = Verifier::new(start);
-        feed(c, from, id, &mut v)?;
-        let r = v.finish();
+        let r = super::verify::scan(events_relid(), start, from, id);
         if let Some((bad, b)) = &r.first_bad {
             return Ok((false, r.checked as i64, Some(*bad), Some(reason(b, *bad))));
         }

@@ -83,6 +83,24 @@ impl Verifier {
 
     /// Checks the next event; false once the chain is broken (further events are ignored).
     pub fn push(&mut self, id: i64, prev_hash: &Hash, hash: &Hash, canonical: &[u8]) -> bool {
+        let content_ok = self.first_bad.is_none() && link(prev_hash, canonical) == *hash;
+        self.push_checked(id, prev_hash, hash, content_ok)
+    }
+
+    /// Whether nothing is broken so far.
+    pub fn intact(&self) -> bool {
+        self.first_bad.is_none()
+    }
+
+    /// As [`Verifier::push`], with the event's own check (`hash` over `prev_hash` and its
+    /// content) already done by the caller: `content_ok`.
+    pub fn push_checked(
+        &mut self,
+        id: i64,
+        prev_hash: &Hash,
+        hash: &Hash,
+        content_ok: bool,
+    ) -> bool {
         if self.first_bad.is_some() {
             return false;
         }
@@ -93,7 +111,7 @@ impl Verifier {
             // a checkpoint to start from instead)
             None if id != 1 => Some(Break::Gap { expected: 1 }),
             None if *prev_hash != GENESIS => Some(Break::Link),
-            _ if link(prev_hash, canonical) != *hash => Some(Break::Content),
+            _ if !content_ok => Some(Break::Content),
             _ => None,
         };
         if let Some(b) = bad {

@@ -16,6 +16,7 @@ pub mod record;
 pub mod redact;
 pub mod seal;
 pub mod trigger;
+pub mod verify;
 pub mod worker;
 
 use pgrx::PgSqlErrorCode;

@@ -165,7 +165,10 @@ fn client_addr() -> Option<String> {
 }
 
 /// Appends a C string as a JSON string (`null` for a null pointer).
-pub fn json_cstr(p: *const std::ffi::c_char, out: &mut String) {
+///
+/// # Safety
+/// `p` is null or a NUL-terminated string.
+pub unsafe fn json_cstr(p: *const std::ffi::c_char, out: &mut String) {
     if p.is_null() {
         out.push_str("null");
     } else {
@@ -247,12 +250,49 @@ pub fn installed() -> bool {
     pending_relid() != pg_sys::InvalidOid
 }
 
+thread_local! {
+    /// This transaction's standard context document as a jsonb datum (in TopTransactionContext),
+    /// for (lxid, role, xid): parsed once per transaction, not once per event.
+    static CONTEXT_DATUM: Cell<(u32, pg_sys::Oid, u32, usize)> =
+        const { Cell::new((0, pg_sys::InvalidOid, 0, 0)) };
+}
+
+/// The context column's value: a document to parse, or one parsed already.
+pub enum ContextValue<'a> {
+    Text(&'a str),
+    Jsonb(pg_sys::Datum),
+}
+
 /// Records `ev` in the current transaction: it is kept exactly when the transaction commits.
 pub fn record(ev: &NewEvent) -> Result<(), RecordError> {
     // SAFETY: assigns a transaction id (the transaction writes anyway).
     let xid = unsafe { pg_sys::GetTopTransactionId() }.into_inner();
-    let context = context_json(Some(xid), ev.context_extra.as_deref());
-    insert_pending(ev, now(), &context)?;
+    if ev.context_extra.is_some() {
+        let context = context_json(Some(xid), ev.context_extra.as_deref());
+        insert_pending(ev, now(), ContextValue::Text(&context))?;
+    } else {
+        let lxid = local_xid();
+        // SAFETY: reads the current role.
+        let user = unsafe { pg_sys::GetOuterUserId() };
+        let (l, u, x, d) = CONTEXT_DATUM.get();
+        let datum = if lxid != 0 && l == lxid && u == user && x == xid && d != 0 {
+            pg_sys::Datum::from(d)
+        } else {
+            let context = context_json(Some(xid), None);
+            // SAFETY: parsed into TopTransactionContext, which lives as long as the cache key.
+            let d = unsafe {
+                let old = pg_sys::MemoryContextSwitchTo(pg_sys::TopTransactionContext);
+                let mut v = pg_sys::Datum::from(0usize);
+                let mut null = false;
+                set_jsonb(&mut v, &mut null, Some(&context));
+                pg_sys::MemoryContextSwitchTo(old);
+                v
+            };
+            CONTEXT_DATUM.set((lxid, user, xid, d.value()));
+            d
+        };
+        insert_pending(ev, now(), ContextValue::Jsonb(datum))?;
+    }
     RECORDED.set(true);
     ensure_callback();
     Ok(())
@@ -263,7 +303,7 @@ pub fn record(ev: &NewEvent) -> Result<(), RecordError> {
 pub fn insert_pending(
     ev: &NewEvent,
     occurred_at: pg_sys::TimestampTz,
-    context: &str,
+    context: ContextValue<'_>,
 ) -> Result<(), RecordError> {
     let relid = pending_relid();
     if relid == pg_sys::InvalidOid {
@@ -288,7 +328,10 @@ pub fn insert_pending(
         set_text(&mut values[5], &mut nulls[5], ev.resource_id.as_deref());
         set_jsonb(&mut values[6], &mut nulls[6], ev.changes.as_deref());
         set_text(&mut values[7], &mut nulls[7], Some(ev.status.as_str()));
-        set_jsonb(&mut values[8], &mut nulls[8], Some(context));
+        match context {
+            ContextValue::Text(t) => set_jsonb(&mut values[8], &mut nulls[8], Some(t)),
+            ContextValue::Jsonb(d) => values[8] = d,
+        }
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::simple_heap_insert(rel, tuple);
         pg_sys::heap_freetuple(tuple);
@@ -352,11 +395,9 @@ unsafe extern "C-unwind" fn xact_callback(
     _arg: *mut std::ffi::c_void,
 ) {
     match event {
-        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
-            if RECORDED.replace(false) {
-                // SAFETY: MyDatabaseId is set in every backend that can record.
-                super::worker::notify(unsafe { pg_sys::MyDatabaseId });
-            }
+        pg_sys::XactEvent::XACT_EVENT_COMMIT if RECORDED.replace(false) => {
+            // SAFETY: MyDatabaseId is set in every backend that can record.
+            super::worker::notify(unsafe { pg_sys::MyDatabaseId });
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
             RECORDED.set(false);

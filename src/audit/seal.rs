@@ -143,19 +143,24 @@ pub fn seal_all() -> Result<i64, SealError> {
     }
 }
 
-const TAKE: &str = "WITH d AS (DELETE FROM warden.audit_pending \
-     WHERE ctid = ANY (ARRAY(SELECT ctid FROM warden.audit_pending LIMIT $1)) \
-     RETURNING ctid AS pos, *) \
-     SELECT occurred_at, tenant, actor, action, resource_type, resource_id, changes::text, status, \
-            context::text \
-       FROM d ORDER BY occurred_at, pos";
+/// The batch: committed pending events, oldest first (ties by position).
+const TAKE: &str =
+    "SELECT ctid::text, occurred_at, tenant, actor, action, resource_type, resource_id, \
+            changes::text, status, context::text \
+       FROM warden.audit_pending ORDER BY occurred_at, ctid LIMIT $1";
 
-const PUT: &str = "INSERT INTO warden.audit_events \
+/// Moves the batch: each pending row, by its position, into audit_events with its id and hashes.
+/// The jsonb values are copied as they are (not re-parsed from the text that was hashed; jsonb's
+/// text form is a fixed point, so verification reads back the same text).
+const PUT: &str = "WITH d AS (DELETE FROM warden.audit_pending \
+                  WHERE ctid = ANY ($1::text[]::tid[]) RETURNING ctid AS pos, *) \
+     INSERT INTO warden.audit_events \
      (id, occurred_at, tenant, actor, action, resource_type, resource_id, changes, status, context, \
       prev_hash, hash) \
-     SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::uuid[], $4::uuid[], \
-            $5::text[], $6::text[], $7::text[], $8::text[]::jsonb[], $9::text[], \
-            $10::text[]::jsonb[], $11::bytea[], $12::bytea[])";
+     SELECT u.id, d.occurred_at, d.tenant, d.actor, d.action, d.resource_type, d.resource_id, \
+            d.changes, d.status, d.context, u.prev_hash, u.hash \
+       FROM d JOIN unnest($1::text[]::tid[], $2::bigint[], $3::bytea[], $4::bytea[]) \
+                   AS u (pos, id, prev_hash, hash) ON u.pos = d.pos";
 
 fn seal_batch(max: i64) -> Result<i64, SealError> {
     Spi::connect_mut(|c| {
@@ -170,30 +175,23 @@ fn seal_batch(max: i64) -> Result<i64, SealError> {
         if n == 0 {
             return Ok(0);
         }
+        let mut positions = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
-        let mut ats = Vec::with_capacity(n);
-        let mut tenants: Vec<Option<pgrx::Uuid>> = Vec::with_capacity(n);
-        let mut actors: Vec<Option<pgrx::Uuid>> = Vec::with_capacity(n);
-        let mut actions = Vec::with_capacity(n);
-        let mut rtypes: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut rids: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut changes: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut statuses = Vec::with_capacity(n);
-        let mut contexts: Vec<Option<String>> = Vec::with_capacity(n);
         let mut prevs: Vec<Vec<u8>> = Vec::with_capacity(n);
         let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
         for row in rows {
+            let pos: String = row.get(1)?.unwrap_or_default();
             let at: TimestampWithTimeZone = row
-                .get(1)?
+                .get(2)?
                 .unwrap_or_else(TimestampWithTimeZone::positive_infinity);
-            let tenant: Option<pgrx::Uuid> = row.get(2)?;
-            let actor: Option<pgrx::Uuid> = row.get(3)?;
-            let action: String = row.get(4)?.unwrap_or_default();
-            let rtype: Option<String> = row.get(5)?;
-            let rid: Option<String> = row.get(6)?;
-            let change: Option<String> = row.get(7)?;
-            let status: String = row.get(8)?.unwrap_or_default();
-            let context: Option<String> = row.get(9)?;
+            let tenant: Option<pgrx::Uuid> = row.get(3)?;
+            let actor: Option<pgrx::Uuid> = row.get(4)?;
+            let action: String = row.get(5)?.unwrap_or_default();
+            let rtype: Option<String> = row.get(6)?;
+            let rid: Option<String> = row.get(7)?;
+            let change: Option<String> = row.get(8)?;
+            let status: String = row.get(9)?.unwrap_or_default();
+            let context: Option<String> = row.get(10)?;
             id += 1;
             let ev = Event {
                 id,
@@ -208,38 +206,24 @@ fn seal_batch(max: i64) -> Result<i64, SealError> {
                 context: context.as_deref(),
             };
             let hash = link(&prev, &ev.canonical()?);
+            positions.push(pos);
             ids.push(id);
-            ats.push(at);
-            tenants.push(tenant);
-            actors.push(actor);
-            actions.push(action);
-            rtypes.push(rtype);
-            rids.push(rid);
-            changes.push(change);
-            statuses.push(status);
-            contexts.push(context);
             prevs.push(prev.to_vec());
             hashes.push(hash.to_vec());
             prev = hash;
         }
-        c.update(
+        let moved = c.update(
             PUT,
             None,
-            &[
-                ids.into(),
-                ats.into(),
-                tenants.into(),
-                actors.into(),
-                actions.into(),
-                rtypes.into(),
-                rids.into(),
-                changes.into(),
-                statuses.into(),
-                contexts.into(),
-                prevs.into(),
-                hashes.into(),
-            ],
+            &[positions.into(), ids.into(), prevs.into(), hashes.into()],
         )?;
+        if moved.len() != n {
+            // cannot happen while the sealing lock is held; refuse rather than leave a gap
+            return Err(SealError::Worker(format!(
+                "sealing moved {} of {n} pending events",
+                moved.len()
+            )));
+        }
         Ok(n as i64)
     })
 }

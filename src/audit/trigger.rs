@@ -74,8 +74,8 @@ unsafe fn redacted_columns(td: *mut pg_sys::TriggerData) -> Vec<String> {
 }
 
 /// One attribute's value as JSON: numbers and booleans as themselves, json and jsonb embedded,
-/// timestamptz in UTC (the same whatever the session's TimeZone), everything else as the string
-/// its output function gives.
+/// timestamptz in UTC (the same whatever the session's TimeZone), date and time types in ISO 8601
+/// (whatever its DateStyle), everything else as the string its output function gives.
 unsafe fn value_json(typid: pg_sys::Oid, value: pg_sys::Datum, out: &mut String) {
     // SAFETY: `value` is a non-null datum of type `typid`.
     unsafe {
@@ -92,6 +92,16 @@ unsafe fn value_json(typid: pg_sys::Oid, value: pg_sys::Datum, out: &mut String)
                     out.push_str(&format_timestamp(ts.saturating_add(PG_EPOCH_OFFSET_US)));
                     out.push('"');
                 }
+            }
+            // ISO 8601 whatever the session's DateStyle (as to_jsonb writes them)
+            pg_sys::DATEOID | pg_sys::TIMESTAMPOID | pg_sys::TIMEOID | pg_sys::TIMETZOID => {
+                let p = pg_sys::JsonEncodeDateTime(
+                    std::ptr::null_mut(),
+                    value,
+                    typid,
+                    std::ptr::null(),
+                );
+                escape_into(&cstr(p), out);
             }
             _ => {
                 let mut outfn = pg_sys::InvalidOid;
@@ -353,7 +363,7 @@ pub unsafe extern "C-unwind" fn warden_audit_truncate(
     }
 }
 
-/// BEFORE UPDATE OR DELETE (row) and BEFORE TRUNCATE (statement) on the audit tables: refused for
+/// BEFORE UPDATE OR DELETE and BEFORE TRUNCATE, for each statement, on the audit tables: refused for
 /// every role, superusers included. The only deletes let through are the sealer's (pending rows it
 /// is sealing) and `warden.purge_audit()`'s (events past retention), flagged in this backend's
 /// memory, which no SQL can set.
@@ -375,7 +385,8 @@ pub unsafe extern "C-unwind" fn warden_audit_immutable(
                 _ => false,
             };
             if allowed {
-                return pg_sys::Datum::from((*td).tg_trigtuple);
+                // a statement trigger's result is ignored
+                return pg_sys::Datum::from(0usize);
             }
         }
         let verb = match op {

@@ -446,7 +446,7 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
             let mut n = 0i64;
             for r in &records {
                 if let Some((ev, at, ctx)) = decode(r) {
-                    super::record::insert_pending(&ev, at, &ctx)
+                    super::record::insert_pending(&ev, at, super::record::ContextValue::Text(&ctx))
                         .map_err(|e| super::seal::SealError::Worker(e.to_string()))?;
                     n += 1;
                 }
