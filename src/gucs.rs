@@ -139,7 +139,7 @@ pub fn init() {
         c"How long audit events are kept: warden.purge_audit() removes older ones.",
         c"",
         &AUDIT_RETENTION,
-        86400,
+        0,
         i32::MAX,
         GucContext::Suset,
         GucFlags::UNIT_S,

@@ -391,4 +391,201 @@ mod tests {
         set_context(tenant, level);
         Spi::run("SET LOCAL ROLE pgt_app2").unwrap();
     }
+
+    // ---- audit trail ----
+
+    /// Adds committed-looking events to the pending table (as the superuser, who may insert there)
+    /// with the given age, and seals them.
+    fn pending_event(action: &str, age: &str) {
+        Spi::run(&format!(
+            "INSERT INTO warden.audit_pending (occurred_at, action, status, changes) \
+             VALUES (now() - interval '{age}', '{action}', 'success', '{{\"n\": 1.50}}')"
+        ))
+        .unwrap();
+    }
+
+    fn seal() -> i64 {
+        one::<i64>("SELECT warden.seal_audit()").unwrap()
+    }
+
+    #[pg_test]
+    fn the_hash_does_not_depend_on_session_settings() {
+        head();
+        Spi::run("SET LOCAL TimeZone = 'Asia/Kathmandu'").unwrap();
+        Spi::run("SET LOCAL DateStyle = 'SQL, DMY'").unwrap();
+        Spi::run("SET LOCAL extra_float_digits = -10").unwrap();
+        Spi::run("SET LOCAL IntervalStyle = 'sql_standard'").unwrap();
+        Spi::run(
+            r#"SELECT warden.log_event('settings', 'test', '1', '{"z": 1, "a": [0.1, 1e3, "\u00e9"], "m": {"b": null, "a": true}}')"#,
+        )
+        .unwrap();
+        pending_event("aged", "3 days");
+        assert!(seal() >= 2);
+        Spi::run("SET LOCAL TimeZone = 'America/St_Johns'").unwrap();
+        Spi::run("SET LOCAL DateStyle = 'German'").unwrap();
+        Spi::run("SET LOCAL extra_float_digits = 3").unwrap();
+        Spi::run("SET LOCAL IntervalStyle = 'iso_8601'").unwrap();
+        Spi::run("SET LOCAL lc_numeric = 'C'").unwrap();
+        assert_eq!(
+            text("SELECT intact::text || '/' || coalesce(reason, '-') FROM warden.verify_audit()")
+                .as_deref(),
+            Some("true/-")
+        );
+    }
+
+    /// Seals what is pending (which takes the sealing lock until the end of the test, so that
+    /// events other tests commit meanwhile cannot interleave) and returns the chain's head id.
+    fn head() -> i64 {
+        seal();
+        one::<i64>("SELECT id FROM warden.audit_digest()").unwrap()
+    }
+
+    #[pg_test]
+    fn the_chain_links_every_event_to_the_one_before() {
+        let base = head();
+        let base_hash = one::<Vec<u8>>("SELECT hash FROM warden.audit_digest()").unwrap();
+        for i in 0..5 {
+            Spi::run(&format!("SELECT warden.log_event('e{i}', 'test', '{i}')")).unwrap();
+        }
+        assert_eq!(seal(), 5);
+        // each event's prev_hash is the hash of the one before, the first the previous head's
+        assert_eq!(
+            one::<i64>(&format!(
+                "SELECT count(*) FROM warden.audit_events e \
+                   JOIN warden.audit_events p ON p.id = e.id - 1 WHERE e.prev_hash = p.hash AND e.id > {base}"
+            )),
+            Some(if base > 0 { 5 } else { 4 })
+        );
+        assert_eq!(
+            Spi::get_one_with_args::<bool>(
+                &format!("SELECT prev_hash = $1 FROM warden.audit_events WHERE id = {base} + 1"),
+                &[base_hash.as_slice().into()]
+            )
+            .unwrap(),
+            Some(true)
+        );
+        let (id, hash) =
+            Spi::get_two::<i64, Vec<u8>>("SELECT id, hash FROM warden.audit_digest()").unwrap();
+        assert_eq!(id, Some(base + 5));
+        assert_eq!(hash.map(|h| h.len()), Some(32));
+    }
+
+    #[pg_test]
+    fn purge_removes_old_events_and_the_rest_still_verifies() {
+        head();
+        // start from an empty trail (what other tests committed is recent): a purge with no
+        // retention removes every sealed event; its own event is still pending
+        Spi::run("SET LOCAL warden.audit_retention = 0").unwrap();
+        Spi::run("SELECT warden.purge_audit()").unwrap();
+        let start = one::<i64>("SELECT max(id) FROM warden.audit_checkpoints").unwrap();
+        pending_event("old 1", "400 days");
+        pending_event("old 2", "399 days");
+        pending_event("old 3", "398 days");
+        // sealed in the order they occurred: the old events first, then the purge
+        assert_eq!(seal(), 4);
+        Spi::run("SELECT warden.log_event('recent', 'test', '1')").unwrap();
+        assert_eq!(seal(), 1);
+        let old3 = one::<Vec<u8>>(&format!(
+            "SELECT hash FROM warden.audit_events WHERE id = {start} + 3 AND action = 'old 3'"
+        ))
+        .unwrap();
+        Spi::run("SET LOCAL warden.audit_retention = '365d'").unwrap();
+        assert_eq!(one::<i64>("SELECT warden.purge_audit()"), Some(3));
+        // the checkpoint keeps where the chain now starts; the purge is itself an event
+        assert_eq!(
+            one::<bool>(&format!(
+                "SELECT purged = 3 AND hash = (SELECT prev_hash FROM warden.audit_events WHERE id = {start} + 4) \
+                   FROM warden.audit_checkpoints WHERE id = {start} + 3"
+            )),
+            Some(true)
+        );
+        assert_eq!(seal(), 1);
+        assert_eq!(
+            text("SELECT action || ' ' || (changes->>'deleted') FROM warden.audit_events ORDER BY id DESC LIMIT 1").as_deref(),
+            Some("purge_audit 3")
+        );
+        assert_eq!(
+            text("SELECT intact || ' ' || checked FROM warden.verify_audit()").as_deref(),
+            Some("true 3")
+        );
+        // a digest of the checkpoint itself still holds; one of a purged event cannot be proven
+        assert_eq!(
+            Spi::get_one_with_args::<bool>(
+                &format!("SELECT holds FROM warden.verify_audit_digest({start} + 3, $1)"),
+                &[old3.as_slice().into()]
+            )
+            .unwrap(),
+            Some(true)
+        );
+        assert_eq!(
+            text(&format!(
+                "SELECT holds || ' ' || (reason LIKE '%was purged%anchor a newer digest') \
+                   FROM warden.verify_audit_digest({start} + 2, '\\x00')"
+            ))
+            .as_deref(),
+            Some("false true")
+        );
+        // nothing is old enough any more
+        assert_eq!(one::<i64>("SELECT warden.purge_audit()"), Some(0));
+    }
+
+    #[pg_test(error = "warden: only a superuser may call warden.purge_audit()")]
+    fn purge_is_for_superusers_even_if_execute_is_granted() {
+        Spi::run("CREATE ROLE pgt_purger").unwrap();
+        Spi::run("GRANT EXECUTE ON FUNCTION warden.purge_audit() TO pgt_purger").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_purger").unwrap();
+        Spi::run("SELECT warden.purge_audit()").unwrap();
+    }
+
+    #[pg_test]
+    fn verification_finds_each_kind_of_tampering() {
+        let b = head();
+        for i in 0..6 {
+            Spi::run(&format!("SELECT warden.log_event('e{i}', 'test', '{i}')")).unwrap();
+        }
+        assert_eq!(seal(), 6);
+        let verdict = || {
+            text(&format!(
+                "SELECT intact || ' ' || coalesce((first_bad_id - {b})::text, '-') || ' ' \
+                        || coalesce(replace(reason, first_bad_id::text, 'N'), '-') \
+                   FROM warden.verify_audit()"
+            ))
+            .unwrap()
+        };
+        assert_eq!(verdict(), "true - -");
+        Spi::run("ALTER TABLE warden.audit_events DISABLE TRIGGER ALL").unwrap();
+        Spi::run("SAVEPOINT t").unwrap();
+        // a changed value
+        Spi::run(&format!(
+            "UPDATE warden.audit_events SET resource_id = 'x' WHERE id = {b} + 3"
+        ))
+        .unwrap();
+        assert_eq!(
+            verdict(),
+            "false 3 event N: hash does not match the event's content"
+        );
+        Spi::run("ROLLBACK TO SAVEPOINT t").unwrap();
+        // a deleted event in the middle
+        Spi::run(&format!(
+            "DELETE FROM warden.audit_events WHERE id = {b} + 4"
+        ))
+        .unwrap();
+        assert_eq!(verdict(), "false 4 event N is missing");
+        Spi::run("ROLLBACK TO SAVEPOINT t").unwrap();
+        // a reordered pair (ids swapped)
+        Spi::run(&format!(
+            "UPDATE warden.audit_events SET id = CASE id WHEN {b} + 2 THEN -3 ELSE -2 END WHERE id IN ({b} + 2, {b} + 3)"
+        ))
+        .unwrap();
+        Spi::run(&format!(
+            "UPDATE warden.audit_events SET id = {b} - id WHERE id < 0"
+        ))
+        .unwrap();
+        assert_eq!(
+            verdict(),
+            "false 2 event N: prev_hash does not match the previous event's hash"
+        );
+        Spi::run("ROLLBACK TO SAVEPOINT t").unwrap();
+        assert_eq!(verdict(), "true - -");
+    }
 }

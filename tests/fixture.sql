@@ -14,3 +14,11 @@ INSERT INTO docs SELECT g, 'bbbbbbbb-0000-0000-0000-00000000000b', 'b' || g FROM
 SELECT warden.protect_table('docs');
 GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO it_app, it_middleware;
 RESET ROLE;
+
+-- The audit trail's tests (tests/audit.rs): a protected, audited table of their own.
+SET ROLE it_owner;
+CREATE TABLE audit_docs (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, body text NOT NULL, secret text);
+SELECT warden.protect_table('audit_docs');
+SELECT warden.enable_audit('audit_docs', '{secret}');
+GRANT SELECT, INSERT, UPDATE, DELETE ON audit_docs TO it_app, it_middleware;
+RESET ROLE;

@@ -507,6 +507,14 @@ fn verify_audit(
 fn audit_digest(
 ) -> Result<TableIterator<'static, (name!(id, i64), name!(hash, Vec<u8>))>, ErrorReport> {
     let head = Spi::connect(super::seal::head).map_err(AuditError::from)?;
+    // the sealer commits without waiting for the WAL flush: make the head durable before it is
+    // anchored anywhere (not on a standby, which cannot write WAL)
+    // SAFETY: flushes WAL up to what has been inserted so far.
+    unsafe {
+        if !pg_sys::RecoveryInProgress() {
+            pg_sys::XLogFlush(pg_sys::GetXLogInsertRecPtr());
+        }
+    }
     Ok(TableIterator::once((head.0, head.1.to_vec())))
 }
 

@@ -11,7 +11,7 @@
 //! The model is "asynchronous sealing of committed events by a background worker in commit order":
 //! events of a transaction that commits after a pass has begun are sealed by a later pass, so the
 //! chain is ordered by when the sealer first saw an event committed, and within a pass by the time
-//! the event occurred.
+//! the event occurred (ties by position in the pending table).
 
 use std::cell::Cell;
 
@@ -143,11 +143,12 @@ pub fn seal_all() -> Result<i64, SealError> {
     }
 }
 
-/// The batch: committed pending events, oldest first (ties by position).
+/// The batch: committed pending events in the table's physical order (cheap: no sort of the whole
+/// table, whatever its backlog), ordered in Rust by time and position.
 const TAKE: &str =
     "SELECT ctid::text, occurred_at, tenant, actor, action, resource_type, resource_id, \
             changes::text, status, context::text \
-       FROM warden.audit_pending ORDER BY occurred_at, ctid LIMIT $1";
+       FROM warden.audit_pending LIMIT $1";
 
 /// Moves the batch: each pending row, by its position, into audit_events with its id and hashes.
 /// The jsonb values are copied as they are (not re-parsed from the text that was hashed; jsonb's
@@ -175,38 +176,60 @@ fn seal_batch(max: i64) -> Result<i64, SealError> {
         if n == 0 {
             return Ok(0);
         }
+        struct Taken {
+            pos: String,
+            at: TimestampWithTimeZone,
+            block_offset: (u64, u64),
+            tenant: Option<pgrx::Uuid>,
+            actor: Option<pgrx::Uuid>,
+            action: String,
+            rtype: Option<String>,
+            rid: Option<String>,
+            change: Option<String>,
+            status: String,
+            context: Option<String>,
+        }
+        let mut taken = Vec::with_capacity(n);
+        for row in rows {
+            let pos: String = row.get(1)?.unwrap_or_default();
+            let block_offset = parse_tid(&pos);
+            taken.push(Taken {
+                pos,
+                at: row
+                    .get(2)?
+                    .unwrap_or_else(TimestampWithTimeZone::positive_infinity),
+                block_offset,
+                tenant: row.get(3)?,
+                actor: row.get(4)?,
+                action: row.get(5)?.unwrap_or_default(),
+                rtype: row.get(6)?,
+                rid: row.get(7)?,
+                change: row.get(8)?,
+                status: row.get(9)?.unwrap_or_default(),
+                context: row.get(10)?,
+            });
+        }
+        taken.sort_by_key(|t| (t.at.into_inner(), t.block_offset));
         let mut positions = Vec::with_capacity(n);
         let mut ids = Vec::with_capacity(n);
         let mut prevs: Vec<Vec<u8>> = Vec::with_capacity(n);
         let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
-        for row in rows {
-            let pos: String = row.get(1)?.unwrap_or_default();
-            let at: TimestampWithTimeZone = row
-                .get(2)?
-                .unwrap_or_else(TimestampWithTimeZone::positive_infinity);
-            let tenant: Option<pgrx::Uuid> = row.get(3)?;
-            let actor: Option<pgrx::Uuid> = row.get(4)?;
-            let action: String = row.get(5)?.unwrap_or_default();
-            let rtype: Option<String> = row.get(6)?;
-            let rid: Option<String> = row.get(7)?;
-            let change: Option<String> = row.get(8)?;
-            let status: String = row.get(9)?.unwrap_or_default();
-            let context: Option<String> = row.get(10)?;
+        for t in taken {
             id += 1;
             let ev = Event {
                 id,
-                occurred_at: at.into_inner().saturating_add(PG_EPOCH_OFFSET_US),
-                tenant: tenant.map(|u| *u.as_bytes()),
-                actor: actor.map(|u| *u.as_bytes()),
-                action: &action,
-                resource_type: rtype.as_deref(),
-                resource_id: rid.as_deref(),
-                changes: change.as_deref(),
-                status: &status,
-                context: context.as_deref(),
+                occurred_at: t.at.into_inner().saturating_add(PG_EPOCH_OFFSET_US),
+                tenant: t.tenant.map(|u| *u.as_bytes()),
+                actor: t.actor.map(|u| *u.as_bytes()),
+                action: &t.action,
+                resource_type: t.rtype.as_deref(),
+                resource_id: t.rid.as_deref(),
+                changes: t.change.as_deref(),
+                status: &t.status,
+                context: t.context.as_deref(),
             };
             let hash = link(&prev, &ev.canonical()?);
-            positions.push(pos);
+            positions.push(t.pos);
             ids.push(id);
             prevs.push(prev.to_vec());
             hashes.push(hash.to_vec());
@@ -226,6 +249,15 @@ fn seal_batch(max: i64) -> Result<i64, SealError> {
         }
         Ok(n as i64)
     })
+}
+
+/// `(block,offset)` as numbers, to order events of the same instant by their position.
+fn parse_tid(s: &str) -> (u64, u64) {
+    let inner = s.trim_start_matches('(').trim_end_matches(')');
+    let mut it = inner
+        .split(',')
+        .map(|x| x.trim().parse::<u64>().unwrap_or(0));
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
 /// Seals the committed events now, in the caller's transaction (the worker does this on its own;

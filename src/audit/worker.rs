@@ -434,6 +434,24 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
     let Some(slot) = claimed else {
         return;
     };
+    // The sealer's own commits need not wait for the WAL flush: if one is lost in a crash, the
+    // events it moved are still pending (their writers' commits were durable) and are sealed
+    // again. warden.audit_digest() flushes the WAL before it reports a head. No parallel plans
+    // for its small statements.
+    // SAFETY: session-level settings of this worker, set between transactions.
+    unsafe {
+        for (name, value) in [
+            (c"synchronous_commit", c"off"),
+            (c"max_parallel_workers_per_gather", c"0"),
+        ] {
+            pg_sys::SetConfigOption(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_SUSET,
+                pg_sys::GucSource::PGC_S_OVERRIDE,
+            );
+        }
+    }
     let mut last_work = Instant::now();
     loop {
         let seen = with_shared(|sh| sh.slots[slot].commits).unwrap_or(0);
