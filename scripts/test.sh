@@ -2,7 +2,8 @@
 # Sets everything up on a fresh Debian machine, then runs every check and test:
 # rustfmt, clippy, the pure Rust and #[pg_test] unit tests (cargo pgrx test), the pg_test/
 # regression suite (pg_regress), the integration tests in tests/ (direct and via PgBouncer) and the
-# operations tests in tests/ops/ (upgrade, hot standby, dump and restore, reinstall under load).
+# operations tests in tests/ops/ (upgrade, hot standby, dump and restore, reinstall under load,
+# a crash of the server during audited writes).
 # Prints the counts; exits non-zero on any failure. Usage: bash scripts/test.sh
 source "$(dirname "$0")/lib.sh"
 source "$ROOT/scripts/pgbouncer.sh"
@@ -14,7 +15,7 @@ declare -A RESULT
 
 bash scripts/setup.sh
 mkdir -p "$LOGS"
-trap 'pgbouncer_stop; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; clean_set_aside' EXIT
+trap 'pgbouncer_stop; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; cluster_stop audit_crash; clean_set_aside' EXIT
 
 # cargo_counts LOG: "passed failed" summed over every "test result:" line of a cargo test log.
 cargo_counts() {
@@ -77,7 +78,7 @@ pgbouncer_stop
 say "operations tests (tests/ops/: upgrade, hot standby, dump and restore, reinstall under load)"
 ops_rc=0
 rm -f "$LOGS"/ops-*.log
-for t in upgrade standby dump_restore live_reinstall; do
+for t in upgrade standby dump_restore live_reinstall audit_crash; do
     args=()
     [ "$t" = live_reinstall ] && args=("$WARDEN_RUN/builds/warden-pgtest.so")
     set +e

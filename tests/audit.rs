@@ -25,11 +25,11 @@ fn wait_sealed(c: &mut Client) {
     }
 }
 
-/// The sealed events whose resource_id is `rid`: (action, status, tenant, actor, changes).
-fn events_for(
-    c: &mut Client,
-    rid: &str,
-) -> Vec<(String, String, Option<String>, Option<String>, String)> {
+/// A sealed event: action, status, tenant, actor, changes.
+type Ev = (String, String, Option<String>, Option<String>, String);
+
+/// The sealed events whose resource_id is `rid`.
+fn events_for(c: &mut Client, rid: &str) -> Vec<Ev> {
     c.query(
         "SELECT action, status, tenant::text, actor::text, coalesce(changes::text, '') \
            FROM warden.audit_events WHERE resource_id = $1 ORDER BY id",
