@@ -554,7 +554,7 @@ mod tests {
         };
         assert_eq!(verdict(), "true - -");
         Spi::run("ALTER TABLE warden.audit_events DISABLE TRIGGER ALL").unwrap();
-        Spi::run("SAVEPOINT t").unwrap();
+        // each tampering is undone before the next (SPI has no savepoints)
         // a changed value
         Spi::run(&format!(
             "UPDATE warden.audit_events SET resource_id = 'x' WHERE id = {b} + 3"
@@ -564,28 +564,31 @@ mod tests {
             verdict(),
             "false 3 event N: hash does not match the event's content"
         );
-        Spi::run("ROLLBACK TO SAVEPOINT t").unwrap();
+        Spi::run(&format!(
+            "UPDATE warden.audit_events SET resource_id = '2' WHERE id = {b} + 3"
+        ))
+        .unwrap();
+        assert_eq!(verdict(), "true - -");
         // a deleted event in the middle
         Spi::run(&format!(
-            "DELETE FROM warden.audit_events WHERE id = {b} + 4"
+            "CREATE TEMP TABLE gone AS SELECT * FROM warden.audit_events WHERE id = {b} + 4; \
+             DELETE FROM warden.audit_events WHERE id = {b} + 4"
         ))
         .unwrap();
         assert_eq!(verdict(), "false 4 event N is missing");
-        Spi::run("ROLLBACK TO SAVEPOINT t").unwrap();
+        Spi::run("INSERT INTO warden.audit_events SELECT * FROM gone").unwrap();
+        assert_eq!(verdict(), "true - -");
         // a reordered pair (ids swapped)
-        Spi::run(&format!(
-            "UPDATE warden.audit_events SET id = CASE id WHEN {b} + 2 THEN -3 ELSE -2 END WHERE id IN ({b} + 2, {b} + 3)"
-        ))
-        .unwrap();
-        Spi::run(&format!(
-            "UPDATE warden.audit_events SET id = {b} - id WHERE id < 0"
-        ))
-        .unwrap();
+        let swap = format!(
+            "UPDATE warden.audit_events SET id = CASE id WHEN {b} + 2 THEN -3 ELSE -2 END WHERE id IN ({b} + 2, {b} + 3); \
+             UPDATE warden.audit_events SET id = {b} - id WHERE id < 0"
+        );
+        Spi::run(&swap).unwrap();
         assert_eq!(
             verdict(),
             "false 2 event N: prev_hash does not match the previous event's hash"
         );
-        Spi::run("ROLLBACK TO SAVEPOINT t").unwrap();
+        Spi::run(&swap).unwrap();
         assert_eq!(verdict(), "true - -");
     }
 }

@@ -88,7 +88,7 @@ fn committed_writes_are_sealed_with_who_and_where_and_rolled_back_ones_leave_not
     assert!(!changes.contains("hunter2"), "{changes}");
     let ctx: String = a
         .query_one(
-            "SELECT context->>'database_role' || ' ' || context->>'application_name' \
+            "SELECT (context->>'database_role') || ' ' || (context->>'application_name') \
                || ' ' || (context->>'client_addr' IS NOT NULL) \
                FROM warden.audit_events WHERE resource_id = $1",
             &[&rid],
@@ -274,10 +274,9 @@ fn twelve_concurrent_writers_make_one_chain_without_fork_or_gap() {
 /// A database of its own for the tampering tests (they damage the chain on purpose).
 fn scratch_db(name: &str) -> Client {
     let mut a = admin();
-    a.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-    ))
-    .unwrap();
+    a.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    a.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     let dsn = format!(
         "host={} port={} dbname={name} user=postgres",
         std::env::var("WARDEN_TEST_HOST").unwrap(),

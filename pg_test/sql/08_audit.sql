@@ -123,6 +123,16 @@ select holds, reason like 'event % is missing: the chain ends at %' as tail_cut
 select count(*) as exported, min((e->>'id')::bigint) - :base as first, bool_and(e ? 'hash' and e ? 'prev_hash') as hashes
   from warden.audit_export(:base, 5) e;
 
+-- the lookups compliance staff make use the indexes (by tenant and time, by actor, by resource)
+set local enable_seqscan = off;
+explain (costs off) select id from warden.audit_events
+ where tenant = '00000000-0000-0000-0000-00000000000a' and occurred_at >= now() - interval '1 day';
+explain (costs off) select id from warden.audit_events
+ where actor = '00000000-0000-0000-0000-000000000001' order by occurred_at desc limit 10;
+explain (costs off) select id from warden.audit_events
+ where resource_type = 'public.acct' and resource_id = '1';
+reset enable_seqscan;
+
 -- who may do what
 set local role regress_app;
 select regress_try('select * from warden.verify_audit()');

@@ -411,8 +411,8 @@ unsafe extern "C-unwind" fn xact_callback(
 /// even if the caller's transaction then fails (a denied authentication, a refused destruction).
 /// Waits at most `warden.audit_autonomous_wait` for the worker to confirm. Returns whether the
 /// event is known to be committed; when it is not (the queue was full, no worker could start, the
-/// wait ran out, a hot standby), the shortfall is counted in `warden.audit_queue_status()` and a
-/// WARNING goes to the server log, and the caller's own error still stands.
+/// wait ran out, a hot standby), the shortfall is counted in `warden.audit_queue_status()` and
+/// logged in the server log, and the caller's own error still stands.
 pub fn record_autonomous(ev: &NewEvent) -> bool {
     if !installed() {
         return false;
@@ -433,7 +433,8 @@ pub fn record_autonomous(ev: &NewEvent) -> bool {
         super::worker::submit(&rec)
     };
     if !ok {
-        pgrx::warning!(
+        // the server log only: the caller gets its own error, the shortfall is the operator's
+        pgrx::log!(
             "warden: audit event \"{}\" ({}) could not be recorded: {}",
             ev.action,
             ev.status.as_str(),

@@ -3,7 +3,8 @@
 # started as postgres on its own port. On the replica, as the application role: authenticate and
 # set_context work (the context is a setting, not a write), protected tables show only the context's
 # tenant and nothing without one, rls_coverage answers, and writes fail with PostgreSQL's read-only
-# error (25006).
+# error (25006). The audit trail reads and verifies on the replica; recording fails there with 25006,
+# and a failed authentication is refused as on the primary (its event is not recorded, and counted).
 source "$(dirname "$0")/../../scripts/lib.sh"
 source "$ROOT/tests/ops/common.sh"
 port=${WARDEN_STANDBY_PORT:-54331}
@@ -13,6 +14,9 @@ primary_port=$PGPORT primary_host=$PGHOST
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS ops_standby" -c "CREATE DATABASE ops_standby"
 psql -X -q -d ops_standby -c "CREATE EXTENSION warden"
 load_fixture ops_standby
+psql -X -q -d ops_standby -c "SELECT warden.enable_audit('docs')" \
+    -c "UPDATE docs SET title = title || '.'" -c "SELECT warden.seal_audit()" >/dev/null
+primary_digest=$(q ops_standby postgres "SELECT id || ':' || encode(hash, 'hex') FROM warden.audit_digest()")
 
 cluster_stop standby
 rm -rf "$dir" && mkdir -p "$dir/sock" && chown -R postgres:postgres "$dir" && chmod 0700 "$dir"
@@ -59,6 +63,14 @@ check "protect_table is a write: read-only error on the replica" "ERROR 25006" \
     "$(q ops_standby postgres "SET ROLE ops_owner; SELECT warden.protect_table('vault.secrets')")"
 check "unguard_schema and unprotect_table: read-only error on the replica" "ERROR 25006|ERROR 25006" \
     "$(q ops_standby postgres "SELECT warden.unguard_schema('vault')")|$(q ops_standby postgres "SET ROLE ops_owner; SELECT warden.unprotect_table('docs')")"
+check "the audit chain verifies on the replica, with the primary's digest" "t|$primary_digest" \
+    "$(q ops_standby postgres "SELECT (SELECT intact FROM warden.verify_audit()) || '|' || (SELECT id || ':' || encode(hash, 'hex') FROM warden.audit_digest())")"
+check "warden_auditor reads the trail on the replica" "t" \
+    "$(q ops_standby postgres "SET ROLE warden_auditor; SELECT count(*) > 0 FROM warden.audit_trail")"
+check "log_event and enable_audit are writes: read-only error on the replica" "ERROR 25006|ERROR 25006" \
+    "$(q ops_standby postgres "SELECT warden.log_event('x', 'y', 'z')")|$(q ops_standby postgres "SELECT warden.enable_audit('docs')")"
+check "a failed authentication on the replica is refused, and counted as not recorded" "ERROR 28000|t" \
+    "$(q ops_standby ops_app "SELECT warden.authenticate('not.a.token')")|$(q ops_standby postgres "SELECT unrecorded > 0 FROM warden.audit_queue_status()")"
 check "the replica's log has no crash" "" "$(grep -E 'terminated by signal|PANIC' "$dir/server.log" || true)"
 as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 ops_summary standby
