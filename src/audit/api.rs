@@ -607,9 +607,14 @@ fn audit_queue_status() -> Result<
     >,
     ErrorReport,
 > {
-    let pending = Spi::get_one::<i64>("SELECT count(*) FROM warden.audit_pending")
-        .map_err(AuditError::from)?
-        .unwrap_or(0);
+    // select(), not Spi::get_one (which assigns a transaction id): this works on a standby
+    let pending = Spi::connect(|c| {
+        c.select("SELECT count(*) FROM warden.audit_pending", Some(1), &[])?
+            .first()
+            .get_one::<i64>()
+    })
+    .map_err(AuditError::from)?
+    .unwrap_or(0);
     let s = super::worker::status();
     Ok(TableIterator::once((
         s.preloaded,

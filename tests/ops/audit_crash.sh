@@ -37,7 +37,7 @@ kill -9 "$pid" $(pgrep -P "$pid") 2>/dev/null || true
 wait 2>/dev/null || true
 acked=$(cat "$out"/acked-* | grep -c . || true)
 check "the clients had commits acknowledged before the crash" "t" "$([ "$acked" -gt 20 ] && echo t || echo "$acked")"
-rm -f "$CLUSTER_DIR/data/postmaster.pid"
+rm -f "$CLUSTER_DIR/data/postmaster.pid" "$CLUSTER_DIR"/sock/.s.PGSQL.*
 as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null
 check "the server restarted after the crash" "1" "$(q postgres postgres "SELECT 1")"
 
