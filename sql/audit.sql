@@ -52,6 +52,10 @@ CREATE TABLE warden.audit_pending (
     status        text NOT NULL,
     context       jsonb
 );
+-- Rows are deleted as fast as they are sealed: vacuum it often, so that its space is reused and the
+-- table stays small.
+ALTER TABLE warden.audit_pending SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+                                      autovacuum_vacuum_cost_delay = 0);
 COMMENT ON TABLE warden.audit_pending IS 'Committed audit events not yet sealed into warden.audit_events (normally empty within a second).';
 
 -- Left by warden.purge_audit(): the chain now starts after event id, whose hash was hash.

@@ -23,6 +23,8 @@ pub static CONTEXT_TTL: GucSetting<i32> = GucSetting::<i32>::new(3600);
 pub static AUDIT_RETENTION: GucSetting<i32> = GucSetting::<i32>::new(365 * 86400);
 /// Milliseconds a caller waits for the sealing worker to confirm an autonomous event.
 pub static AUDIT_AUTONOMOUS_WAIT: GucSetting<i32> = GucSetting::<i32>::new(2000);
+/// Milliseconds between two sealing passes of the audit worker.
+pub static AUDIT_SEAL_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(200);
 /// Which authentications are recorded: failures (default) or all.
 pub static AUDIT_AUTHENTICATION: GucSetting<AuditAuthentication> =
     GucSetting::<AuditAuthentication>::new(AuditAuthentication::Failures);
@@ -152,6 +154,16 @@ pub fn init() {
         0,
         60000,
         GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"warden.audit_seal_interval",
+        c"How often the audit worker seals committed events.",
+        c"Longer intervals seal in larger batches (less work per event), shorter ones sooner.",
+        &AUDIT_SEAL_INTERVAL,
+        1,
+        10000,
+        GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
     GucRegistry::define_enum_guc(

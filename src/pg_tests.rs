@@ -591,4 +591,18 @@ mod tests {
         Spi::run(&swap).unwrap();
         assert_eq!(verdict(), "true - -");
     }
+
+    #[pg_test]
+    fn an_autonomous_event_that_does_not_fit_the_queue_is_refused_and_counted() {
+        let before = crate::audit::worker::status();
+        assert!(before.preloaded, "the test cluster preloads warden");
+        let too_long = vec![b'x'; crate::audit::queue::MAX_RECORD + 1];
+        assert!(!crate::audit::worker::submit(&too_long));
+        let after = crate::audit::worker::status();
+        assert_eq!(after.overflowed, before.overflowed + 1);
+        assert_eq!(
+            one::<i64>("SELECT overflowed FROM warden.audit_queue_status()"),
+            Some(after.overflowed)
+        );
+    }
 }

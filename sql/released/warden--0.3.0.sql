@@ -91,7 +91,7 @@ AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:581
+-- src/audit/api.rs:589
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -245,7 +245,7 @@ AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/seal.rs:233
+-- src/audit/seal.rs:279
 -- warden::audit::seal::seal_audit
 CREATE  FUNCTION "seal_audit"() RETURNS bigint /* Result < i64, pgrx :: pg_sys :: panic :: ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -340,6 +340,10 @@ CREATE TABLE warden.audit_pending (
     status        text NOT NULL,
     context       jsonb
 );
+-- Rows are deleted as fast as they are sealed: vacuum it often, so that its space is reused and the
+-- table stays small.
+ALTER TABLE warden.audit_pending SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+                                      autovacuum_vacuum_cost_delay = 0);
 COMMENT ON TABLE warden.audit_pending IS 'Committed audit events not yet sealed into warden.audit_events (normally empty within a second).';
 
 -- Left by warden.purge_audit(): the chain now starts after event id, whose hash was hash.
@@ -512,7 +516,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:516
+-- src/audit/api.rs:524
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */

@@ -28,8 +28,6 @@
 //!
 //! Pure logic, no database: `cargo test --features pg15 --lib audit`.
 
-use std::fmt::Write as _;
-
 /// Prefix of every version-1 serialization.
 pub const MAGIC_V1: &[u8] = b"warden.audit.v1";
 
@@ -72,6 +70,13 @@ pub enum CanonicalError {
 impl Event<'_> {
     /// The version-1 canonical bytes of this event.
     pub fn canonical(&self) -> Result<Vec<u8>, CanonicalError> {
+        let mut out = Vec::with_capacity(256);
+        self.canonical_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// The canonical bytes, written into `out` (cleared first): a verifier reuses one buffer.
+    pub fn canonical_into(&self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         fn opt_uuid(u: Option<[u8; 16]>) -> Field<'static> {
             u.map_or(Field::Null, Field::Uuid)
         }
@@ -93,30 +98,106 @@ impl Event<'_> {
             Field::Text(self.status),
             opt_json(self.context),
         ];
-        let mut out = Vec::with_capacity(256);
+        out.clear();
         out.extend_from_slice(MAGIC_V1);
         for f in &fields {
-            encode_field(f, &mut out)?;
+            encode_field(f, out)?;
         }
-        Ok(out)
+        Ok(())
     }
 }
 
-/// Appends one field (tag, length, bytes).
+/// Appends one field (tag, length, bytes), writing the bytes in place.
 pub fn encode_field(f: &Field<'_>, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-    let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match f {
-        Field::Null => (b'N', (&[][..]).into()),
-        Field::Int(i) => (b'I', i.to_string().into_bytes().into()),
-        Field::Text(t) => (b'T', t.as_bytes().into()),
-        Field::Uuid(u) => (b'U', format_uuid(u).into_bytes().into()),
-        Field::Timestamp(us) => (b'S', format_timestamp(*us).into_bytes().into()),
-        Field::Json(j) => (b'J', canonical_json(j)?.into_bytes().into()),
+    let tag = match f {
+        Field::Null => b'N',
+        Field::Int(_) => b'I',
+        Field::Text(_) => b'T',
+        Field::Uuid(_) => b'U',
+        Field::Timestamp(_) => b'S',
+        Field::Json(_) => b'J',
     };
-    let len = u32::try_from(bytes.len()).map_err(|_| CanonicalError::TooLong(bytes.len()))?;
     out.push(tag);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&bytes);
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    match f {
+        Field::Null => {}
+        Field::Int(i) => push_int(*i, out),
+        Field::Text(t) => out.extend_from_slice(t.as_bytes()),
+        Field::Uuid(u) => push_uuid(u, out),
+        Field::Timestamp(us) => push_timestamp(*us, out),
+        Field::Json(j) => canonical_json_into(j, out)?,
+    }
+    let n = out.len() - at - 4;
+    let len = u32::try_from(n).map_err(|_| CanonicalError::TooLong(n))?;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
     Ok(())
+}
+
+fn push_int(i: i64, out: &mut Vec<u8>) {
+    let mut buf = [0u8; 20];
+    let mut n = i.unsigned_abs();
+    let mut k = buf.len();
+    loop {
+        k -= 1;
+        buf[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&buf[k..]);
+}
+
+/// `n` as exactly `width` decimal digits (n < 10^width).
+fn push_digits(n: u64, width: usize, out: &mut Vec<u8>) {
+    let mut buf = [b'0'; 20];
+    let mut n = n;
+    for k in (0..width).rev() {
+        buf[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&buf[..width]);
+}
+
+fn push_uuid(u: &[u8; 16], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push(b'-');
+        }
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
+fn push_timestamp(us: i64, out: &mut Vec<u8>) {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000) as u64;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u64;
+    let (y, m, d) = civil_from_days(days);
+    if (0..=9999).contains(&y) {
+        push_digits(y as u64, 4, out);
+    } else {
+        out.extend_from_slice(format!("{y:+05}").as_bytes());
+    }
+    out.push(b'-');
+    push_digits(u64::from(m), 2, out);
+    out.push(b'-');
+    push_digits(u64::from(d), 2, out);
+    out.push(b'T');
+    push_digits(sod / 3600, 2, out);
+    out.push(b':');
+    push_digits(sod / 60 % 60, 2, out);
+    out.push(b':');
+    push_digits(sod % 60, 2, out);
+    out.push(b'.');
+    push_digits(micros, 6, out);
+    out.push(b'Z');
 }
 
 /// Splits a sequence of encoded fields back into `(tag, bytes)` pairs: how a record queued for the
@@ -141,17 +222,6 @@ pub fn decode_fields(mut b: &[u8]) -> Result<Vec<(u8, &[u8])>, CanonicalError> {
     Ok(out)
 }
 
-fn format_uuid(u: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in u.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -169,39 +239,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// Microseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC; years before 1 or after
 /// 9999 keep their sign and all their digits).
 pub fn format_timestamp(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    let year = if (0..=9999).contains(&y) {
-        format!("{y:04}")
-    } else {
-        format!("{y:+05}")
-    };
-    format!(
-        "{year}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    let mut out = Vec::with_capacity(27);
+    push_timestamp(us, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// `text` (any valid JSON) in canonical form.
 pub fn canonical_json(text: &str) -> Result<String, CanonicalError> {
+    let mut out = Vec::with_capacity(text.len());
+    canonical_json_into(text, &mut out)?;
+    // only valid UTF-8 is ever written: slices of the (UTF-8) input, escapes and ASCII
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+/// [`canonical_json`], appended to `out`.
+pub fn canonical_json_into(text: &str, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
     let mut p = Parser {
         s: text.as_bytes(),
         at: 0,
         depth: 0,
     };
-    let mut out = String::with_capacity(text.len());
     p.ws();
-    p.value(&mut out)?;
+    p.value(out)?;
     p.ws();
     if p.at != p.s.len() {
         return Err(p.err("trailing characters"));
     }
-    Ok(out)
+    Ok(())
 }
 
 const MAX_DEPTH: usize = 512;
@@ -212,7 +276,7 @@ struct Parser<'a> {
     depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn err(&self, what: &'static str) -> CanonicalError {
         CanonicalError::Json { at: self.at, what }
     }
@@ -227,23 +291,23 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &'static str, out: &mut String) -> Result<(), CanonicalError> {
+    fn literal(&mut self, word: &'static str, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         if self.s[self.at..].starts_with(word.as_bytes()) {
             self.at += word.len();
-            out.push_str(word);
+            out.extend_from_slice(word.as_bytes());
             Ok(())
         } else {
             Err(self.err("unknown literal"))
         }
     }
 
-    fn value(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+    fn value(&mut self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         match self.s.get(self.at) {
             Some(b'{') => self.object(out),
             Some(b'[') => self.array(out),
             Some(b'"') => {
                 let s = self.string()?;
-                escape_into(&s, out);
+                quote_string(&s, out);
                 Ok(())
             }
             Some(b't') => self.literal("true", out),
@@ -265,9 +329,11 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn object(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+    fn object(&mut self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         self.enter()?;
-        let mut members: Vec<(String, String)> = Vec::new();
+        // every member's canonical value goes into one buffer; members are (key, range) pairs
+        let mut values: Vec<u8> = Vec::new();
+        let mut members: Vec<(std::borrow::Cow<'_, str>, usize, usize)> = Vec::new();
         if self.s.get(self.at) == Some(&b'}') {
             self.at += 1;
         } else {
@@ -282,9 +348,9 @@ impl Parser<'_> {
                 }
                 self.at += 1;
                 self.ws();
-                let mut v = String::new();
-                self.value(&mut v)?;
-                members.push((key, v));
+                let start = values.len();
+                self.value(&mut values)?;
+                members.push((key, start, values.len()));
                 self.ws();
                 match self.s.get(self.at) {
                     Some(b',') => {
@@ -299,30 +365,30 @@ impl Parser<'_> {
                 }
             }
         }
-        // sorted by key bytes; a stable sort keeps repeated keys in input order, the last one wins
+        // a stable sort: of equal keys the last one written is kept, as jsonb does
         members.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        out.push('{');
+        out.push(b'{');
         let mut first = true;
-        for (i, (k, v)) in members.iter().enumerate() {
+        for (i, (k, start, end)) in members.iter().enumerate() {
             if members.get(i + 1).is_some_and(|next| next.0 == *k) {
                 continue;
             }
             if !first {
-                out.push(',');
+                out.push(b',');
             }
             first = false;
-            escape_into(k, out);
-            out.push(':');
-            out.push_str(v);
+            quote_string(k, out);
+            out.push(b':');
+            out.extend_from_slice(&values[*start..*end]);
         }
-        out.push('}');
+        out.push(b'}');
         self.depth -= 1;
         Ok(())
     }
 
-    fn array(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+    fn array(&mut self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         self.enter()?;
-        out.push('[');
+        out.push(b'[');
         if self.s.get(self.at) == Some(&b']') {
             self.at += 1;
         } else {
@@ -333,7 +399,7 @@ impl Parser<'_> {
                     Some(b',') => {
                         self.at += 1;
                         self.ws();
-                        out.push(',');
+                        out.push(b',');
                     }
                     Some(b']') => {
                         self.at += 1;
@@ -343,7 +409,7 @@ impl Parser<'_> {
                 }
             }
         }
-        out.push(']');
+        out.push(b']');
         self.depth -= 1;
         Ok(())
     }
@@ -360,8 +426,27 @@ impl Parser<'_> {
     }
 
     /// A string literal at `at` (on its opening quote), decoded.
-    fn string(&mut self) -> Result<String, CanonicalError> {
+    fn string(&mut self) -> Result<std::borrow::Cow<'a, str>, CanonicalError> {
         self.at += 1;
+        // fast path: no escape before the closing quote, so the string is the input's bytes
+        let start = self.at;
+        let mut end = start;
+        while self
+            .s
+            .get(end)
+            .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+        {
+            end += 1;
+        }
+        if self.s.get(end) == Some(&b'"') {
+            self.at = end + 1;
+            let s: &'a [u8] = self.s;
+            // SAFETY: the input is a &str, and both ends of the slice are next to ASCII quotes,
+            // so the slice is whole UTF-8 characters
+            return Ok(std::borrow::Cow::Borrowed(unsafe {
+                std::str::from_utf8_unchecked(&s[start..end])
+            }));
+        }
         let mut s = String::new();
         loop {
             let start = self.at;
@@ -379,7 +464,7 @@ impl Parser<'_> {
             match self.s.get(self.at) {
                 Some(b'"') => {
                     self.at += 1;
-                    return Ok(s);
+                    return Ok(std::borrow::Cow::Owned(s));
                 }
                 Some(b'\\') => {
                     self.at += 1;
@@ -423,28 +508,29 @@ impl Parser<'_> {
         }
     }
 
-    fn digits(&mut self) -> &str {
+    fn digits(&mut self) -> &'a str {
         let start = self.at;
         while self.s.get(self.at).is_some_and(u8::is_ascii_digit) {
             self.at += 1;
         }
         // SAFETY of from_utf8: ASCII digits only
-        std::str::from_utf8(&self.s[start..self.at]).unwrap_or("")
+        let s: &'a [u8] = self.s;
+        std::str::from_utf8(&s[start..self.at]).unwrap_or("")
     }
 
-    fn number(&mut self, out: &mut String) -> Result<(), CanonicalError> {
+    fn number(&mut self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
         let negative = self.s.get(self.at) == Some(&b'-');
         if negative {
             self.at += 1;
         }
-        let int = self.digits().to_string();
+        let int = self.digits();
         if int.is_empty() || (int.len() > 1 && int.starts_with('0')) {
             return Err(self.err("bad number"));
         }
-        let mut frac = String::new();
+        let mut frac = "";
         if self.s.get(self.at) == Some(&b'.') {
             self.at += 1;
-            frac = self.digits().to_string();
+            frac = self.digits();
             if frac.is_empty() {
                 return Err(self.err("bad number"));
             }
@@ -472,7 +558,20 @@ impl Parser<'_> {
                 exp = -exp;
             }
         }
-        out.push_str(&plain_decimal(negative, &int, &frac, exp));
+        if exp == 0 {
+            // already plain (no leading zeros: checked above); only a negative zero changes
+            let zero = int == "0" && frac.bytes().all(|b| b == b'0');
+            if negative && !zero {
+                out.push(b'-');
+            }
+            out.extend_from_slice(int.as_bytes());
+            if !frac.is_empty() {
+                out.push(b'.');
+                out.extend_from_slice(frac.as_bytes());
+            }
+        } else {
+            out.extend_from_slice(plain_decimal(negative, int, frac, exp).as_bytes());
+        }
         Ok(())
     }
 }
@@ -514,24 +613,57 @@ fn plain_decimal(negative: bool, int: &str, frac: &str, exp: i64) -> String {
     s
 }
 
-pub fn escape_into(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+/// A parsed string as canonical JSON: one borrowed from the input had nothing to escape (no
+/// quote, backslash or control character: the fast path of `Parser::string`), so it is copied.
+#[allow(clippy::ptr_arg)] // whether it is borrowed is the point
+fn quote_string(s: &std::borrow::Cow<'_, str>, out: &mut Vec<u8>) {
+    match s {
+        std::borrow::Cow::Borrowed(b) => {
+            out.push(b'"');
+            out.extend_from_slice(b.as_bytes());
+            out.push(b'"');
         }
+        std::borrow::Cow::Owned(o) => escape_bytes(o, out),
     }
-    out.push('"');
+}
+
+/// Appends `s` as a canonical JSON string.
+pub fn escape_into(s: &str, out: &mut String) {
+    // SAFETY: escape_bytes appends the UTF-8 input's own runs and ASCII escapes: valid UTF-8.
+    escape_bytes(s, unsafe { out.as_mut_vec() });
+}
+
+/// [`escape_into`] for a byte buffer.
+pub fn escape_bytes(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let b = s.as_bytes();
+    let mut run = 0;
+    for (i, &c) in b.iter().enumerate() {
+        let esc: &[u8] = match c {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            c if c < 0x20 => {
+                out.extend_from_slice(&b[run..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(c >> 4) as usize]);
+                out.push(HEX[(c & 15) as usize]);
+                run = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&b[run..i]);
+        out.extend_from_slice(esc);
+        run = i + 1;
+    }
+    out.extend_from_slice(&b[run..]);
+    out.push(b'"');
 }
 
 #[cfg(test)]

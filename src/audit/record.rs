@@ -334,6 +334,11 @@ pub fn insert_pending(
         }
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::simple_heap_insert(rel, tuple);
+        // where the sealer should look (t_self is set by the insert)
+        let tid = (*tuple).t_self;
+        super::worker::hint_block(
+            (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo),
+        );
         pg_sys::heap_freetuple(tuple);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     }

@@ -124,8 +124,9 @@ pub fn to_hash(b: &[u8]) -> Hash {
     h
 }
 
-/// Seals every pending event this transaction sees, in batches. Returns how many were sealed.
-pub fn seal_all() -> Result<i64, SealError> {
+/// Seals every pending event this transaction sees in blocks `lo..=hi` of the pending table, in
+/// batches. Returns how many were sealed.
+pub fn seal_range(lo: u32, hi: u32) -> Result<i64, SealError> {
     if pending_relid() == pg_sys::InvalidOid {
         return Err(SealError::NotInstalled);
     }
@@ -135,12 +136,17 @@ pub fn seal_all() -> Result<i64, SealError> {
     }
     let mut total = 0;
     loop {
-        let n = with_flag(&SEALING, || seal_batch(BATCH))?;
+        let n = with_flag(&SEALING, || seal_batch(BATCH, lo, hi))?;
         total += n;
         if n < BATCH {
             return Ok(total);
         }
     }
+}
+
+/// Seals every pending event this transaction sees.
+pub fn seal_all() -> Result<i64, SealError> {
+    seal_range(0, u32::MAX - 1)
 }
 
 /// The batch: committed pending events in the table's physical order (cheap: no sort of the whole
@@ -163,7 +169,7 @@ const PUT: &str = "WITH d AS (DELETE FROM warden.audit_pending \
        FROM d JOIN unnest($1::text[]::tid[], $2::bigint[], $3::bytea[], $4::bytea[]) \
                    AS u (pos, id, prev_hash, hash) ON u.pos = d.pos";
 
-fn seal_batch(max: i64) -> Result<i64, SealError> {
+fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
     Spi::connect_mut(|c| {
         c.update(
             "LOCK TABLE warden.audit_events IN SHARE ROW EXCLUSIVE MODE",
@@ -171,7 +177,15 @@ fn seal_batch(max: i64) -> Result<i64, SealError> {
             &[],
         )?;
         let (mut id, mut prev) = head(c)?;
-        let rows = c.update(TAKE, None, &[max.into()])?;
+        // the upper bound is exclusive: the first tuple of the block after `hi` (a block number
+        // is at most 0xFFFFFFFE, so hi + 1 still names one, as ctid '(4294967295,0)')
+        let start = format!("({lo},0)");
+        let end = format!("({},0)", u64::from(hi) + 1);
+        let rows = c.update(
+            TAKE,
+            None,
+            &[max.into(), start.as_str().into(), end.as_str().into()],
+        )?;
         let n = rows.len();
         if n == 0 {
             return Ok(0);

@@ -52,13 +52,33 @@ unsafe fn cstr<'a>(p: *const std::ffi::c_char) -> std::borrow::Cow<'a, str> {
     }
 }
 
+thread_local! {
+    /// The last relation named, for (transaction, relation): a statement that changes many rows
+    /// looks its table's name up once.
+    static NAMED: std::cell::RefCell<(u32, pg_sys::Oid, String)> =
+        const { std::cell::RefCell::new((0, pg_sys::InvalidOid, String::new())) };
+}
+
 /// `schema.table` of a relation, quoted where needed.
 unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
-    // SAFETY: a relation opened by the executor.
+    // SAFETY: a relation opened by the executor; MyProc is this backend's.
     unsafe {
+        let lxid = if pg_sys::MyProc.is_null() {
+            0
+        } else {
+            (*pg_sys::MyProc).lxid
+        };
+        let relid = (*rel).rd_id;
+        if let Some(n) =
+            NAMED.with_borrow(|c| (lxid != 0 && c.0 == lxid && c.1 == relid).then(|| c.2.clone()))
+        {
+            return n;
+        }
         let ns = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
         let name = (*(*rel).rd_rel).relname.data.as_ptr();
-        cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned()
+        let n = cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned();
+        NAMED.set((lxid, relid, n.clone()));
+        n
     }
 }
 

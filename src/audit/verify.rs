@@ -28,13 +28,14 @@ unsafe fn text_of<'a>(d: pg_sys::Datum) -> &'a [u8] {
     }
 }
 
-unsafe fn json_of(d: pg_sys::Datum) -> String {
-    // SAFETY: a jsonb datum, detoasted; JsonbToCString writes its text form.
+unsafe fn json_of<'a>(d: pg_sys::Datum) -> &'a str {
+    // SAFETY: a jsonb datum, detoasted; JsonbToCString writes its text form (valid UTF-8 in a
+    // UTF-8 database; anything else counts as changed content).
     unsafe {
         let jb = pg_sys::pg_detoast_datum(d.cast_mut_ptr()).cast::<pg_sys::Jsonb>();
         let len = pgrx::varlena::varsize_any(jb.cast());
         let p = pg_sys::JsonbToCString(std::ptr::null_mut(), &raw mut (*jb).root, len as i32);
-        std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        std::str::from_utf8(std::ffi::CStr::from_ptr(p).to_bytes()).unwrap_or("\u{fffd}")
     }
 }
 
@@ -84,6 +85,7 @@ pub fn scan(relid: pg_sys::Oid, start: Option<(i64, Hash)>, from: i64, to: i64) 
             8 * 1024,
             8 * 1024 * 1024,
         );
+        let mut buf = Vec::with_capacity(1024);
         let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
         let mut nulls = [false; COLUMNS];
         loop {
@@ -97,35 +99,25 @@ pub fn scan(relid: pg_sys::Oid, start: Option<(i64, Hash)>, from: i64, to: i64) 
                 continue;
             }
             let old = pg_sys::MemoryContextSwitchTo(per_event);
-            let text = |i: usize| -> Option<&[u8]> { (!nulls[i]).then(|| text_of(values[i])) };
-            let json = |i: usize| -> Option<String> { (!nulls[i]).then(|| json_of(values[i])) };
-            let action = text(4).unwrap_or_default();
-            let rtype = text(5);
-            let rid = text(6);
-            let changes = json(7);
-            let status = text(8).unwrap_or_default();
-            let context = json(9);
-            let prev = to_hash(text(10).unwrap_or_default());
-            let hash = to_hash(text(11).unwrap_or_default());
-            let utf8 = |b: &[u8]| std::str::from_utf8(b).unwrap_or("\u{fffd}").to_owned();
-            let (action, rtype, rid, status) =
-                (utf8(action), rtype.map(utf8), rid.map(utf8), utf8(status));
+            let text = |i: usize| -> Option<&str> {
+                (!nulls[i]).then(|| std::str::from_utf8(text_of(values[i])).unwrap_or("\u{fffd}"))
+            };
+            let json = |i: usize| -> Option<&str> { (!nulls[i]).then(|| json_of(values[i])) };
+            let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
+            let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
             let ev = Event {
                 id,
                 occurred_at: (values[1].value() as i64).saturating_add(PG_EPOCH_OFFSET_US),
                 tenant: (!nulls[2]).then(|| uuid_of(values[2])),
                 actor: (!nulls[3]).then(|| uuid_of(values[3])),
-                action: &action,
-                resource_type: rtype.as_deref(),
-                resource_id: rid.as_deref(),
-                changes: changes.as_deref(),
-                status: &status,
-                context: context.as_deref(),
+                action: text(4).unwrap_or_default(),
+                resource_type: text(5),
+                resource_id: text(6),
+                changes: json(7),
+                status: text(8).unwrap_or_default(),
+                context: json(9),
             };
-            let content_ok = ev
-                .canonical()
-                .map(|c| link(&prev, &c) == hash)
-                .unwrap_or(false);
+            let content_ok = ev.canonical_into(&mut buf).is_ok() && link(&prev, &buf) == hash;
             pg_sys::MemoryContextSwitchTo(old);
             pg_sys::MemoryContextReset(per_event);
             let seen = Seen {

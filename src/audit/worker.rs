@@ -12,6 +12,8 @@
 //! Without `shared_preload_libraries = 'warden'` there is no shared memory and no worker: events
 //! still go to `warden.audit_pending` and are sealed by `SELECT warden.seal_audit()`.
 
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{
@@ -29,8 +31,17 @@ use super::record::{NewEvent, Status};
 pub const SLOTS: usize = 8;
 /// A worker with nothing to do for this long exits (a new one starts with the next commit).
 const IDLE_EXIT: Duration = Duration::from_secs(2);
-/// How often a running worker looks for work without being woken.
-const POLL: Duration = Duration::from_millis(500);
+/// How often a running worker seals: `warden.audit_seal_interval`. Writers do not wake it (a
+/// wake-up per commit would cost a sealing pass, a transaction with four statements, per commit):
+/// it seals every interval, whatever has been committed since, so an event is normally sealed
+/// within that time. Only an autonomous event, whose caller waits, wakes it at once.
+fn pass_interval() -> Duration {
+    Duration::from_millis(crate::gucs::AUDIT_SEAL_INTERVAL.get().max(1) as u64)
+}
+/// How often a pass looks at the whole pending table rather than only at the blocks writers
+/// hinted since the last pass (it finds what a transaction still open during a pass wrote into a
+/// block no later event touched).
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(2);
 /// A slot marked as starting for longer than this is taken to have failed to start.
 const START_TIMEOUT_US: i64 = 10_000_000;
 
@@ -55,6 +66,10 @@ struct Slot {
     unrecorded: u64,
     /// Sealing passes that failed (the worker logs the error and retries).
     failures: u64,
+    /// The lowest and highest block of warden.audit_pending that writers put events in since the
+    /// worker last looked (u32::MAX / 0 when none): where the next pass scans.
+    min_block: std::sync::atomic::AtomicU32,
+    max_block: std::sync::atomic::AtomicU32,
     ring: Ring,
 }
 
@@ -153,10 +168,13 @@ fn find_slot(sh: &mut Shared, dboid: u32, claim: bool) -> Option<usize> {
     s.dboid = dboid;
     s.state = FREE;
     s.confirmed = pushed;
+    s.min_block.store(u32::MAX, Ordering::Relaxed);
+    s.max_block.store(0, Ordering::Relaxed);
     Some(i)
 }
 
-/// Wakes the worker of `dboid`, or says that one must be started.
+/// Wakes the worker of `dboid` (only for an autonomous event: `count_commit` is false), or says
+/// that one must be started.
 fn wake_or_claim(sh: &mut Shared, dboid: u32, count_commit: bool) -> bool {
     let Some(i) = find_slot(sh, dboid, true) else {
         return false;
@@ -168,8 +186,10 @@ fn wake_or_claim(sh: &mut Shared, dboid: u32, count_commit: bool) -> bool {
     }
     match s.state {
         RUNNING if !s.latch.is_null() => {
-            // SAFETY: the latch of a live worker (its exit callback clears it under this lock).
-            unsafe { pg_sys::SetLatch(s.latch) };
+            if !count_commit {
+                // SAFETY: the latch of a live worker (its exit callback clears it under this lock).
+                unsafe { pg_sys::SetLatch(s.latch) };
+            }
             false
         }
         STARTING if now - s.state_since < START_TIMEOUT_US => false,
@@ -202,6 +222,42 @@ fn start_worker(dboid: u32) -> bool {
         });
     }
     started
+}
+
+thread_local! {
+    /// This backend's slot for its database (an index into the slots; checked on use).
+    static MY_SLOT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Notes that an event was written to block `block` of warden.audit_pending, so that the worker's
+/// next pass scans it (two atomic operations; no lock but the first time).
+pub fn hint_block(block: u32) {
+    // SAFETY: MyDatabaseId is set in a backend; SHARED points into shared memory.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let slot = match MY_SLOT.get() {
+        // SAFETY: a racy read of the slot's database, only to decide whether to look it up again
+        Some(i) if unsafe { !SHARED.is_null() && (*SHARED).slots[i].dboid == dboid } => Some(i),
+        _ => {
+            let i = with_shared(|sh| find_slot(sh, dboid, true)).flatten();
+            MY_SLOT.set(i);
+            i
+        }
+    };
+    if let Some(i) = slot {
+        // SAFETY: atomics in shared memory.
+        let s = unsafe { &(*SHARED).slots[i] };
+        s.min_block.fetch_min(block, Ordering::Relaxed);
+        s.max_block.fetch_max(block, Ordering::Relaxed);
+    }
+}
+
+/// The blocks written since the last call (and resets them): None when no event was written.
+fn take_blocks(slot: usize) -> Option<(u32, u32)> {
+    // SAFETY: atomics in shared memory.
+    let s = unsafe { &(*SHARED).slots[slot] };
+    let min = s.min_block.swap(u32::MAX, Ordering::Relaxed);
+    let max = s.max_block.swap(0, Ordering::Relaxed);
+    (min <= max).then_some((min, max))
 }
 
 /// After a commit that recorded events: wake (or start) the worker of `dboid`. Never raises.
@@ -440,9 +496,14 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
     // for its small statements.
     // SAFETY: session-level settings of this worker, set between transactions.
     unsafe {
+        // a TID range scan from where the last pass found events, never a sequential scan over
+        // the space of the rows it deleted
         for (name, value) in [
             (c"synchronous_commit", c"off"),
             (c"max_parallel_workers_per_gather", c"0"),
+            (c"enable_seqscan", c"off"),
+            // the batch's rows are matched with their ids by a hash join, not a nested loop
+            (c"enable_nestloop", c"off"),
         ] {
             pg_sys::SetConfigOption(
                 name.as_ptr(),
@@ -453,7 +514,15 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
         }
     }
     let mut last_work = Instant::now();
+    // the first pass looks at the whole table (what was pending when the worker started)
+    let mut last_full: Option<Instant> = None;
     loop {
+        let full_scan_due = last_full.is_none_or(|t| t.elapsed() >= FULL_SCAN_EVERY);
+        if full_scan_due {
+            last_full = Some(Instant::now());
+        }
+        // taken before the pass: rows written after this point are hinted for the next pass
+        let blocks = take_blocks(slot);
         let seen = with_shared(|sh| sh.slots[slot].commits).unwrap_or(0);
         let records = with_shared(|sh| {
             let pushed = sh.slots[slot].ring.pushed;
@@ -469,7 +538,15 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
                     n += 1;
                 }
             }
-            super::seal::seal_all().map(|sealed| sealed + n)
+            let range = if full_scan_due {
+                Some((0, u32::MAX - 1))
+            } else {
+                blocks
+            };
+            match range {
+                Some((lo, hi)) => super::seal::seal_range(lo, hi).map(|sealed| sealed + n),
+                None => Ok(n),
+            }
         });
         match outcome {
             Ok(n) => {
@@ -503,17 +580,21 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
                 return;
             }
         }
-        if !BackgroundWorker::wait_latch(Some(POLL)) {
+        if !BackgroundWorker::wait_latch(Some(pass_interval())) {
             return;
+        }
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: rereads the configuration files between transactions.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
     }
 }
 
 /// Runs `body` in a transaction of its own: committed when it returns Ok, rolled back when it
 /// returns Err or raises (the error is returned, so that the worker carries on).
-fn run_in_transaction(
-    body: impl FnOnce() -> Result<i64, super::seal::SealError> + std::panic::UnwindSafe,
-) -> Result<i64, super::seal::SealError> {
+fn run_in_transaction<T>(
+    body: impl FnOnce() -> Result<T, super::seal::SealError> + std::panic::UnwindSafe,
+) -> Result<T, super::seal::SealError> {
     // SAFETY: the worker is between transactions; every path below ends the one it starts.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
