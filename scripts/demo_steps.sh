@@ -121,3 +121,13 @@ SELECT table_name, rls_enabled, rls_forced, policy_count, protected, problem FRO
 SELECT warden.rls_coverage_percent() AS percent_protected;
 SQL
 explain "audit_notes was never protected, and the view says why it matters."
+
+step "9. The audit trail: every step above is on record, and provably so"
+dba <<'SQL'
+SELECT warden.seal_audit() \g /dev/null
+SELECT id, action, status, coalesce(resource_id, '') AS resource, coalesce(changes->>'reason', changes->>'statement', '') AS detail
+  FROM warden.audit_trail ORDER BY id;
+SELECT intact, checked FROM warden.verify_audit();
+SQL
+explain "The failed authentications of step 6 were recorded although their transactions failed;"
+explain "the DBA's grants and warden's own calls without any call from the application."
