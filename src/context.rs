@@ -354,7 +354,16 @@ pub unsafe extern "C-unwind" fn check_carrier(
     }
     match verify(value, now_secs()) {
         Ok(_) => true,
-        Err(e) => refuse(ContextError::Token(e)),
+        Err(e) => {
+            let e = ContextError::Token(e);
+            // a forged or expired token given to SET LOCAL is a failed authentication too
+            audit_failure(
+                std::str::from_utf8(value).ok(),
+                &e,
+                Some("SET warden.context_token"),
+            );
+            refuse(e)
+        }
     }
 }
 
@@ -436,7 +445,7 @@ fn from_pg(u: Uuid) -> uuid::Uuid {
 #[pg_extern(volatile, parallel_unsafe)]
 fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
-        audit_failure(None, &ContextError::NoToken);
+        audit_failure(None, &ContextError::NoToken, None);
         return Err(ContextError::NoToken.into());
     };
     // verify() leaves the token in the cache, where the check hook finds it
@@ -444,7 +453,7 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         Ok(c) => c,
         Err(e) => {
             let e = ContextError::Token(e);
-            audit_failure(Some(token), &e);
+            audit_failure(Some(token), &e, None);
             return Err(e.into());
         }
     };
@@ -464,7 +473,7 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
 /// what the token claimed (tenant and subject) when its payload parsed. Never the token itself.
 /// The tenant and actor columns are filled only when the signature verified (the token was
 /// genuine but expired, not yet valid, for another audience or issuer, or had a bad claim).
-fn audit_failure(token: Option<&str>, e: &ContextError) {
+pub fn audit_failure(token: Option<&str>, e: &ContextError, via: Option<&str>) {
     let (tenant, sub) = token.map(jwt::claimed_identity).unwrap_or_default();
     let genuine = matches!(
         e,
@@ -503,7 +512,7 @@ fn audit_failure(token: Option<&str>, e: &ContextError) {
         } else {
             crate::audit::Status::Denied
         },
-        context_extra: None,
+        context_extra: via.map(|v| format!("\"via\":{}", crate::audit::record::json_str(v))),
     };
     crate::audit::record_autonomous(&ev);
 }

@@ -86,9 +86,18 @@ unsafe extern "C-unwind" fn process_utility(
             let refused =
                 ContextError::NotTransactional("set for the whole session: SET needs LOCAL");
             let e = match value {
-                Some(v) => crate::context::verify_carrier_value(&v)
-                    .err()
-                    .unwrap_or(refused),
+                Some(v) => match crate::context::verify_carrier_value(&v) {
+                    Err(e) => {
+                        // a forged token is a failed authentication, whatever else is wrong
+                        crate::context::audit_failure(
+                            std::str::from_utf8(&v).ok(),
+                            &e,
+                            Some("SET warden.context_token"),
+                        );
+                        e
+                    }
+                    Ok(()) => refused,
+                },
                 None => refused,
             };
             crate::errors::report(&e).report(PgLogLevel::ERROR);

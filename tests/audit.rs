@@ -146,6 +146,43 @@ fn a_denied_authentication_survives_the_rollback() {
 }
 
 #[test]
+fn a_forged_token_given_to_set_local_is_a_denied_event_too() {
+    let subject = uuid::Uuid::new_v4().to_string();
+    let forged = with_payload(
+        &token(TENANT_A, "read"),
+        &format!(
+            r#"{{"tenant_id":"{TENANT_B}","sub":"{subject}","role":"admin","exp":{}}}"#,
+            now() + 300
+        ),
+    );
+    let mut c = app();
+    let mut tx = c.transaction().unwrap();
+    assert_eq!(
+        sqlstate(tx.batch_execute(&format!("SET LOCAL warden.context_token = '{forged}'"))),
+        "28000"
+    );
+    drop(tx);
+    let mut a = admin();
+    wait_sealed(&mut a);
+    let via: Vec<(String, Option<String>)> = a
+        .query(
+            "SELECT status, context->>'via' FROM warden.audit_events WHERE resource_id = $1",
+            &[&subject],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        via,
+        vec![(
+            "denied".to_string(),
+            Some("SET warden.context_token".to_string())
+        )]
+    );
+}
+
+#[test]
 fn an_expired_token_is_recorded_against_its_genuine_tenant() {
     let subject = uuid::Uuid::new_v4().to_string();
     let expired = sign(
