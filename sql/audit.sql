@@ -39,6 +39,13 @@ CREATE INDEX audit_events_actor_time ON warden.audit_events (actor, occurred_at)
 CREATE INDEX audit_events_resource ON warden.audit_events (resource_type, resource_id, occurred_at);
 CREATE INDEX audit_events_time ON warden.audit_events USING brin (occurred_at);
 
+-- The content check of one event (its hash over prev_hash and its canonical serialization), for
+-- warden.verify_audit(): PARALLEL SAFE, so that a parallel scan spreads the hashing over the cores.
+CREATE FUNCTION warden._audit_event_ok(warden.audit_events) RETURNS boolean
+    LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE COST 1000
+    AS 'MODULE_PATHNAME', 'warden_audit_event_ok';
+REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBLIC;
+
 -- Committed events waiting for the sealer: written by a direct heap insert (no index on purpose),
 -- moved into audit_events by the sealing worker within moments.
 CREATE TABLE warden.audit_pending (

@@ -16,7 +16,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_log_event_wrapper';
 
--- src/audit/api.rs:505
+-- src/audit/api.rs:531
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -27,7 +27,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 
--- src/audit/api.rs:589
+-- src/audit/api.rs:615
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -83,7 +83,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 
--- src/audit/api.rs:443
+-- src/audit/api.rs:469
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -99,7 +99,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 
--- src/audit/api.rs:524
+-- src/audit/api.rs:550
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */
@@ -155,6 +155,13 @@ CREATE INDEX audit_events_tenant_time ON warden.audit_events (tenant, occurred_a
 CREATE INDEX audit_events_actor_time ON warden.audit_events (actor, occurred_at);
 CREATE INDEX audit_events_resource ON warden.audit_events (resource_type, resource_id, occurred_at);
 CREATE INDEX audit_events_time ON warden.audit_events USING brin (occurred_at);
+
+-- The content check of one event (its hash over prev_hash and its canonical serialization), for
+-- warden.verify_audit(): PARALLEL SAFE, so that a parallel scan spreads the hashing over the cores.
+CREATE FUNCTION warden._audit_event_ok(warden.audit_events) RETURNS boolean
+    LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE COST 1000
+    AS 'MODULE_PATHNAME', 'warden_audit_event_ok';
+REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBLIC;
 
 -- Committed events waiting for the sealer: written by a direct heap insert (no index on purpose),
 -- moved into audit_events by the sealing worker within moments.

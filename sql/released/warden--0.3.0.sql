@@ -78,7 +78,7 @@ AS 'MODULE_PATHNAME', '_log_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:505
+-- src/audit/api.rs:531
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -91,7 +91,7 @@ AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:589
+-- src/audit/api.rs:615
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -112,7 +112,7 @@ AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:436
+-- src/context.rs:445
 -- warden::context::authenticate
 CREATE  FUNCTION "authenticate"(
 	"token" TEXT /* Option < & str > */
@@ -123,7 +123,7 @@ AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:573
+-- src/context.rs:582
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -132,7 +132,7 @@ AS 'MODULE_PATHNAME', 'clear_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:584
+-- src/context.rs:593
 -- warden::context::current_actor
 -- requires:
 --   planner::_context_support
@@ -143,7 +143,7 @@ AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:589
+-- src/context.rs:598
 -- warden::context::current_level
 -- requires:
 --   planner::_context_support
@@ -154,7 +154,7 @@ AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:579
+-- src/context.rs:588
 -- warden::context::current_tenant
 -- requires:
 --   planner::_context_support
@@ -202,7 +202,7 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:595
+-- src/context.rs:604
 -- warden::context::has_level
 -- requires:
 --   planner::_context_support
@@ -255,7 +255,7 @@ AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:534
+-- src/context.rs:543
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" uuid, /* Option < Uuid > */
@@ -268,7 +268,7 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:604
+-- src/context.rs:613
 -- warden::context::tenant_with_level
 -- requires:
 --   planner::_context_support
@@ -326,6 +326,13 @@ CREATE INDEX audit_events_tenant_time ON warden.audit_events (tenant, occurred_a
 CREATE INDEX audit_events_actor_time ON warden.audit_events (actor, occurred_at);
 CREATE INDEX audit_events_resource ON warden.audit_events (resource_type, resource_id, occurred_at);
 CREATE INDEX audit_events_time ON warden.audit_events USING brin (occurred_at);
+
+-- The content check of one event (its hash over prev_hash and its canonical serialization), for
+-- warden.verify_audit(): PARALLEL SAFE, so that a parallel scan spreads the hashing over the cores.
+CREATE FUNCTION warden._audit_event_ok(warden.audit_events) RETURNS boolean
+    LANGUAGE c STRICT IMMUTABLE PARALLEL SAFE COST 1000
+    AS 'MODULE_PATHNAME', 'warden_audit_event_ok';
+REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBLIC;
 
 -- Committed events waiting for the sealer: written by a direct heap insert (no index on purpose),
 -- moved into audit_events by the sealing worker within moments.
@@ -498,7 +505,7 @@ AS 'MODULE_PATHNAME', 'unprotect_table_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:443
+-- src/audit/api.rs:469
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -516,7 +523,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:524
+-- src/audit/api.rs:550
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */

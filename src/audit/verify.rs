@@ -46,6 +46,97 @@ unsafe fn uuid_of(d: pg_sys::Datum) -> [u8; 16] {
     u
 }
 
+/// Whether an event's hash is SHA-256 of its `prev_hash` and its canonical serialization.
+///
+/// # Safety
+/// `values`/`nulls` are a deformed row of warden.audit_events; allocations go to the current
+/// memory context.
+unsafe fn content_ok(
+    values: &[pg_sys::Datum; COLUMNS],
+    nulls: &[bool; COLUMNS],
+    prev: &Hash,
+    hash: &Hash,
+    buf: &mut Vec<u8>,
+) -> bool {
+    // SAFETY: see above.
+    unsafe {
+        let text = |i: usize| -> Option<&str> {
+            (!nulls[i]).then(|| std::str::from_utf8(text_of(values[i])).unwrap_or("\u{fffd}"))
+        };
+        let json = |i: usize| -> Option<&str> { (!nulls[i]).then(|| json_of(values[i])) };
+        let ev = Event {
+            id: values[0].value() as i64,
+            occurred_at: (values[1].value() as i64).saturating_add(PG_EPOCH_OFFSET_US),
+            tenant: (!nulls[2]).then(|| uuid_of(values[2])),
+            actor: (!nulls[3]).then(|| uuid_of(values[3])),
+            action: text(4).unwrap_or_default(),
+            resource_type: text(5),
+            resource_id: text(6),
+            changes: json(7),
+            status: text(8).unwrap_or_default(),
+            context: json(9),
+        };
+        ev.canonical_into(buf).is_ok() && link(prev, buf) == *hash
+    }
+}
+
+/// The content check of one row, as SQL: `warden._audit_event_ok(e)`, PARALLEL SAFE, so that a
+/// parallel sequential scan spreads the hashing over the server's cores.
+#[no_mangle]
+pub extern "C" fn pg_finfo_warden_audit_event_ok() -> &'static pg_sys::Pg_finfo_record {
+    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+#[no_mangle]
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn warden_audit_event_ok(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: a STRICT function of one warden.audit_events row: a composite datum.
+    unsafe {
+        let arg = (*fcinfo).args.as_slice(1)[0].value;
+        let header =
+            pg_sys::pg_detoast_datum(arg.cast_mut_ptr()).cast::<pg_sys::HeapTupleHeaderData>();
+        let fields = (*header).t_choice.t_datum;
+        let desc = pg_sys::lookup_rowtype_tupdesc(fields.datum_typeid, fields.datum_typmod);
+        let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
+        tuple.t_len = pgrx::varlena::varsize_any(header.cast()) as u32;
+        tuple.t_data = header;
+        let ok = if (*desc).natts as usize == COLUMNS {
+            let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
+            let mut nulls = [false; COLUMNS];
+            pg_sys::heap_deform_tuple(&mut tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
+            let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
+            let mut buf = Vec::with_capacity(1024);
+            content_ok(&values, &nulls, &prev, &hash, &mut buf)
+        } else {
+            false
+        };
+        pg_sys::DecrTupleDescRefCount(desc);
+        pg_sys::Datum::from(ok)
+    }
+}
+
+/// The lowest id in `from..=to` whose hash does not match its content, by a query the planner may
+/// run in parallel.
+pub fn first_bad_content(from: i64, to: i64) -> Result<Option<i64>, pgrx::spi::Error> {
+    pgrx::Spi::connect(|c| {
+        c.select(
+            // `id + 0`: no index, so that the planner takes a parallel sequential scan (an index
+            // scan in id order would stop at the first bad event, but check every event through
+            // random reads, in one process, when there is none)
+            "SELECT min(e.id + 0) FROM warden.audit_events e \
+              WHERE e.id + 0 BETWEEN $1 AND $2 AND NOT warden._audit_event_ok(e)",
+            None, // a row limit would make the executor refuse parallel workers
+            &[from.into(), to.into()],
+        )?
+        .first()
+        .get_one::<i64>()
+    })
+}
+
 /// One event as read: id, prev_hash, hash, and whether its hash matches its content.
 struct Seen {
     prev: Hash,
@@ -55,7 +146,16 @@ struct Seen {
 
 /// Verifies the events with `from <= id <= to`, starting after `start` (the event before `from`,
 /// or a purge checkpoint; None: the chain's beginning).
-pub fn scan(relid: pg_sys::Oid, start: Option<(i64, Hash)>, from: i64, to: i64) -> Report {
+///
+/// `check_content: false` checks only the links and the ids (the contents are then checked by
+/// [`first_bad_content`], in parallel).
+pub fn scan(
+    relid: pg_sys::Oid,
+    start: Option<(i64, Hash)>,
+    from: i64,
+    to: i64,
+    check_content: bool,
+) -> Report {
     let mut v = Verifier::new(start);
     let mut next = from;
     let mut early: BTreeMap<i64, Seen> = BTreeMap::new();
@@ -98,28 +198,17 @@ pub fn scan(relid: pg_sys::Oid, start: Option<(i64, Hash)>, from: i64, to: i64) 
             if id < from || id > to {
                 continue;
             }
-            let old = pg_sys::MemoryContextSwitchTo(per_event);
-            let text = |i: usize| -> Option<&str> {
-                (!nulls[i]).then(|| std::str::from_utf8(text_of(values[i])).unwrap_or("\u{fffd}"))
-            };
-            let json = |i: usize| -> Option<&str> { (!nulls[i]).then(|| json_of(values[i])) };
             let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
             let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
-            let ev = Event {
-                id,
-                occurred_at: (values[1].value() as i64).saturating_add(PG_EPOCH_OFFSET_US),
-                tenant: (!nulls[2]).then(|| uuid_of(values[2])),
-                actor: (!nulls[3]).then(|| uuid_of(values[3])),
-                action: text(4).unwrap_or_default(),
-                resource_type: text(5),
-                resource_id: text(6),
-                changes: json(7),
-                status: text(8).unwrap_or_default(),
-                context: json(9),
+            let content_ok = if check_content {
+                let old = pg_sys::MemoryContextSwitchTo(per_event);
+                let ok = content_ok(&values, &nulls, &prev, &hash, &mut buf);
+                pg_sys::MemoryContextSwitchTo(old);
+                pg_sys::MemoryContextReset(per_event);
+                ok
+            } else {
+                true
             };
-            let content_ok = ev.canonical_into(&mut buf).is_ok() && link(&prev, &buf) == hash;
-            pg_sys::MemoryContextSwitchTo(old);
-            pg_sys::MemoryContextReset(per_event);
             let seen = Seen {
                 prev,
                 hash,
