@@ -238,7 +238,9 @@ thread_local! {
 }
 
 /// This backend's local transaction id (never 0 inside a transaction), or 0 when unknown.
-fn local_xid() -> pg_sys::LocalTransactionId {
+/// This backend's local transaction id (0 very early in startup): the key of per-transaction
+/// caches.
+pub fn local_xid() -> pg_sys::LocalTransactionId {
     // SAFETY: MyProc is this backend's PGPROC, or null very early in startup.
     unsafe {
         let proc_ = pg_sys::MyProc;

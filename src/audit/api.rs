@@ -429,7 +429,7 @@ fn verify_range(
     to: i64,
 ) -> Result<super::chain::Report, AuditError> {
     let bad_content = super::verify::first_bad_content(from, to)?;
-    let links = super::verify::scan(events_relid(), start, from, to, false);
+    let links = super::verify::scan_links(events_relid(), start, from, to);
     Ok(match (links.first_bad.as_ref(), bad_content) {
         (Some((at, _)), Some(c)) if c < *at => content_break(c, from),
         (None, Some(c)) => content_break(c, from),

@@ -100,7 +100,7 @@ thread_local! {
 /// The `context` document of an event: who and where, from the server's own state (never from
 /// anything the client sends as data). Built once per transaction and role.
 pub fn context_json(xid: Option<u32>, extra: Option<&str>) -> String {
-    let lxid = local_xid();
+    let lxid = crate::context::local_xid();
     // SAFETY: reads the current role.
     let user = unsafe { pg_sys::GetOuterUserId() };
     let xid = xid.unwrap_or(0);
@@ -204,20 +204,9 @@ thread_local! {
     static CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
-fn local_xid() -> u32 {
-    // SAFETY: MyProc is this backend's PGPROC.
-    unsafe {
-        if pg_sys::MyProc.is_null() {
-            0
-        } else {
-            (*pg_sys::MyProc).lxid
-        }
-    }
-}
-
 /// The oid of `warden.audit_pending` in this database, or InvalidOid when warden is not installed.
 pub fn pending_relid() -> pg_sys::Oid {
-    let lxid = local_xid();
+    let lxid = crate::context::local_xid();
     let (cached_lxid, oid) = PENDING.get();
     if lxid != 0 && cached_lxid == lxid {
         return oid;
@@ -271,7 +260,7 @@ pub fn record(ev: &NewEvent) -> Result<(), RecordError> {
         let context = context_json(Some(xid), ev.context_extra.as_deref());
         insert_pending(ev, now(), ContextValue::Text(&context))?;
     } else {
-        let lxid = local_xid();
+        let lxid = crate::context::local_xid();
         // SAFETY: reads the current role.
         let user = unsafe { pg_sys::GetOuterUserId() };
         let (l, u, x, d) = CONTEXT_DATUM.get();

@@ -10,23 +10,12 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::canonical::{escape_into, format_timestamp};
-use super::record::{json_str, record, NewEvent, Status, PG_EPOCH_OFFSET_US};
+use super::record::{record, NewEvent, Status, PG_EPOCH_OFFSET_US};
 
 /// What replaces the value of a redacted column.
 pub const REDACTED: &str = "<redacted>";
 
 const OP_MASK: u32 = pg_sys::TRIGGER_EVENT_OPMASK;
-
-/// Version-1 calling convention record for a hand-declared C function.
-macro_rules! finfo_v1 {
-    ($name:ident) => {
-        #[no_mangle]
-        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    };
-}
 
 finfo_v1!(pg_finfo_warden_audit_row);
 finfo_v1!(pg_finfo_warden_audit_truncate);
@@ -424,11 +413,6 @@ pub unsafe extern "C-unwind" fn warden_audit_immutable(
     }
 }
 
-/// `json_str` re-exported for the API module.
-pub fn quote(s: &str) -> String {
-    json_str(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::is_json_number;
@@ -445,6 +429,9 @@ mod tests {
 
     #[test]
     fn the_redaction_marker_is_a_plain_string() {
-        assert_eq!(super::quote(super::REDACTED), "\"<redacted>\"");
+        assert_eq!(
+            super::super::record::json_str(super::REDACTED),
+            "\"<redacted>\""
+        );
     }
 }

@@ -1,9 +1,10 @@
-//! Verification of the chain by a direct heap scan of `warden.audit_events`: no SPI, no executor,
-//! one pass. Each event's own hash is checked against its content and stored `prev_hash` as it is
-//! read (that check needs nothing else); the links (each `prev_hash` equal to the previous event's
-//! hash) and the gapless ids are checked in id order. The sealer appends in id order, so the heap
-//! is normally in id order too; an event met early (after a purge freed space at the start of the
-//! table) waits in a small reorder buffer until its predecessor has been seen.
+//! Verification of the chain in two parts. Each event's own hash depends only on its row (its
+//! content and stored `prev_hash`): `warden._audit_event_ok(row)` checks it, in a query PostgreSQL
+//! may run with parallel workers ([`first_bad_content`]). The links (each `prev_hash` equal to the
+//! previous event's hash) and the gapless ids are checked in id order by one heap scan that reads
+//! no content ([`scan_links`]). The sealer appends in id order, so the heap is normally in id order
+//! too; an event met early (after a purge freed space at the start of the table) waits in a small
+//! reorder buffer until its predecessor has been seen.
 
 use std::collections::BTreeMap;
 
@@ -80,13 +81,9 @@ unsafe fn content_ok(
     }
 }
 
-/// The content check of one row, as SQL: `warden._audit_event_ok(e)`, PARALLEL SAFE, so that a
-/// parallel sequential scan spreads the hashing over the server's cores.
-#[no_mangle]
-pub extern "C" fn pg_finfo_warden_audit_event_ok() -> &'static pg_sys::Pg_finfo_record {
-    const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1
-}
+// The content check of one row, as SQL: `warden._audit_event_ok(e)`, PARALLEL SAFE, so that a
+// parallel sequential scan spreads the hashing over the server's cores.
+finfo_v1!(pg_finfo_warden_audit_event_ok);
 
 #[no_mangle]
 #[pgrx::pg_guard]
@@ -137,30 +134,15 @@ pub fn first_bad_content(from: i64, to: i64) -> Result<Option<i64>, pgrx::spi::E
     })
 }
 
-/// One event as read: id, prev_hash, hash, and whether its hash matches its content.
-struct Seen {
-    prev: Hash,
-    hash: Hash,
-    content_ok: bool,
-}
-
-/// Verifies the events with `from <= id <= to`, starting after `start` (the event before `from`,
-/// or a purge checkpoint; None: the chain's beginning).
-///
-/// `check_content: false` checks only the links and the ids (the contents are then checked by
-/// [`first_bad_content`], in parallel).
-pub fn scan(
-    relid: pg_sys::Oid,
-    start: Option<(i64, Hash)>,
-    from: i64,
-    to: i64,
-    check_content: bool,
-) -> Report {
+/// Checks the links and the gapless ids of the events with `from <= id <= to`, starting after
+/// `start` (the event before `from`, or a purge checkpoint; None: the chain's beginning). It reads
+/// no content: each event's own hash is checked by [`first_bad_content`], in parallel.
+pub fn scan_links(relid: pg_sys::Oid, start: Option<(i64, Hash)>, from: i64, to: i64) -> Report {
     let mut v = Verifier::new(start);
     let mut next = from;
-    let mut early: BTreeMap<i64, Seen> = BTreeMap::new();
-    // SAFETY: a plain heap scan under AccessShareLock with the active snapshot; per-event memory
-    // lives in a context reset after each event.
+    // events met before their predecessor: (prev_hash, hash) by id
+    let mut early: BTreeMap<i64, (Hash, Hash)> = BTreeMap::new();
+    // SAFETY: a plain heap scan under AccessShareLock with the active snapshot.
     unsafe {
         let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let desc = (*rel).rd_att;
@@ -178,14 +160,6 @@ pub fn scan(
                 | pg_sys::ScanOptions::SO_ALLOW_STRAT
                 | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE,
         );
-        let per_event = pg_sys::AllocSetContextCreateInternal(
-            pg_sys::CurrentMemoryContext,
-            c"warden verify_audit".as_ptr(),
-            0,
-            8 * 1024,
-            8 * 1024 * 1024,
-        );
-        let mut buf = Vec::with_capacity(1024);
         let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
         let mut nulls = [false; COLUMNS];
         loop {
@@ -200,43 +174,28 @@ pub fn scan(
             }
             let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
             let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
-            let content_ok = if check_content {
-                let old = pg_sys::MemoryContextSwitchTo(per_event);
-                let ok = content_ok(&values, &nulls, &prev, &hash, &mut buf);
-                pg_sys::MemoryContextSwitchTo(old);
-                pg_sys::MemoryContextReset(per_event);
-                ok
-            } else {
-                true
-            };
-            let seen = Seen {
-                prev,
-                hash,
-                content_ok,
-            };
-            if id == next {
-                if !v.push_checked(id, &seen.prev, &seen.hash, seen.content_ok) {
+            if id != next {
+                early.insert(id, (prev, hash));
+                continue;
+            }
+            if !v.push_checked(id, &prev, &hash, true) {
+                break;
+            }
+            next += 1;
+            while let Some((p, h)) = early.remove(&next) {
+                if !v.push_checked(next, &p, &h, true) {
                     break;
                 }
                 next += 1;
-                while let Some(s) = early.remove(&next) {
-                    if !v.push_checked(next, &s.prev, &s.hash, s.content_ok) {
-                        break;
-                    }
-                    next += 1;
-                }
-            } else {
-                early.insert(id, seen);
             }
         }
         pg_sys::heap_endscan(scan);
-        pg_sys::MemoryContextDelete(per_event);
         pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     }
     // what is left waited for an id that never came: the first of them is after a gap
     if v.intact() {
-        if let Some((&id, s)) = early.iter().next() {
-            v.push_checked(id, &s.prev, &s.hash, s.content_ok);
+        if let Some((&id, (p, h))) = early.iter().next() {
+            v.push_checked(id, p, h, true);
         }
     }
     v.finish()

@@ -344,10 +344,8 @@ pub fn submit(rec: &[u8]) -> bool {
             Err(_) => None,
         }
     });
+    // no shared memory, no free slot, or a full ring (which counted the overflow itself)
     let Some(Some((slot, ticket, start))) = queued else {
-        if queued == Some(None) {
-            // no slot: counted on none (every slot busy); a full ring counted itself
-        }
         return false;
     };
     if start && !start_worker(dboid) {
