@@ -103,6 +103,11 @@ unsafe extern "C-unwind" fn process_utility(
             crate::errors::report(&e).report(PgLogLevel::ERROR);
         }
         let event = audited(pstmt, query_string);
+        let hold_check = if pstmt.is_null() {
+            None
+        } else {
+            crate::hold::guard::before_utility((*pstmt).utilityStmt)
+        };
         match PREVIOUS {
             Some(previous) => previous(
                 pstmt,
@@ -124,6 +129,9 @@ unsafe extern "C-unwind" fn process_utility(
                 dest,
                 qc,
             ),
+        }
+        if let Some(pc) = hold_check {
+            crate::hold::guard::after_utility(pc);
         }
         if let Some(ev) = event {
             record_utility(ev, pstmt);

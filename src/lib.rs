@@ -8,10 +8,22 @@
 
 use pgrx::prelude::*;
 
+/// Version-1 calling convention record for a hand-declared C function.
+macro_rules! finfo_v1 {
+    ($name:ident) => {
+        #[no_mangle]
+        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
+            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1
+        }
+    };
+}
+
 pub mod audit;
 mod context;
 mod errors;
 mod gucs;
+pub mod hold;
 mod hooks;
 mod jwt;
 mod level;
@@ -27,6 +39,11 @@ extension_sql_file!(
     name = "audit",
     requires = ["bootstrap", context::tenant_with_level]
 );
+extension_sql_file!(
+    "../sql/hold.sql",
+    name = "hold",
+    requires = ["audit", context::tenant_with_level]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
@@ -34,6 +51,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     hooks::init();
     audit::worker::init();
+    hold::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -51,6 +51,8 @@ pub enum ProtectError {
     Spi(#[from] pgrx::spi::Error),
     #[error("{0}")]
     Audit(#[from] crate::audit::record::RecordError),
+    #[error("the legal holds could not be read: {0}")]
+    Holds(String),
 }
 
 impl SqlError for ProtectError {
@@ -68,6 +70,7 @@ impl SqlError for ProtectError {
             ProtectError::Null(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             ProtectError::Audit(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ProtectError::Holds(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
         }
     }
 
@@ -91,6 +94,7 @@ impl SqlError for ProtectError {
                 format!("Use the direct form: SELECT warden.protect_table('{table}', distributed => true);")
             }
             ProtectError::Audit(_) => "CREATE EXTENSION warden; (or ALTER EXTENSION warden UPDATE)".into(),
+            ProtectError::Holds(_) => "SELECT * FROM warden.verify_holds();".into(),
             ProtectError::Spi(_) => return None,
         })
     }
@@ -342,6 +346,14 @@ fn protect_one(
     if !has_index {
         c.update(&format!("CREATE INDEX ON {q} ({col})"), None, &[])?;
     }
+    // The legal-hold guards (not on Citus, which refuses triggers on distributed tables).
+    if guards_installed(c)? && !gucs::citus_loaded() {
+        c.update(
+            "SELECT warden._install_hold_guards($1, $2)",
+            None,
+            &[t.oid.into(), column.into()],
+        )?;
+    }
     let others = c
         .select(
             "SELECT string_agg(quote_ident(polname), ', ' ORDER BY polname) FROM pg_policy
@@ -456,9 +468,46 @@ fn protect_table(tbl: PgRelation, tenant_column: SqlName) -> Result<(), ErrorRep
     protect_table_v2(Some(tbl), Some(tenant_column), Some(false))
 }
 
+/// Whether this database's warden SQL has the hold guards (0.4.0 and later).
+fn guards_installed(c: &SpiClient<'_>) -> Result<bool, ProtectError> {
+    Ok(c.select(
+        "SELECT to_regprocedure('warden._install_hold_guards(regclass, name)') IS NOT NULL",
+        Some(1),
+        &[],
+    )?
+    .first()
+    .get_one::<bool>()?
+        == Some(true))
+}
+
 fn unprotect_one(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> {
     let q = &t.qualified;
+    // A held table keeps its guards and its protection until the hold is released.
+    let snap = crate::hold::cache::snapshot().map_err(ProtectError::Holds)?;
+    if !snap.holds.is_empty() {
+        let lineage = crate::hold::cache::lineage(t.oid).map_err(ProtectError::Holds)?;
+        if let Some(h) = snap.first_covering(&lineage) {
+            crate::hold::guard::refuse_held("warden.unprotect_table()", q, h, "data in the table");
+        }
+    }
     drop_warden_policies(c, t)?;
+    for trigger in [
+        crate::hold::guard::ROW_TRIGGER,
+        crate::hold::guard::STATEMENT_TRIGGER,
+    ] {
+        let exists = c
+            .select(
+                "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2)",
+                Some(1),
+                &[t.oid.into(), trigger.into()],
+            )?
+            .first()
+            .get_one::<bool>()?
+            == Some(true);
+        if exists {
+            c.update(&format!("DROP TRIGGER {trigger} ON {q}"), None, &[])?;
+        }
+    }
     let keep = c
                 .select(
                     "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1)

@@ -8,17 +8,6 @@
 //! - `seal` and `worker`: numbering and chaining committed events, in a background worker.
 //! - `api`: the SQL functions (enable_audit, log_event, verify_audit, purge_audit, ...).
 
-/// Version-1 calling convention record for a hand-declared C function.
-macro_rules! finfo_v1 {
-    ($name:ident) => {
-        #[no_mangle]
-        pub extern "C" fn $name() -> &'static pg_sys::Pg_finfo_record {
-            const V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-            &V1
-        }
-    };
-}
-
 pub mod api;
 pub mod canonical;
 pub mod chain;

@@ -21,7 +21,10 @@ finfo_v1!(pg_finfo_warden_audit_row);
 finfo_v1!(pg_finfo_warden_audit_truncate);
 finfo_v1!(pg_finfo_warden_audit_immutable);
 
-unsafe fn trigger_data(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> *mut pg_sys::TriggerData {
+pub(crate) unsafe fn trigger_data(
+    fcinfo: pg_sys::FunctionCallInfo,
+    what: &str,
+) -> *mut pg_sys::TriggerData {
     // SAFETY: checks that the function was called as a trigger before using the context.
     unsafe {
         let ctx = (*fcinfo).context;
@@ -32,7 +35,7 @@ unsafe fn trigger_data(fcinfo: pg_sys::FunctionCallInfo, what: &str) -> *mut pg_
     }
 }
 
-unsafe fn cstr<'a>(p: *const std::ffi::c_char) -> std::borrow::Cow<'a, str> {
+pub(crate) unsafe fn cstr<'a>(p: *const std::ffi::c_char) -> std::borrow::Cow<'a, str> {
     if p.is_null() {
         "".into()
     } else {
@@ -49,7 +52,7 @@ thread_local! {
 }
 
 /// `schema.table` of a relation, quoted where needed.
-unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
+pub(crate) unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
     // SAFETY: a relation opened by the executor; MyProc is this backend's.
     unsafe {
         let lxid = if pg_sys::MyProc.is_null() {
@@ -149,7 +152,7 @@ fn is_json_number(s: &str) -> bool {
 
 /// Whether two datums of one attribute are the same bytes (PostgreSQL's datumIsEqual: no
 /// detoasting, so an unchanged toasted value compares equal by its pointer).
-unsafe fn same_datum(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) -> bool {
+pub(crate) unsafe fn same_datum(a: pg_sys::Datum, b: pg_sys::Datum, byval: bool, len: i16) -> bool {
     // SAFETY: both datums are of the attribute's type.
     unsafe {
         if byval {

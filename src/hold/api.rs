@@ -1,0 +1,234 @@
+//! `warden.place_hold` and `warden.release_hold` (`warden.verify_holds` and the `legal_holds` view
+//! are SQL, in sql/hold.sql).
+//!
+//! The caller is authorized here (admin level in the hold's tenant, or membership in
+//! `warden_admin`); the rows are then written as the holds' owner, the only role that may, so
+//! that no SQL an application role can run reaches the tables.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::PgRelation;
+
+use super::cache::{self, as_role};
+use super::HoldError;
+use crate::audit::record::json_str;
+use crate::audit::{record, NewEvent, Status};
+use crate::level::Level;
+
+fn role_name() -> String {
+    // SAFETY: catalog lookup with missing_ok.
+    unsafe {
+        let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true);
+        if p.is_null() {
+            String::new()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    }
+}
+
+/// Whether the current role has the privileges of `warden_admin` (superusers do).
+pub fn is_warden_admin() -> bool {
+    // SAFETY: catalog lookups with missing_ok.
+    unsafe {
+        let r = pg_sys::get_role_oid(c"warden_admin".as_ptr(), true);
+        (r != pg_sys::InvalidOid && pg_sys::has_privs_of_role(pg_sys::GetUserId(), r))
+            || pg_sys::superuser()
+    }
+}
+
+/// Admin level in `tenant`'s context, or warden_admin. Returns the acting actor, if any.
+fn authorize(what: &'static str, tenant: &[u8; 16]) -> Result<Option<pgrx::Uuid>, HoldError> {
+    let claims = crate::context::current();
+    let actor = claims.map(|c| pgrx::Uuid::from_bytes(*c.actor.as_bytes()));
+    let admin_here =
+        claims.is_some_and(|c| c.level == Level::Admin && c.tenant.as_bytes() == tenant);
+    if admin_here || is_warden_admin() {
+        return Ok(actor);
+    }
+    Err(HoldError::NotAllowed {
+        what,
+        tenant: uuid::Uuid::from_bytes(*tenant).to_string(),
+        role: role_name(),
+        level: claims.map_or_else(|| "no context".into(), |c| c.level.as_str().into()),
+    })
+}
+
+fn holds_owner() -> Result<pg_sys::Oid, HoldError> {
+    let holds = cache::holds_relid();
+    if holds == pg_sys::InvalidOid {
+        return Err(HoldError::Record(
+            crate::audit::record::RecordError::NotInstalled,
+        ));
+    }
+    Ok(Spi::connect(|c| {
+        c.select(
+            "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+            Some(1),
+            &[holds.into()],
+        )?
+        .first()
+        .get_one::<pg_sys::Oid>()
+    })?
+    .unwrap_or(pg_sys::InvalidOid))
+}
+
+fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, HoldError> {
+    let owner = holds_owner()?;
+    as_role(owner, || f().map_err(|e| e.to_string())).map_err(HoldError::Internal)
+}
+
+fn bytes(u: &pgrx::Uuid) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(u.as_bytes());
+    b
+}
+
+/// Places a legal hold over a tenant, one table of a tenant, or one data subject's rows (in
+/// every table with registered personal data, or in `tbl`). Admin level in that tenant, or
+/// warden_admin. Returns the hold's id.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn place_hold(
+    case_ref: Option<&str>,
+    reason: Option<&str>,
+    tenant: Option<pgrx::Uuid>,
+    tbl: default!(Option<PgRelation>, "NULL"),
+    subject: default!(Option<pgrx::Uuid>, "NULL"),
+) -> Result<pgrx::Uuid, ErrorReport> {
+    let case_ref = case_ref
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(HoldError::Null("case_ref"))?;
+    let reason = reason
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(HoldError::Null("reason"))?;
+    let tenant = tenant.ok_or(HoldError::Null("tenant"))?;
+    let tenant_bytes = bytes(&tenant);
+    let actor = authorize("placing a legal hold", &tenant_bytes)?;
+    if !super::preloaded() {
+        return Err(HoldError::NotPreloaded.into());
+    }
+    crate::errors::ensure_writable(c"warden.place_hold()");
+    let tbl_oid = tbl.as_ref().map(|t| t.oid());
+    drop(tbl);
+    let table_name = match tbl_oid {
+        None => None,
+        Some(oid) => {
+            let (name, protected) = Spi::connect(|c| {
+                let row = c.select(
+                    "SELECT $1::regclass::text, EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = $1)",
+                    Some(1),
+                    &[oid.into()],
+                )?;
+                row.first().get_two::<String, bool>()
+            })
+            .map_err(HoldError::from)?;
+            let name = name.unwrap_or_default();
+            if protected != Some(true) {
+                return Err(HoldError::NotProtected(name).into());
+            }
+            Some(name)
+        }
+    };
+    let role = role_name();
+    let (id, baseline) = privileged(|| {
+        Spi::connect_mut(|c| {
+            let row = c.update(
+                "SELECT id, baseline::text FROM warden._place_hold($1, $2, $3, $4, $5, $6, $7)",
+                Some(1),
+                &[
+                    case_ref.into(),
+                    reason.into(),
+                    tenant.into(),
+                    tbl_oid.into(),
+                    subject.into(),
+                    actor.into(),
+                    role.as_str().into(),
+                ],
+            )?;
+            row.first().get_two::<pgrx::Uuid, String>()
+        })
+    })?;
+    let id = id.ok_or(HoldError::Internal("no hold id returned".into()))?;
+    cache::invalidate();
+    let mut ev = NewEvent::in_context("place_hold", Status::Success)
+        .resource("legal_hold", Some(&id.to_string()));
+    ev.tenant = Some(tenant_bytes);
+    let opt = |v: Option<String>| v.map_or_else(|| "null".to_owned(), |s| json_str(&s));
+    ev.changes = Some(format!(
+        "{{\"case_ref\":{},\"reason\":{},\"tenant\":{},\"table\":{},\"subject\":{},\"baseline\":{}}}",
+        json_str(case_ref),
+        json_str(reason),
+        json_str(&tenant.to_string()),
+        opt(table_name),
+        opt(subject.map(|s| s.to_string())),
+        baseline.unwrap_or_else(|| "{}".into()),
+    ));
+    record(&ev).map_err(HoldError::from)?;
+    Ok(id)
+}
+
+/// Releases a legal hold: the only way one ends. Admin level in its tenant, or warden_admin.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), ErrorReport> {
+    let hold = hold.ok_or(HoldError::Null("hold"))?;
+    let reason = reason
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(HoldError::Null("reason"))?;
+    let found = privileged(|| {
+        Spi::connect(|c| {
+            let row = c.select(
+                "SELECT h.tenant, h.case_ref,
+                        EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)
+                   FROM warden.holds h WHERE h.id = $1",
+                Some(1),
+                &[hold.into()],
+            )?;
+            if row.is_empty() {
+                return Ok(None);
+            }
+            let row = row.first();
+            Ok(Some((
+                row.get::<pgrx::Uuid>(1)?,
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<bool>(3)? == Some(true),
+            )))
+        })
+    })?;
+    let Some((Some(tenant), case_ref, released)) = found else {
+        return Err(HoldError::NoSuchHold(hold.to_string()).into());
+    };
+    let tenant_bytes = bytes(&tenant);
+    let actor = authorize("releasing a legal hold", &tenant_bytes)?;
+    if released {
+        return Err(HoldError::Released(hold.to_string()).into());
+    }
+    crate::errors::ensure_writable(c"warden.release_hold()");
+    let role = role_name();
+    let inserted = privileged(|| {
+        Spi::connect_mut(|c| {
+            Ok(c.update(
+                "INSERT INTO warden.hold_releases (hold, reason, released_at, released_by, released_by_role)
+                 VALUES ($1, $2, pg_catalog.now(), $3, $4) ON CONFLICT (hold) DO NOTHING",
+                None,
+                &[hold.into(), reason.into(), actor.into(), role.as_str().into()],
+            )?
+            .len())
+        })
+    })?;
+    if inserted == 0 {
+        return Err(HoldError::Released(hold.to_string()).into());
+    }
+    cache::invalidate();
+    let mut ev = NewEvent::in_context("release_hold", Status::Success)
+        .resource("legal_hold", Some(&hold.to_string()));
+    ev.tenant = Some(tenant_bytes);
+    ev.changes = Some(format!(
+        "{{\"case_ref\":{},\"reason\":{}}}",
+        json_str(&case_ref),
+        json_str(reason)
+    ));
+    record(&ev).map_err(HoldError::from)?;
+    Ok(())
+}
