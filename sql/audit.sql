@@ -71,7 +71,10 @@ CREATE TABLE warden.audit_checkpoints (
     hash      bytea NOT NULL,
     purged    bigint NOT NULL,
     cutoff    timestamptz NOT NULL,
-    purged_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+    purged_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    -- events a legal hold kept at or below id, and the digest of their ids and hashes
+    retained  bigint NOT NULL DEFAULT 0,
+    retained_digest bytea
 );
 COMMENT ON TABLE warden.audit_checkpoints IS 'Where the audit chain starts after warden.purge_audit(): the last purged event''s id and hash.';
 

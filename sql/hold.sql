@@ -143,7 +143,8 @@ CREATE FUNCTION warden._subject_column(tbl regclass) RETURNS name
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.subject_column FROM warden.personal_data d
-      JOIN pg_catalog.pg_partition_ancestors(tbl) a(relid) ON a.relid OPERATOR(pg_catalog.=) d.tbl
+      JOIN (SELECT tbl::oid UNION ALL SELECT x.relid FROM pg_catalog.pg_partition_ancestors(tbl) x) a(relid)
+        ON a.relid OPERATOR(pg_catalog.=) d.tbl
      LIMIT 1
 $$;
 
@@ -161,7 +162,7 @@ BEGIN
     FOR r IN SELECT p.relid, p.tenant_column FROM warden.protected_tables p
               JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.relid
              WHERE k.relkind OPERATOR(pg_catalog.=) 'r'
-               AND (p_tbl IS NULL OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t))
+               AND (p_tbl IS NULL OR p.relid OPERATOR(pg_catalog.=) p_tbl OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t))
              ORDER BY p.relid::text
     LOOP
         subcol := warden._subject_column(r.relid);
@@ -192,7 +193,7 @@ DECLARE
     r      record;
 BEGIN
     FOR r IN SELECT p.relid, p.tenant_column FROM warden.protected_tables p
-             WHERE p_tbl IS NULL OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t)
+             WHERE p_tbl IS NULL OR p.relid OPERATOR(pg_catalog.=) p_tbl OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t)
     LOOP
         PERFORM warden._install_hold_guards(r.relid, r.tenant_column);
     END LOOP;
@@ -267,7 +268,7 @@ BEGIN
         check_name := 'guards';
         SELECT pg_catalog.string_agg(p.relid::text, ', ' ORDER BY p.relid::text) INTO missing
           FROM warden.protected_tables p JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.relid
-         WHERE (h.tbl IS NULL OR p.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(h.tbl) x))
+         WHERE (h.tbl IS NULL OR p.relid OPERATOR(pg_catalog.=) h.tbl OR p.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(h.tbl) x))
            AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g
                  WHERE g.tgrelid OPERATOR(pg_catalog.=) p.relid AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
                    AND g.tgname IN ('warden_hold_statement', 'warden_hold_row'))
@@ -293,3 +294,15 @@ $$;
 COMMENT ON FUNCTION warden.verify_holds() IS 'Whether any hold, guard or held row was lost: one row per check, ok false with the detail when something is wrong.';
 REVOKE EXECUTE ON FUNCTION warden.verify_holds() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION warden.verify_holds() TO warden_admin, warden_auditor;
+
+-- The digest of the events at or below a purge checkpoint (those a legal hold kept): sha256 over
+-- "id:hex(hash)" joined by commas in id order. warden.purge_audit() stores it in the checkpoint,
+-- warden.verify_audit() recomputes it.
+CREATE FUNCTION warden._retained_digest(through bigint) RETURNS bytea
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.sha256(pg_catalog.convert_to(coalesce(pg_catalog.string_agg(
+               e.id::text || ':' || pg_catalog.encode(e.hash, 'hex'), ',' ORDER BY e.id), ''), 'UTF8'))
+      FROM warden.audit_events e WHERE e.id OPERATOR(pg_catalog.<=) through
+$$;
+REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;

@@ -3,7 +3,49 @@
 -- every table already protected, and the changed parts of sql/audit.sql and sql/finalize.sql.
 -- tests/ops/upgrade.sh proves the result matches a fresh install.
 
--- src/hold/api.rs:90
+-- src/privacy/api.rs:401
+-- warden::privacy::api::_pseudonym
+CREATE  FUNCTION "_pseudonym"(
+	"value" TEXT /* & str */
+) RETURNS TEXT /* Result < String, ErrorReport > */
+STRICT STABLE PARALLEL SAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_pseudonym_wrapper';
+
+-- src/privacy/api.rs:689
+-- warden::privacy::api::delete_account
+CREATE  FUNCTION "delete_account"(
+	"actor" uuid, /* Option < pgrx :: Uuid > */
+	"reason" TEXT /* Option < & str > */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'delete_account_wrapper';
+
+-- src/privacy/api.rs:418
+-- warden::privacy::api::erase_subject
+CREATE  FUNCTION "erase_subject"(
+	"subject" uuid, /* Option < pgrx :: Uuid > */
+	"reason" TEXT /* Option < & str > */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'erase_subject_wrapper';
+
+-- src/privacy/api.rs:474
+-- warden::privacy::api::export_subject
+CREATE  FUNCTION "export_subject"(
+	"subject" uuid /* Option < pgrx :: Uuid > */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'export_subject_wrapper';
+
+-- src/hold/api.rs:70
 -- warden::hold::api::place_hold
 CREATE  FUNCTION "place_hold"(
 	"case_ref" TEXT, /* Option < & str > */
@@ -17,7 +59,33 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'place_hold_wrapper';
 
--- src/hold/api.rs:172
+-- src/privacy/api.rs:534
+-- warden::privacy::api::record_consent
+CREATE  FUNCTION "record_consent"(
+	"subject" uuid, /* Option < pgrx :: Uuid > */
+	"purpose" TEXT, /* Option < & str > */
+	"granted" bool, /* Option < bool > */
+	"source" TEXT /* Option < & str > */
+) RETURNS bigint /* Result < i64, ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'record_consent_wrapper';
+
+-- src/privacy/api.rs:226
+-- warden::privacy::api::register_personal_data
+CREATE  FUNCTION "register_personal_data"(
+	"tbl" regclass, /* Option < PgRelation > */
+	"subject_column" name, /* Option < SqlName > */
+	"columns" name[], /* :: std :: option :: Option < Vec < Option < SqlName > > > */
+	"method" TEXT DEFAULT 'null' /* Option < & str > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'register_personal_data_wrapper';
+
+-- src/hold/api.rs:152
 -- warden::hold::api::release_hold
 CREATE  FUNCTION "release_hold"(
 	"hold" uuid, /* Option < pgrx :: Uuid > */
@@ -27,6 +95,11 @@ VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'release_hold_wrapper';
+
+
+-- Purge checkpoints record the events a legal hold kept below them (sql/audit.sql).
+ALTER TABLE warden.audit_checkpoints ADD COLUMN retained bigint NOT NULL DEFAULT 0,
+    ADD COLUMN retained_digest bytea;
 
 -- warden legal holds: the holds, their releases, the personal-data registry the subject holds
 -- need, and who may see them. The guards themselves are C triggers (src/hold/guard.rs) that
@@ -140,14 +213,20 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                     WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl AND g.tgname OPERATOR(pg_catalog.=) 'warden_hold_statement'
                       AND g.tgargs OPERATOR(pg_catalog.=) args) THEN
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS warden_hold_statement ON %s', tbl);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                     AND g.tgname OPERATOR(pg_catalog.=) 'warden_hold_statement') THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER warden_hold_statement ON %s', tbl);
+        END IF;
         EXECUTE pg_catalog.format('CREATE TRIGGER warden_hold_statement BEFORE DELETE OR TRUNCATE ON %s '
                                   'FOR EACH STATEMENT EXECUTE FUNCTION warden._hold_guard_statement(%L)', tbl, tenant_column);
     END IF;
     IF leaf AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                              WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl AND g.tgname OPERATOR(pg_catalog.=) 'warden_hold_row'
                                AND g.tgargs OPERATOR(pg_catalog.=) args) THEN
-        EXECUTE pg_catalog.format('DROP TRIGGER IF EXISTS warden_hold_row ON %s', tbl);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl
+                     AND g.tgname OPERATOR(pg_catalog.=) 'warden_hold_row') THEN
+            EXECUTE pg_catalog.format('DROP TRIGGER warden_hold_row ON %s', tbl);
+        END IF;
         EXECUTE pg_catalog.format('CREATE TRIGGER warden_hold_row BEFORE DELETE OR UPDATE ON %s '
                                   'FOR EACH ROW EXECUTE FUNCTION warden._hold_guard_row(%L)', tbl, tenant_column);
     END IF;
@@ -167,7 +246,8 @@ CREATE FUNCTION warden._subject_column(tbl regclass) RETURNS name
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.subject_column FROM warden.personal_data d
-      JOIN pg_catalog.pg_partition_ancestors(tbl) a(relid) ON a.relid OPERATOR(pg_catalog.=) d.tbl
+      JOIN (SELECT tbl::oid UNION ALL SELECT x.relid FROM pg_catalog.pg_partition_ancestors(tbl) x) a(relid)
+        ON a.relid OPERATOR(pg_catalog.=) d.tbl
      LIMIT 1
 $$;
 
@@ -185,7 +265,7 @@ BEGIN
     FOR r IN SELECT p.relid, p.tenant_column FROM warden.protected_tables p
               JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.relid
              WHERE k.relkind OPERATOR(pg_catalog.=) 'r'
-               AND (p_tbl IS NULL OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t))
+               AND (p_tbl IS NULL OR p.relid OPERATOR(pg_catalog.=) p_tbl OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t))
              ORDER BY p.relid::text
     LOOP
         subcol := warden._subject_column(r.relid);
@@ -216,7 +296,7 @@ DECLARE
     r      record;
 BEGIN
     FOR r IN SELECT p.relid, p.tenant_column FROM warden.protected_tables p
-             WHERE p_tbl IS NULL OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t)
+             WHERE p_tbl IS NULL OR p.relid OPERATOR(pg_catalog.=) p_tbl OR p.relid IN (SELECT t.relid FROM pg_catalog.pg_partition_tree(p_tbl) t)
     LOOP
         PERFORM warden._install_hold_guards(r.relid, r.tenant_column);
     END LOOP;
@@ -291,7 +371,7 @@ BEGIN
         check_name := 'guards';
         SELECT pg_catalog.string_agg(p.relid::text, ', ' ORDER BY p.relid::text) INTO missing
           FROM warden.protected_tables p JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.relid
-         WHERE (h.tbl IS NULL OR p.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(h.tbl) x))
+         WHERE (h.tbl IS NULL OR p.relid OPERATOR(pg_catalog.=) h.tbl OR p.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree(h.tbl) x))
            AND (SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g
                  WHERE g.tgrelid OPERATOR(pg_catalog.=) p.relid AND g.tgenabled OPERATOR(pg_catalog.=) 'A'
                    AND g.tgname IN ('warden_hold_statement', 'warden_hold_row'))
@@ -318,6 +398,140 @@ COMMENT ON FUNCTION warden.verify_holds() IS 'Whether any hold, guard or held ro
 REVOKE EXECUTE ON FUNCTION warden.verify_holds() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION warden.verify_holds() TO warden_admin, warden_auditor;
 
+-- The digest of the events at or below a purge checkpoint (those a legal hold kept): sha256 over
+-- "id:hex(hash)" joined by commas in id order. warden.purge_audit() stores it in the checkpoint,
+-- warden.verify_audit() recomputes it.
+CREATE FUNCTION warden._retained_digest(through bigint) RETURNS bytea
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.sha256(pg_catalog.convert_to(coalesce(pg_catalog.string_agg(
+               e.id::text || ':' || pg_catalog.encode(e.hash, 'hex'), ',' ORDER BY e.id), ''), 'UTF8'))
+      FROM warden.audit_events e WHERE e.id OPERATOR(pg_catalog.<=) through
+$$;
+REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
+
+-- warden data-subject rights (GDPR): consent history, deleted accounts, the application's
+-- membership table. The personal-data registry is in sql/hold.sql (the guards read it too).
+
+-- Consent and objection (Art. 7, 21): append-only history, the latest row per (tenant, subject,
+-- purpose) wins. Written only by warden.record_consent().
+CREATE TABLE warden.consents (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant      uuid NOT NULL,
+    subject     uuid NOT NULL,
+    purpose     text NOT NULL CHECK (purpose OPERATOR(pg_catalog.<>) ''),
+    granted     boolean NOT NULL,
+    source      text NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    recorded_by uuid
+);
+CREATE INDEX consents_lookup ON warden.consents (tenant, subject, purpose, id DESC);
+COMMENT ON TABLE warden.consents IS 'Consent and objection history (append-only), written by warden.record_consent().';
+
+-- Accounts deleted by warden.delete_account(): tokens of the actor issued before deleted_at are
+-- refused by every authentication path.
+CREATE TABLE warden.deleted_accounts (
+    actor      uuid PRIMARY KEY,
+    deleted_at timestamptz NOT NULL,
+    deleted_by uuid,
+    reason     text NOT NULL
+);
+COMMENT ON TABLE warden.deleted_accounts IS 'Accounts deleted by warden.delete_account(): their earlier tokens no longer authenticate.';
+
+-- The application's membership table (who belongs to which tenant at which level), registered
+-- with warden.register_memberships(): warden.delete_account() reads it to refuse deleting a
+-- tenant's last admin.
+CREATE TABLE warden.membership_tables (
+    tbl          regclass PRIMARY KEY,
+    actor_column name NOT NULL,
+    level_column name NOT NULL
+);
+COMMENT ON TABLE warden.membership_tables IS 'The membership table warden.delete_account() checks for last admins (warden.register_memberships()).';
+
+CREATE TRIGGER warden_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON warden.consents
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._hold_immutable();
+CREATE TRIGGER warden_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON warden.deleted_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._hold_immutable();
+ALTER TABLE warden.consents ENABLE ALWAYS TRIGGER warden_immutable;
+ALTER TABLE warden.deleted_accounts ENABLE ALWAYS TRIGGER warden_immutable;
+
+REVOKE ALL ON warden.consents, warden.deleted_accounts FROM PUBLIC;
+GRANT SELECT ON warden.deleted_accounts TO warden_guard;
+-- A table's owner registers it (and only its owner removes it), as with warden.guarded_schemas.
+ALTER TABLE warden.membership_tables ENABLE ROW LEVEL SECURITY;
+CREATE POLICY membership_tables_read ON warden.membership_tables FOR SELECT USING (true);
+CREATE POLICY membership_tables_add ON warden.membership_tables FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role((SELECT k.relowner FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+CREATE POLICY membership_tables_remove ON warden.membership_tables FOR DELETE
+    USING (pg_catalog.pg_has_role((SELECT k.relowner FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+GRANT SELECT, INSERT, DELETE ON warden.membership_tables TO PUBLIC;
+
+SELECT pg_catalog.pg_extension_config_dump('warden.consents', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.deleted_accounts', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.membership_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.consents_id_seq', '');
+
+-- Whether the subject's latest consent for the purpose, in the current tenant, is a grant.
+-- False without a context or without any record (no consent is not consent). Usable in RLS
+-- policies: STABLE, one index probe.
+CREATE FUNCTION warden.has_consent(subject uuid, purpose text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce((SELECT c.granted FROM warden.consents c
+                      WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant()
+                        AND c.subject OPERATOR(pg_catalog.=) $1 AND c.purpose OPERATOR(pg_catalog.=) $2
+                      ORDER BY c.id DESC LIMIT 1), false)
+$$;
+COMMENT ON FUNCTION warden.has_consent(uuid, text) IS 'Whether the subject''s latest consent for the purpose in the current tenant is a grant (false without one).';
+
+-- The subject's consent history in the current tenant, oldest first (nothing without a context).
+CREATE FUNCTION warden.consent_history(subject uuid)
+RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by uuid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.id, c.purpose, c.granted, c.source, c.recorded_at, c.recorded_by FROM warden.consents c
+     WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant() AND c.subject OPERATOR(pg_catalog.=) $1
+     ORDER BY c.id
+$$;
+COMMENT ON FUNCTION warden.consent_history(uuid) IS 'The subject''s consent and objection history in the current tenant, oldest first.';
+
+-- Registers the application's membership table for warden.delete_account()'s last-admin check:
+-- a protected table with one row per (tenant, actor) and the actor's level there.
+CREATE FUNCTION warden.register_memberships(tbl regclass, actor_column name DEFAULT 'actor_id',
+                                            level_column name DEFAULT 'role')
+RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR actor_column IS NULL OR level_column IS NULL THEN
+        RAISE EXCEPTION 'warden: tbl, actor_column and level_column must not be NULL'
+            USING ERRCODE = '22023', HINT = 'SELECT warden.register_memberships(''memberships'', ''user_id'', ''role'');';
+    END IF;
+    IF NOT pg_catalog.pg_has_role((SELECT k.relowner FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'warden: must be owner of table % to register it as the membership table', tbl
+            USING ERRCODE = '42501', HINT = 'Run it as the table''s owner.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid OPERATOR(pg_catalog.=) tbl) THEN
+        RAISE EXCEPTION 'warden: table % is not protected', tbl
+            USING ERRCODE = '55000', HINT = pg_catalog.format('Protect it first: SELECT warden.protect_table(%L);', tbl::text);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+                      AND a.attname OPERATOR(pg_catalog.=) actor_column AND NOT a.attisdropped
+                      AND a.atttypid OPERATOR(pg_catalog.=) 'uuid'::regtype) THEN
+        RAISE EXCEPTION 'warden: table % has no uuid column "%"', tbl, actor_column
+            USING ERRCODE = '42703', HINT = 'Name the column holding the member''s actor id (a uuid).';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
+                      AND a.attname OPERATOR(pg_catalog.=) level_column AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'warden: table % has no column "%"', tbl, level_column
+            USING ERRCODE = '42703', HINT = 'Name the column holding the member''s level (read, write, delete or admin).';
+    END IF;
+    DELETE FROM warden.membership_tables m WHERE m.tbl OPERATOR(pg_catalog.=) register_memberships.tbl;
+    INSERT INTO warden.membership_tables VALUES (tbl, actor_column, level_column);
+END
+$$;
+COMMENT ON FUNCTION warden.register_memberships(regclass, name, name) IS 'Registers the application''s membership table (tenant, actor, level) for warden.delete_account()''s last-admin check.';
+
 
 -- The guards on every table protected before this version (not with Citus loaded: it refuses
 -- triggers on distributed tables).
@@ -332,3 +546,7 @@ BEGIN
     END IF;
 END
 $$;
+
+
+-- sql/finalize.sql: the keyed hash is not an oracle for PUBLIC.
+REVOKE EXECUTE ON FUNCTION warden._pseudonym(text) FROM PUBLIC;

@@ -93,6 +93,9 @@ impl SqlError for ContextError {
             ContextError::Token(JwtError::Algorithm(_) | JwtError::BadSignature) => {
                 "Tokens must be signed with HS256 and the secret in warden.jwt_secret."
             }
+            ContextError::Token(JwtError::Revoked(_)) => {
+                "The account was deleted (warden.delete_account): tokens issued before the deletion are refused."
+            }
             ContextError::Token(JwtError::Audience(_) | JwtError::Issuer(_)) => {
                 "The token was issued for another audience or by another issuer (warden.jwt_audience, warden.jwt_issuer)."
             }
@@ -196,7 +199,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
     if let Some(claims) = hit {
         // A cached token verified once; the window is re-checked (it was valid then).
         return if claims.valid_at(now, leeway()) {
-            Ok(claims)
+            not_deleted(claims)
         } else if now >= claims.exp.saturating_add(leeway()) {
             Err(JwtError::Expired(claims.exp))
         } else {
@@ -218,8 +221,24 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
             },
         )
     })??;
+    let claims = not_deleted(claims)?;
     remember(token, claims);
     Ok(claims)
+}
+
+/// Refuses the claims of an account deleted after the token was issued (warden.delete_account).
+fn not_deleted(claims: Claims) -> Result<Claims, JwtError> {
+    match crate::privacy::accounts::deleted_before(claims.actor.as_bytes(), claims.iat) {
+        Ok(None) => Ok(claims),
+        Ok(Some(at)) => Err(JwtError::Revoked(format!(
+            "the account of {} was deleted at {at} (Unix time), after this token was issued",
+            claims.actor
+        ))),
+        Err(e) => Err(JwtError::Revoked(format!(
+            "whether the account of {} was deleted cannot be determined ({e})",
+            claims.actor
+        ))),
+    }
 }
 
 /// The verdict about the context for one transaction, carrier generation and settings generation.
@@ -484,6 +503,7 @@ pub fn audit_failure(token: Option<&str>, e: &ContextError, via: Option<&str>) {
                 | JwtError::NotYetValid(_)
                 | JwtError::Audience(_)
                 | JwtError::Issuer(_)
+                | JwtError::Revoked(_)
         )
     );
     let as_uuid = |s: &Option<String>| {
@@ -562,6 +582,7 @@ fn set_context(
         level,
         exp: now + i64::from(gucs::CONTEXT_TTL.get()),
         nbf: None,
+        iat: Some(now),
     };
     // Minted for the configured issuer and audience, so that the read path's checks hold.
     let issuer = gucs::string(&gucs::JWT_ISSUER);

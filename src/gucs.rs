@@ -29,6 +29,11 @@ pub static AUDIT_SEAL_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(200);
 pub static AUDIT_AUTHENTICATION: GucSetting<AuditAuthentication> =
     GucSetting::<AuditAuthentication>::new(AuditAuthentication::Failures);
 
+/// Seconds since its token was issued within which an actor may delete their own account.
+pub static REAUTH_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(300);
+/// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
+pub static PSEUDONYM_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 #[derive(Clone, Copy, PartialEq, Eq, pgrx::PostgresGucEnum)]
 pub enum AuditAuthentication {
     #[name = c"failures"]
@@ -173,6 +178,24 @@ pub fn init() {
         &AUDIT_AUTHENTICATION,
         GucContext::Suset,
         GucFlags::empty(),
+    );
+    GucRegistry::define_int_guc(
+        c"warden.reauth_window",
+        c"How recently a token must have been issued (iat) for its actor to delete their own account.",
+        c"",
+        &REAUTH_WINDOW,
+        0,
+        86400,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"warden.pseudonym_key",
+        c"Key of the keyed hashes of personal data (the hash anonymization method, audit events of registered columns).",
+        c"When unset, a key derived from warden.jwt_secret is used. Changing it changes every pseudonym computed after.",
+        &PSEUDONYM_KEY,
+        GucContext::Suset,
+        HIDDEN,
     );
     // Settable by any role, but the check hook admits only a token that verifies, and only from a
     // SET or SET LOCAL (never from ALTER ROLE/DATABASE, the startup packet or a function's SET

@@ -34,6 +34,9 @@ pub struct Claims {
     pub exp: i64,
     /// Not-before, seconds since the Unix epoch.
     pub nbf: Option<i64>,
+    /// Issued-at, seconds since the Unix epoch (what `warden.delete_account` and the deleted-account
+    /// check compare against).
+    pub iat: Option<i64>,
 }
 
 /// What the verifier checks a token against.
@@ -74,6 +77,8 @@ pub enum JwtError {
     Audience(String),
     #[error("token issuer is not \"{0}\"")]
     Issuer(String),
+    #[error("token is no longer accepted: {0}")]
+    Revoked(String),
 }
 
 impl JwtError {
@@ -142,6 +147,7 @@ struct Payload<'a> {
     #[serde(borrow)]
     exp: Option<&'a RawValue>,
     nbf: Option<&'a RawValue>,
+    iat: Option<&'a RawValue>,
     aud: Option<&'a RawValue>,
     iss: Option<&'a RawValue>,
     tenant_id: Option<&'a RawValue>,
@@ -216,6 +222,7 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
 
     let exp = numeric_date(payload.exp, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
     let nbf = numeric_date(payload.nbf, "nbf")?;
+    let iat = numeric_date(payload.iat, "iat")?;
     check_time(exp, nbf, expect.now, expect.leeway)?;
     if let Some(want) = expect.audience {
         let ok =
@@ -252,6 +259,7 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         level,
         exp,
         nbf,
+        iat,
     })
 }
 
@@ -383,6 +391,7 @@ mod tests {
             level: Level::Write,
             exp: NOW + 60,
             nbf: None,
+            iat: Some(NOW),
         }
     }
 

@@ -28,6 +28,7 @@ mod hooks;
 mod jwt;
 mod level;
 mod planner;
+pub mod privacy;
 mod protect;
 mod types;
 
@@ -44,6 +45,11 @@ extension_sql_file!(
     name = "hold",
     requires = ["audit", context::tenant_with_level]
 );
+extension_sql_file!(
+    "../sql/privacy.sql",
+    name = "privacy",
+    requires = ["hold", context::current_tenant]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
@@ -52,6 +58,7 @@ pub extern "C-unwind" fn _PG_init() {
     hooks::init();
     audit::worker::init();
     hold::init();
+    privacy::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

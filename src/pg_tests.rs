@@ -36,6 +36,7 @@ mod tests {
             level: level.parse().unwrap(),
             exp: now + exp_offset,
             nbf: None,
+            iat: None,
         };
         let key = crate::jwt::Key::new(b"pg-test-secret-0123456789abcdefghijklmnop").unwrap();
         crate::jwt::sign(&claims, now, "test", None, &key)
@@ -131,6 +132,7 @@ mod tests {
             level: crate::level::Level::Admin,
             exp: now,
             nbf: None,
+            iat: None,
         };
         let forged = crate::jwt::sign(
             &claims,

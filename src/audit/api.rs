@@ -374,19 +374,25 @@ fn purge_audit() -> Result<i64, ErrorReport> {
                         .first()
                         .get_one::<Vec<u8>>()?
                         .unwrap_or_default();
+                    // events of a tenant under an active legal hold stay (any hold scope)
                     let n = with_purging(|| {
                         c.update(
-                            "DELETE FROM warden.audit_events WHERE id <= $1",
+                            "DELETE FROM warden.audit_events WHERE id <= $1
+                                AND (tenant IS NULL OR tenant NOT IN (
+                                     SELECT h.tenant FROM warden.holds h
+                                      WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)))",
                             None,
                             &[k.into()],
                         )
                         .map(|t| t.len() as i64)
                     })?;
+                    // what stays below the checkpoint is sealed by a digest in it
                     c.update(
-                    "INSERT INTO warden.audit_checkpoints (id, hash, purged, cutoff) VALUES ($1, $2, $3, $4)",
-                    None,
-                    &[k.into(), hash.into(), n.into(), cutoff.into()],
-                )?;
+                        "INSERT INTO warden.audit_checkpoints (id, hash, purged, cutoff, retained, retained_digest)
+                         SELECT $1, $2, $3, $4, count(*), warden._retained_digest($1) FROM warden.audit_events WHERE id <= $1",
+                        None,
+                        &[k.into(), hash.into(), n.into(), cutoff.into()],
+                    )?;
                     (Some(k), n)
                 }
                 _ => (None, 0),
@@ -417,6 +423,37 @@ fn chain_start(c: &SpiClient<'_>) -> Result<Option<(i64, Hash)>, AuditError> {
     }
     let (id, hash) = t.first().get_two::<i64, Vec<u8>>()?;
     Ok(id.map(|id| (id, to_hash(&hash.unwrap_or_default()))))
+}
+
+/// Checks the events a legal hold kept below the last purge checkpoint: each one's own hash, and
+/// their ids and hashes together against the digest the checkpoint recorded.
+fn retained_break(c: &SpiClient<'_>) -> Result<Option<(i64, String)>, AuditError> {
+    let t = c.select(
+        "SELECT c.id, c.retained, c.retained_digest = warden._retained_digest(c.id),
+                (SELECT min(e.id) FROM warden.audit_events e WHERE e.id <= c.id AND NOT warden._audit_event_ok(e))
+           FROM warden.audit_checkpoints c ORDER BY c.id DESC LIMIT 1",
+        Some(1),
+        &[],
+    )?;
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let row = t.first();
+    let id = row.get::<i64>(1)?.unwrap_or(0);
+    let retained = row.get::<i64>(2)?.unwrap_or(0);
+    if let Some(bad) = row.get::<i64>(4)? {
+        return Ok(Some((
+            bad,
+            format!("event {bad} (kept by a legal hold): its hash does not match its content"),
+        )));
+    }
+    if row.get::<bool>(3)? != Some(true) {
+        return Ok(Some((
+            id,
+            format!("the {retained} events kept by legal holds below checkpoint {id} were changed or deleted"),
+        )));
+    }
+    Ok(None)
 }
 
 /// Verifies events `from..=to` after `start`: each event's hash against its content by a query the
@@ -512,6 +549,13 @@ fn verify_audit(
             }
         };
         let to = to_id.unwrap_or(i64::MAX);
+        if from_id.is_none() {
+            // events a legal hold kept below the last checkpoint: each one's content, and the set
+            // against the checkpoint's digest
+            if let Some(bad) = retained_break(c)? {
+                return Ok((0, Some(bad)));
+            }
+        }
         let r = verify_range(start, from, to)?;
         Ok((
             r.checked as i64,

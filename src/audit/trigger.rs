@@ -192,11 +192,72 @@ unsafe fn deform(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc) -> Row {
     }
 }
 
+/// Columns registered as personal data: never recorded as values, but as a keyed hash
+/// (`"hmac:<hex>"`), or as erased while `warden.erase_subject`/`delete_account` anonymizes them.
+struct Personal<'a> {
+    columns: &'a [String],
+    key: &'a [u8],
+    /// The old values are being erased: record them as erased, not even hashed.
+    erased: bool,
+}
+
+/// What replaces an erased personal value in an audit event.
+pub const ERASED: &str = "<erased>";
+
+unsafe fn personal_json(typid: pg_sys::Oid, value: pg_sys::Datum, key: &[u8], out: &mut String) {
+    // SAFETY: `value` is a non-null datum of type `typid`.
+    unsafe {
+        let mut outfn = pg_sys::InvalidOid;
+        let mut varlena = false;
+        pg_sys::getTypeOutputInfo(typid, &mut outfn, &mut varlena);
+        let p = pg_sys::OidOutputFunctionCall(outfn, value);
+        let text = if p.is_null() {
+            &[][..]
+        } else {
+            CStr::from_ptr(p).to_bytes()
+        };
+        out.push_str("\"hmac:");
+        out.push_str(&crate::privacy::method::pseudonym(key, text));
+        out.push('"');
+    }
+}
+
+/// The registered personal-data columns of the relation, and the key to hash them with.
+unsafe fn personal_columns(rel: pg_sys::Relation) -> Option<(Vec<String>, Vec<u8>)> {
+    let snap = match crate::hold::cache::snapshot() {
+        Ok(s) => s,
+        Err(e) => fail_personal(format!("the personal data registry could not be read: {e}")),
+    };
+    if snap.personal_columns.is_empty() {
+        return None;
+    }
+    // SAFETY: an open relation.
+    let relid = unsafe { (*rel).rd_id };
+    let lineage = match crate::hold::cache::lineage(relid) {
+        Ok(l) => l,
+        Err(e) => fail_personal(e),
+    };
+    let cols = snap.personal_columns(&lineage)?.to_vec();
+    match crate::privacy::key() {
+        Ok(k) => Some((cols, k)),
+        Err(e) => fail_personal(e.to_string()),
+    }
+}
+
+/// Registered values must never reach the trail: when warden cannot tell which they are, the
+/// write fails (fail closed).
+fn fail_personal(reason: String) -> ! {
+    let e = crate::privacy::PrivacyError::Registry(reason);
+    crate::errors::report(&e).report(PgLogLevel::ERROR);
+    unreachable!()
+}
+
 /// Appends `"column": value` members for the attributes `pick` selects.
 unsafe fn members(
     desc: pg_sys::TupleDesc,
     row: &Row,
     redact: &[String],
+    personal: Option<&Personal<'_>>,
     pick: impl Fn(usize) -> bool,
     out: &mut String,
 ) {
@@ -216,8 +277,17 @@ unsafe fn members(
             let name = cstr((*att).attname.data.as_ptr());
             escape_into(&name, out);
             out.push(':');
+            let personal = personal.filter(|p| p.columns.iter().any(|c| *c == name));
             if redact.iter().any(|r| *r == name) {
                 escape_into(REDACTED, out);
+            } else if row.nulls[i] {
+                out.push_str("null");
+            } else if let Some(p) = personal {
+                if p.erased {
+                    escape_into(ERASED, out);
+                } else {
+                    personal_json((*att).atttypid, row.values[i], p.key, out);
+                }
             } else if row.nulls[i] {
                 out.push_str("null");
             } else {
@@ -305,19 +375,30 @@ pub unsafe extern "C-unwind" fn warden_audit_row(
         let rel = (*td).tg_relation;
         let desc = (*rel).rd_att;
         let redact = redacted_columns(td);
+        let registered = personal_columns(rel);
+        let personal = registered.as_ref().map(|(columns, key)| Personal {
+            columns,
+            key,
+            erased: false,
+        });
+        let erasing = personal.as_ref().map(|p| Personal {
+            erased: crate::privacy::erasing(),
+            ..*p
+        });
+        let (p, old_p) = (personal.as_ref(), erasing.as_ref());
         let op = (*td).tg_event & OP_MASK;
         let mut changes = String::with_capacity(256);
         let (action, id) = match op {
             pg_sys::TRIGGER_EVENT_INSERT => {
                 let new = deform((*td).tg_trigtuple, desc);
                 changes.push_str("{\"new\":");
-                members(desc, &new, &redact, |_| true, &mut changes);
+                members(desc, &new, &redact, p, |_| true, &mut changes);
                 ("insert", resource_id(rel, desc, &new, (*td).tg_trigtuple))
             }
             pg_sys::TRIGGER_EVENT_DELETE => {
                 let old = deform((*td).tg_trigtuple, desc);
                 changes.push_str("{\"old\":");
-                members(desc, &old, &redact, |_| true, &mut changes);
+                members(desc, &old, &redact, old_p, |_| true, &mut changes);
                 ("delete", resource_id(rel, desc, &old, (*td).tg_trigtuple))
             }
             _ => {
@@ -339,9 +420,9 @@ pub unsafe extern "C-unwind" fn warden_audit_row(
                     })
                     .collect();
                 changes.push_str("{\"old\":");
-                members(desc, &old, &redact, |i| changed[i], &mut changes);
+                members(desc, &old, &redact, old_p, |i| changed[i], &mut changes);
                 changes.push_str(",\"new\":");
-                members(desc, &new, &redact, |i| changed[i], &mut changes);
+                members(desc, &new, &redact, p, |i| changed[i], &mut changes);
                 ("update", resource_id(rel, desc, &new, (*td).tg_newtuple))
             }
         };

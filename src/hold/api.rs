@@ -9,7 +9,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgRelation;
 
-use super::cache::{self, as_role};
+use super::cache;
 use super::HoldError;
 use crate::audit::record::json_str;
 use crate::audit::{record, NewEvent, Status};
@@ -54,28 +54,8 @@ fn authorize(what: &'static str, tenant: &[u8; 16]) -> Result<Option<pgrx::Uuid>
     })
 }
 
-fn holds_owner() -> Result<pg_sys::Oid, HoldError> {
-    let holds = cache::holds_relid();
-    if holds == pg_sys::InvalidOid {
-        return Err(HoldError::Record(
-            crate::audit::record::RecordError::NotInstalled,
-        ));
-    }
-    Ok(Spi::connect(|c| {
-        c.select(
-            "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
-            Some(1),
-            &[holds.into()],
-        )?
-        .first()
-        .get_one::<pg_sys::Oid>()
-    })?
-    .unwrap_or(pg_sys::InvalidOid))
-}
-
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, HoldError> {
-    let owner = holds_owner()?;
-    as_role(owner, || f().map_err(|e| e.to_string())).map_err(HoldError::Internal)
+    cache::as_holds_owner(|| f().map_err(|e| e.to_string())).map_err(HoldError::Internal)
 }
 
 fn bytes(u: &pgrx::Uuid) -> [u8; 16] {

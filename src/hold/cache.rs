@@ -299,3 +299,27 @@ pub fn invalidate() {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(holds) };
     }
 }
+
+/// Runs `f` as the owner of `warden.holds` (the extension's owner): how warden writes the tables
+/// no other role may, after it has authorized the caller itself.
+pub fn as_holds_owner<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+    let holds = holds_relid();
+    if holds == pg_sys::InvalidOid {
+        return Err("warden's legal-hold tables are not installed in this database (ALTER EXTENSION warden UPDATE)".into());
+    }
+    // SAFETY: a syscache lookup of an existing relation.
+    let owner = unsafe {
+        let tuple = pg_sys::SearchSysCache1(
+            pg_sys::SysCacheIdentifier::RELOID as i32,
+            pg_sys::Datum::from(holds),
+        );
+        if tuple.is_null() {
+            return Err("warden.holds disappeared".into());
+        }
+        let form = pg_sys::GETSTRUCT(tuple).cast::<pg_sys::FormData_pg_class>();
+        let owner = (*form).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        owner
+    };
+    as_role(owner, f)
+}

@@ -1,0 +1,821 @@
+//! The data-subject rights functions: register_personal_data, erase_subject, export_subject,
+//! record_consent, delete_account (has_consent, consent_history and register_memberships are SQL,
+//! in sql/privacy.sql).
+//!
+//! Each authorizes the caller from the verified context first, then reads and writes the
+//! registered tables as the holds' owner with an explicit tenant filter (so erasure and export
+//! reach every row of the subject in the tenant whatever the application role's grants), and is
+//! an audit event that carries no personal value.
+
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::{JsonB, PgRelation};
+use serde_json::{json, Map, Value};
+
+use super::method::{Method, PSEUDONYM_LEN, REDACTED};
+use super::PrivacyError;
+use crate::audit::record::json_str;
+use crate::audit::{record, record_autonomous, NewEvent, Status};
+use crate::hold::cache::{self, Hold};
+use crate::jwt::Claims;
+use crate::level::Level;
+use crate::types::SqlName;
+
+fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, PrivacyError> {
+    cache::as_holds_owner(|| f().map_err(|e| e.to_string())).map_err(PrivacyError::Internal)
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn uuid_of(b: &[u8; 16]) -> pgrx::Uuid {
+    pgrx::Uuid::from_bytes(*b)
+}
+
+fn bytes(u: &pgrx::Uuid) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(u.as_bytes());
+    b
+}
+
+fn describe(claims: Option<Claims>) -> String {
+    claims.map_or_else(
+        || "no context".into(),
+        |c| format!("level {} as {}", c.level.as_str(), c.actor),
+    )
+}
+
+/// One registered personal-data column.
+struct Column {
+    name: String,
+    method: Method,
+    sql_type: String,
+}
+
+/// A table with registered personal data.
+struct Registered {
+    oid: pg_sys::Oid,
+    name: String,
+    tenant_column: String,
+    subject_column: String,
+    columns: Vec<Column>,
+}
+
+/// The registry, with each table's tenant column. A registered table that is no longer protected
+/// is an error: warden would not know which tenant a row belongs to.
+fn registry() -> Result<Vec<Registered>, PrivacyError> {
+    let rows = Spi::connect(|c| {
+        let mut out = Vec::new();
+        for row in c.select(
+            "SELECT d.tbl::oid, format('%I.%I', n.nspname, k.relname), p.tenant_column::text,
+                    d.subject_column::text, d.column_name::text, d.method, format_type(a.atttypid, a.atttypmod)
+               FROM warden.personal_data d
+               JOIN pg_class k ON k.oid = d.tbl JOIN pg_namespace n ON n.oid = k.relnamespace
+               LEFT JOIN warden.protected_tables p ON p.relid = d.tbl
+               LEFT JOIN pg_attribute a ON a.attrelid = d.tbl AND a.attname = d.column_name AND NOT a.attisdropped
+              ORDER BY 2, d.column_name",
+            None,
+            &[],
+        )? {
+            out.push((
+                row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?,
+                row.get::<String>(4)?.unwrap_or_default(),
+                row.get::<String>(5)?.unwrap_or_default(),
+                row.get::<String>(6)?.unwrap_or_default(),
+                row.get::<String>(7)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })?;
+    let mut out: Vec<Registered> = Vec::new();
+    for (oid, name, tcol, scol, col, method, ty) in rows {
+        let tenant_column = tcol.ok_or_else(|| PrivacyError::NotProtected(name.clone()))?;
+        let sql_type = ty.ok_or_else(|| PrivacyError::NoColumn {
+            table: name.clone(),
+            column: col.clone(),
+        })?;
+        let column = Column {
+            name: col,
+            method: method.parse()?,
+            sql_type,
+        };
+        match out.last_mut() {
+            Some(r) if r.oid == oid => r.columns.push(column),
+            _ => out.push(Registered {
+                oid,
+                name,
+                tenant_column,
+                subject_column: scol,
+                columns: vec![column],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Whether relations `a` and `b` are the same or one is a partition (at any depth) of the other.
+fn related(a: pg_sys::Oid, b: pg_sys::Oid) -> Result<bool, PrivacyError> {
+    if a == b {
+        return Ok(true);
+    }
+    let la = cache::lineage(a).map_err(PrivacyError::Registry)?;
+    let lb = cache::lineage(b).map_err(PrivacyError::Registry)?;
+    Ok(la.contains(&b) || lb.contains(&a))
+}
+
+/// The first active hold covering personal data of `subject` in one of `tenants`.
+fn covering_hold(
+    subject: &[u8; 16],
+    tenants: &[[u8; 16]],
+    reg: &[Registered],
+) -> Result<Option<Hold>, PrivacyError> {
+    let snap = cache::snapshot().map_err(PrivacyError::Registry)?;
+    for h in &snap.holds {
+        if !tenants.contains(&h.tenant) || h.subject.is_some_and(|s| &s != subject) {
+            continue;
+        }
+        if let Some(t) = h.tbl {
+            let mut any = false;
+            for r in reg {
+                if related(t, r.oid)? {
+                    any = true;
+                    break;
+                }
+            }
+            if !any {
+                continue;
+            }
+        }
+        return Ok(Some(h.clone()));
+    }
+    Ok(None)
+}
+
+/// Anonymizes every registered column of `subject`'s rows (in `tenant`, or in every tenant),
+/// table by table; returns rows changed per table. The caller has checked the holds.
+fn erase_rows(
+    subject: pgrx::Uuid,
+    tenant: Option<pgrx::Uuid>,
+    reg: &[Registered],
+) -> Result<Map<String, Value>, PrivacyError> {
+    if reg
+        .iter()
+        .flat_map(|r| &r.columns)
+        .any(|c| c.method == Method::Hash)
+    {
+        super::key()?;
+    }
+    let mut report = Map::new();
+    for r in reg {
+        let sets: Vec<String> = r
+            .columns
+            .iter()
+            .map(|c| {
+                let col = quote_ident(&c.name);
+                let value = match &c.method {
+                    Method::Null => "NULL".to_owned(),
+                    Method::Redact => quote_literal(REDACTED),
+                    Method::Hash => format!("warden._pseudonym({col}::text)"),
+                    Method::Constant(v) => format!("{}::{}", quote_literal(v), c.sql_type),
+                };
+                format!("{col} = {value}")
+            })
+            .collect();
+        let mut sql = format!(
+            "UPDATE {} SET {} WHERE {} OPERATOR(pg_catalog.=) $1",
+            r.name,
+            sets.join(", "),
+            quote_ident(&r.subject_column)
+        );
+        if tenant.is_some() {
+            sql.push_str(&format!(
+                " AND {} OPERATOR(pg_catalog.=) $2",
+                quote_ident(&r.tenant_column)
+            ));
+        }
+        let n = super::while_erasing(|| {
+            privileged(|| {
+                Spi::connect_mut(|c| {
+                    let args = match tenant {
+                        Some(t) => vec![subject.into(), t.into()],
+                        None => vec![subject.into()],
+                    };
+                    Ok(c.update(&sql, None, &args)?.len())
+                })
+            })
+        })?;
+        let methods: Map<String, Value> = r
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), Value::String(c.method.as_stored())))
+            .collect();
+        report.insert(r.name.clone(), json!({ "rows": n, "columns": methods }));
+    }
+    Ok(report)
+}
+
+/// Declares which columns of a table hold a data subject's personal data, and how erasure
+/// anonymizes them. The table's owner; the table must be protected.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn register_personal_data(
+    tbl: Option<PgRelation>,
+    subject_column: Option<SqlName>,
+    columns: Option<Vec<Option<SqlName>>>,
+    method: default!(Option<&str>, "'null'"),
+) -> Result<(), ErrorReport> {
+    let tbl = tbl.ok_or(PrivacyError::Invalid("tbl must not be NULL".into()))?;
+    let subject_column = subject_column
+        .ok_or(PrivacyError::Invalid(
+            "subject_column must not be NULL".into(),
+        ))?
+        .0;
+    let columns: Vec<String> = columns
+        .ok_or(PrivacyError::Invalid("columns must not be NULL".into()))?
+        .into_iter()
+        .map(|c| {
+            c.map(|c| c.0).ok_or(PrivacyError::Invalid(
+                "columns must not contain NULL".into(),
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    if columns.is_empty() {
+        return Err(PrivacyError::Invalid("columns must name at least one column".into()).into());
+    }
+    let method: Method = method
+        .ok_or(PrivacyError::Invalid("method must not be NULL".into()))?
+        .parse()
+        .map_err(PrivacyError::from)?;
+    crate::errors::ensure_writable(c"warden.register_personal_data()");
+    let oid = tbl.oid();
+    drop(tbl);
+    Spi::connect(|c| -> Result<(), PrivacyError> {
+        let row = c.select(
+            "SELECT format('%I.%I', n.nspname, k.relname), pg_has_role(k.relowner, 'USAGE'), current_user::text,
+                    p.tenant_column::text,
+                    (SELECT min(d.subject_column)::text FROM warden.personal_data d WHERE d.tbl = k.oid)
+               FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
+               LEFT JOIN warden.protected_tables p ON p.relid = k.oid
+              WHERE k.oid = $1",
+            Some(1),
+            &[oid.into()],
+        )?;
+        let row = row.first();
+        let table = row.get::<String>(1)?.unwrap_or_default();
+        if row.get::<bool>(2)? != Some(true) {
+            return Err(PrivacyError::NotOwner {
+                table,
+                role: row.get::<String>(3)?.unwrap_or_default(),
+            });
+        }
+        let Some(tenant_column) = row.get::<String>(4)? else {
+            return Err(PrivacyError::NotProtected(table));
+        };
+        if let Some(existing) = row.get::<String>(5)? {
+            if existing != subject_column {
+                return Err(PrivacyError::OtherSubjectColumn {
+                    table,
+                    existing,
+                    given: subject_column.clone(),
+                });
+            }
+        }
+        let attr = |name: &str| -> Result<Option<(String, bool, String, i32)>, PrivacyError> {
+            let r = c.select(
+                "SELECT format_type(a.atttypid, a.atttypmod), a.attnotnull, t.typcategory::text,
+                        CASE WHEN a.atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND a.atttypmod > 4
+                             THEN a.atttypmod - 4 ELSE -1 END
+                   FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                  WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                Some(1),
+                &[oid.into(), name.into()],
+            )?;
+            if r.is_empty() {
+                return Ok(None);
+            }
+            let r = r.first();
+            Ok(Some((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<bool>(2)? == Some(true),
+                r.get::<String>(3)?.unwrap_or_default(),
+                r.get::<i32>(4)?.unwrap_or(-1),
+            )))
+        };
+        match attr(&subject_column)? {
+            None => {
+                return Err(PrivacyError::NoColumn {
+                    table,
+                    column: subject_column.clone(),
+                })
+            }
+            Some((ty, ..)) if ty != "uuid" => {
+                return Err(PrivacyError::NotUuid {
+                    table,
+                    column: subject_column.clone(),
+                    actual: ty,
+                })
+            }
+            _ => {}
+        }
+        for col in &columns {
+            let Some((ty, not_null, category, max_len)) = attr(col)? else {
+                return Err(PrivacyError::NoColumn {
+                    table,
+                    column: col.clone(),
+                });
+            };
+            let bad = |why: String| PrivacyError::BadMethod {
+                table: table.clone(),
+                column: col.clone(),
+                method: method.as_stored(),
+                why,
+            };
+            if *col == subject_column || *col == tenant_column {
+                return Err(bad(
+                    "it identifies the row's subject or tenant, which erasure keeps".into(),
+                ));
+            }
+            match &method {
+                Method::Null if not_null => return Err(bad("the column is NOT NULL".into())),
+                Method::Redact | Method::Hash if category != "S" => {
+                    return Err(bad(format!("the column is {ty}, not a string type")))
+                }
+                Method::Redact if max_len >= 0 && (max_len as usize) < REDACTED.len() => {
+                    return Err(bad(format!("{ty} is shorter than the marker {REDACTED}")))
+                }
+                Method::Hash if max_len >= 0 && (max_len as usize) < PSEUDONYM_LEN => {
+                    return Err(bad(format!(
+                        "{ty} is shorter than a pseudonym ({PSEUDONYM_LEN} characters)"
+                    )))
+                }
+                Method::Constant(v) => {
+                    // the constant must be a value of the column's type (its input function decides)
+                    c.select(&format!("SELECT {}::{ty}", quote_literal(v)), Some(1), &[])?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    })?;
+    let stored = method.as_stored();
+    privileged(|| {
+        Spi::connect_mut(|c| {
+            for col in &columns {
+                c.update(
+                    "DELETE FROM warden.personal_data WHERE tbl = $1 AND column_name = $2",
+                    None,
+                    &[oid.into(), col.as_str().into()],
+                )?;
+                c.update(
+                    "INSERT INTO warden.personal_data (tbl, column_name, subject_column, method) VALUES ($1, $2, $3, $4)",
+                    None,
+                    &[oid.into(), col.as_str().into(), subject_column.as_str().into(), stored.as_str().into()],
+                )?;
+            }
+            Ok(())
+        })
+    })?;
+    cache::invalidate();
+    let table = Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[oid.into()])
+        .map_err(PrivacyError::from)?
+        .unwrap_or_default();
+    let ev = NewEvent::in_context("register_personal_data", Status::Success)
+        .resource("table", Some(&table))
+        .changes(
+            json!({ "subject_column": subject_column, "columns": columns, "method": stored })
+                .to_string(),
+        );
+    record(&ev).map_err(PrivacyError::from)?;
+    Ok(())
+}
+
+/// The keyed hash (pseudonym) of a value: what the `hash` method stores. Not for PUBLIC: it would
+/// let anyone test guesses against pseudonyms.
+#[pg_extern(stable, parallel_safe, strict)]
+#[search_path(pg_catalog, pg_temp)]
+fn _pseudonym(value: &str) -> Result<String, ErrorReport> {
+    Ok(super::method::pseudonym(&super::key()?, value.as_bytes()))
+}
+
+fn require_claims(what: &'static str, needs: &'static str) -> Result<Claims, PrivacyError> {
+    crate::context::current().ok_or(PrivacyError::NotAllowed {
+        what,
+        needs,
+        current: "no context".into(),
+    })
+}
+
+/// Anonymizes every registered column of every row of `subject` in the current tenant, in one
+/// transaction, and returns a report per table. Refused (and recorded) while a legal hold covers
+/// the subject's data. Admin level.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
+    const WHAT: &str = "warden.erase_subject()";
+    let claims = require_claims(WHAT, "admin level")?;
+    if claims.level != Level::Admin {
+        return Err(PrivacyError::NotAllowed {
+            what: WHAT,
+            needs: "admin level",
+            current: describe(Some(claims)),
+        }
+        .into());
+    }
+    let subject = subject.ok_or(PrivacyError::Invalid("subject must not be NULL".into()))?;
+    let reason = reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or(PrivacyError::Invalid(
+            "reason must not be NULL or empty".into(),
+        ))?;
+    crate::errors::ensure_writable(c"warden.erase_subject()");
+    let tenant = *claims.tenant.as_bytes();
+    let reg = registry()?;
+    if let Some(h) = covering_hold(&bytes(&subject), &[tenant], &reg)? {
+        let ev = NewEvent::in_context("erase_subject", Status::Denied)
+            .resource("subject", Some(&subject.to_string()))
+            .changes(json!({ "reason": reason, "hold": h.id, "case_ref": h.case_ref }).to_string());
+        record_autonomous(&ev);
+        return Err(PrivacyError::Held {
+            what: WHAT,
+            subject: subject.to_string(),
+            case_ref: h.case_ref,
+            hold: h.id,
+        }
+        .into());
+    }
+    let tables = erase_rows(subject, Some(uuid_of(&tenant)), &reg)?;
+    let erased_at = Spi::get_one::<String>(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    )
+    .map_err(PrivacyError::from)?
+    .unwrap_or_default();
+    let report = json!({
+        "subject": subject.to_string(),
+        "tenant": claims.tenant.to_string(),
+        "erased_at": erased_at,
+        "tables": tables,
+    });
+    let ev = NewEvent::in_context("erase_subject", Status::Success)
+        .resource("subject", Some(&subject.to_string()))
+        .changes(json!({ "reason": reason, "tables": report["tables"] }).to_string());
+    record(&ev).map_err(PrivacyError::from)?;
+    Ok(JsonB(report))
+}
+
+/// All registered personal data of `subject` in the current tenant (GDPR Art. 15 and 20): for the
+/// subject themself or admin level.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn export_subject(subject: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
+    const WHAT: &str = "warden.export_subject()";
+    const NEEDS: &str = "the subject's own context or admin level";
+    let claims = require_claims(WHAT, NEEDS)?;
+    let subject = subject.ok_or(PrivacyError::Invalid("subject must not be NULL".into()))?;
+    if claims.level != Level::Admin && claims.actor.as_bytes() != subject.as_bytes() {
+        return Err(PrivacyError::NotAllowed {
+            what: WHAT,
+            needs: NEEDS,
+            current: describe(Some(claims)),
+        }
+        .into());
+    }
+    let tenant = pgrx::Uuid::from_bytes(*claims.tenant.as_bytes());
+    let reg = registry()?;
+    let mut tables = Map::new();
+    let mut counts = Map::new();
+    for r in &reg {
+        let members: Vec<String> = r
+            .columns
+            .iter()
+            .map(|c| format!("{}, {}", quote_literal(&c.name), quote_ident(&c.name)))
+            .collect();
+        let sql = format!(
+            "SELECT coalesce(jsonb_agg(jsonb_build_object({}) ORDER BY ctid), '[]')::text FROM {} \
+              WHERE {} OPERATOR(pg_catalog.=) $1 AND {} OPERATOR(pg_catalog.=) $2",
+            members.join(", "),
+            r.name,
+            quote_ident(&r.subject_column),
+            quote_ident(&r.tenant_column)
+        );
+        let text = privileged(|| {
+            Spi::connect(|c| {
+                c.select(&sql, None, &[subject.into(), tenant.into()])?
+                    .first()
+                    .get_one::<String>()
+            })
+        })?
+        .unwrap_or_else(|| "[]".into());
+        let rows: Value =
+            serde_json::from_str(&text).map_err(|e| PrivacyError::Internal(e.to_string()))?;
+        counts.insert(r.name.clone(), json!(rows.as_array().map_or(0, Vec::len)));
+        tables.insert(r.name.clone(), rows);
+    }
+    let ev = NewEvent::in_context("export_subject", Status::Success)
+        .resource("subject", Some(&subject.to_string()))
+        .changes(json!({ "rows": counts }).to_string());
+    record(&ev).map_err(PrivacyError::from)?;
+    Ok(JsonB(json!({
+        "subject": subject.to_string(),
+        "tenant": tenant.to_string(),
+        "tables": tables,
+    })))
+}
+
+/// Records a consent (granted) or an objection or withdrawal (not granted) of `subject` for
+/// `purpose` in the current tenant. The history is append-only. The subject themself, or write
+/// level. Returns the record's id.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn record_consent(
+    subject: Option<pgrx::Uuid>,
+    purpose: Option<&str>,
+    granted: Option<bool>,
+    source: Option<&str>,
+) -> Result<i64, ErrorReport> {
+    const WHAT: &str = "warden.record_consent()";
+    const NEEDS: &str = "the subject's own context or write level";
+    let claims = require_claims(WHAT, NEEDS)?;
+    let subject = subject.ok_or(PrivacyError::Invalid("subject must not be NULL".into()))?;
+    if !claims.level.implies(Level::Write) && claims.actor.as_bytes() != subject.as_bytes() {
+        return Err(PrivacyError::NotAllowed {
+            what: WHAT,
+            needs: NEEDS,
+            current: describe(Some(claims)),
+        }
+        .into());
+    }
+    let purpose = purpose
+        .filter(|p| !p.trim().is_empty())
+        .ok_or(PrivacyError::Invalid(
+            "purpose must not be NULL or empty".into(),
+        ))?;
+    let granted = granted.ok_or(PrivacyError::Invalid("granted must not be NULL".into()))?;
+    let source = source.ok_or(PrivacyError::Invalid("source must not be NULL".into()))?;
+    crate::errors::ensure_writable(c"warden.record_consent()");
+    let tenant = pgrx::Uuid::from_bytes(*claims.tenant.as_bytes());
+    let actor = pgrx::Uuid::from_bytes(*claims.actor.as_bytes());
+    let id = privileged(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "INSERT INTO warden.consents (tenant, subject, purpose, granted, source, recorded_by)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                Some(1),
+                &[tenant.into(), subject.into(), purpose.into(), granted.into(), source.into(), actor.into()],
+            )?
+            .first()
+            .get_one::<i64>()
+        })
+    })?
+    .unwrap_or_default();
+    let ev = NewEvent::in_context("record_consent", Status::Success)
+        .resource("subject", Some(&subject.to_string()))
+        .changes(format!(
+            "{{\"purpose\":{},\"granted\":{granted},\"source\":{},\"id\":{id}}}",
+            json_str(purpose),
+            json_str(source)
+        ));
+    record(&ev).map_err(PrivacyError::from)?;
+    Ok(id)
+}
+
+/// The tenants where `actor` is a member (registered membership tables) or has registered
+/// personal data, and the tenants where it is the last admin.
+fn actor_tenants(
+    actor: pgrx::Uuid,
+    reg: &[Registered],
+) -> Result<(Vec<[u8; 16]>, Vec<String>, bool), PrivacyError> {
+    let memberships = Spi::connect(|c| {
+        let mut out = Vec::new();
+        for row in c.select(
+            "SELECT format('%I.%I', n.nspname, k.relname), m.actor_column::text, m.level_column::text, p.tenant_column::text
+               FROM warden.membership_tables m JOIN pg_class k ON k.oid = m.tbl
+               JOIN pg_namespace n ON n.oid = k.relnamespace
+               LEFT JOIN warden.protected_tables p ON p.relid = m.tbl ORDER BY 1",
+            None,
+            &[],
+        )? {
+            out.push((
+                row.get::<String>(1)?.unwrap_or_default(),
+                row.get::<String>(2)?.unwrap_or_default(),
+                row.get::<String>(3)?.unwrap_or_default(),
+                row.get::<String>(4)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })?;
+    let mut tenants: Vec<[u8; 16]> = Vec::new();
+    let mut last_admin = Vec::new();
+    let add = |list: Vec<pgrx::Uuid>, tenants: &mut Vec<[u8; 16]>| {
+        for t in list {
+            let b = bytes(&t);
+            if !tenants.contains(&b) {
+                tenants.push(b);
+            }
+        }
+    };
+    let registered = !memberships.is_empty();
+    for (table, actor_col, level_col, tenant_col) in &memberships {
+        let tenant_col = tenant_col
+            .clone()
+            .ok_or_else(|| PrivacyError::NotProtected(table.clone()))?;
+        let (a, l, t) = (
+            quote_ident(actor_col),
+            quote_ident(level_col),
+            quote_ident(&tenant_col),
+        );
+        let (member_of, last) = privileged(|| {
+            Spi::connect(|c| {
+                let mut member_of = Vec::new();
+                for row in c.select(
+                    &format!("SELECT DISTINCT {t} FROM {table} WHERE {a} = $1"),
+                    None,
+                    &[actor.into()],
+                )? {
+                    if let Some(u) = row.get::<pgrx::Uuid>(1)? {
+                        member_of.push(u);
+                    }
+                }
+                let mut last = Vec::new();
+                for row in c.select(
+                    &format!(
+                        "SELECT DISTINCT m.{t}::text FROM {table} m WHERE m.{a} = $1 AND m.{l}::text = 'admin'
+                            AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.{t} = m.{t} AND o.{l}::text = 'admin' AND o.{a} <> $1)"
+                    ),
+                    None,
+                    &[actor.into()],
+                )? {
+                    last.push(row.get::<String>(1)?.unwrap_or_default());
+                }
+                Ok((member_of, last))
+            })
+        })?;
+        add(member_of, &mut tenants);
+        last_admin.extend(last);
+    }
+    for r in reg {
+        let sql = format!(
+            "SELECT DISTINCT {} FROM {} WHERE {} = $1",
+            quote_ident(&r.tenant_column),
+            r.name,
+            quote_ident(&r.subject_column)
+        );
+        let list = privileged(|| {
+            Spi::connect(|c| {
+                let mut out = Vec::new();
+                for row in c.select(&sql, None, &[actor.into()])? {
+                    if let Some(u) = row.get::<pgrx::Uuid>(1)? {
+                        out.push(u);
+                    }
+                }
+                Ok(out)
+            })
+        })?;
+        add(list, &mut tenants);
+    }
+    Ok((tenants, last_admin, registered))
+}
+
+/// Deletes an account: checks who is asking (the actor themself with a fresh token, or an admin
+/// of one of the actor's tenants) and the prerequisites (not a tenant's last admin, no legal hold
+/// over the actor's data), refusing with the whole list; then erases the actor's personal data in
+/// every tenant and refuses every token of the actor issued before now.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
+    const WHAT: &str = "warden.delete_account()";
+    const NEEDS: &str = "the actor's own token issued within warden.reauth_window, or admin level in one of the actor's tenants";
+    let claims = require_claims(WHAT, NEEDS)?;
+    let actor = actor.ok_or(PrivacyError::Invalid("actor must not be NULL".into()))?;
+    let reason = reason
+        .filter(|r| !r.trim().is_empty())
+        .ok_or(PrivacyError::Invalid(
+            "reason must not be NULL or empty".into(),
+        ))?;
+    crate::errors::ensure_writable(c"warden.delete_account()");
+    let reg = registry()?;
+    let (tenants, last_admin, memberships_registered) = actor_tenants(actor, &reg)?;
+    let own = claims.actor.as_bytes() == actor.as_bytes();
+    if own {
+        let window = i64::from(crate::gucs::REAUTH_WINDOW.get());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let fresh = claims.iat.is_some_and(|iat| now - iat <= window);
+        if !fresh {
+            return Err(PrivacyError::NotAllowed {
+                what: WHAT,
+                needs: "re-authentication: a token issued within warden.reauth_window",
+                current: match claims.iat {
+                    Some(iat) => format!(
+                        "a token issued {} s ago; the window is {window} s",
+                        now - iat
+                    ),
+                    None => "a token without iat".into(),
+                },
+            }
+            .into());
+        }
+    } else if claims.level != Level::Admin || !tenants.contains(claims.tenant.as_bytes()) {
+        return Err(PrivacyError::NotAllowed {
+            what: WHAT,
+            needs: NEEDS,
+            current: describe(Some(claims)),
+        }
+        .into());
+    }
+    let mut failures = Vec::new();
+    if !memberships_registered {
+        failures.push(
+            "no membership table is registered (warden.register_memberships), so warden cannot check that the account is not a tenant's last admin".to_owned(),
+        );
+    }
+    for t in &last_admin {
+        failures.push(format!("the account is the last admin of tenant {t}: transfer ownership to another admin first"));
+    }
+    let subject = bytes(&actor);
+    let snap = cache::snapshot().map_err(PrivacyError::Registry)?;
+    for h in &snap.holds {
+        let covers = h.subject == Some(subject)
+            || (h.subject.is_none()
+                && tenants.contains(&h.tenant)
+                && covering_hold(&subject, &[h.tenant], &reg)?.is_some());
+        if covers {
+            failures.push(format!(
+                "legal hold \"{}\" ({}) covers the account's data in tenant {}",
+                h.case_ref,
+                h.id,
+                uuid::Uuid::from_bytes(h.tenant)
+            ));
+        }
+    }
+    let already = privileged(|| {
+        Spi::connect(|c| {
+            c.select(
+                "SELECT deleted_at::text FROM warden.deleted_accounts WHERE actor = $1",
+                Some(1),
+                &[actor.into()],
+            )?
+            .first()
+            .get_one::<String>()
+        })
+    })
+    .unwrap_or(None);
+    if let Some(at) = already {
+        failures.push(format!("the account was already deleted at {at}"));
+    }
+    if !failures.is_empty() {
+        let ev = NewEvent::in_context("delete_account", Status::Denied)
+            .resource("actor", Some(&actor.to_string()))
+            .changes(json!({ "reason": reason, "failures": failures }).to_string());
+        record_autonomous(&ev);
+        return Err(PrivacyError::Prerequisites {
+            actor: actor.to_string(),
+            failures,
+        }
+        .into());
+    }
+    let erased = erase_rows(actor, None, &reg)?;
+    let by = pgrx::Uuid::from_bytes(*claims.actor.as_bytes());
+    let deleted_at = privileged(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "INSERT INTO warden.deleted_accounts (actor, deleted_at, deleted_by, reason)
+                 VALUES ($1, pg_catalog.now(), $2, $3)
+                 RETURNING to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                Some(1),
+                &[actor.into(), by.into(), reason.into()],
+            )?
+            .first()
+            .get_one::<String>()
+        })
+    })?
+    .unwrap_or_default();
+    super::accounts::invalidate();
+    let tenants: Vec<String> = tenants
+        .iter()
+        .map(|t| uuid::Uuid::from_bytes(*t).to_string())
+        .collect();
+    let report = json!({
+        "actor": actor.to_string(),
+        "deleted_at": deleted_at,
+        "tenants": tenants,
+        "erased": erased,
+        "tokens": "refused when issued at or before deleted_at",
+    });
+    let ev = NewEvent::in_context("delete_account", Status::Success)
+        .resource("actor", Some(&actor.to_string()))
+        .changes(
+            json!({ "reason": reason, "tenants": report["tenants"], "erased": report["erased"] })
+                .to_string(),
+        );
+    record(&ev).map_err(PrivacyError::from)?;
+    Ok(JsonB(report))
+}
