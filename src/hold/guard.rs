@@ -407,7 +407,7 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
             "SELECT t.tgrelid, pg_catalog.format('%I.%I', n.nspname, k.relname), k.relkind = 'r'
                FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class k ON k.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
-              WHERE t.tgname = 'warden_hold_statement'",
+              WHERE t.tgname = 'warden_hold_statement' ORDER BY 2",
             None,
             &[],
         )? {

@@ -94,7 +94,7 @@ impl SqlError for HoldError {
                 "Authenticate with an admin-level token of that tenant, or have a superuser GRANT warden_admin TO <role>.".into()
             }
             HoldError::Null(_) => {
-                "SELECT warden.place_hold('CASE-1', 'litigation', '<tenant uuid>');".into()
+                "Holds are placed and released with a reason: SELECT warden.place_hold('CASE-1', 'litigation', '<tenant uuid>'); SELECT warden.release_hold('<hold id>', 'settled');".into()
             }
             HoldError::NotProtected(t) => {
                 format!("Protect it first: SELECT warden.protect_table('{t}');")
