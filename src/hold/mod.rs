@@ -33,7 +33,7 @@ pub enum HoldError {
         table: String,
         reason: String,
     },
-    #[error("{verb} of {table} is refused: legal holds and their releases are append-only")]
+    #[error("{verb} of {table} is refused: the table is append-only")]
     Immutable { verb: &'static str, table: String },
     #[error("{what} needs admin level in tenant {tenant} or membership in warden_admin (current role: {role}, level: {level})")]
     NotAllowed {
@@ -88,7 +88,7 @@ impl SqlError for HoldError {
                     .into()
             }
             HoldError::Immutable { .. } => {
-                "Release a hold with warden.release_hold(); nothing else ends it.".into()
+                "warden writes it through its functions only and never changes or removes a row: a hold ends with warden.release_hold(), a consent is superseded by warden.record_consent().".into()
             }
             HoldError::NotAllowed { .. } => {
                 "Authenticate with an admin-level token of that tenant, or have a superuser GRANT warden_admin TO <role>.".into()

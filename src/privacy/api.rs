@@ -759,7 +759,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
     let already = privileged(|| {
         Spi::connect(|c| {
             c.select(
-                "SELECT deleted_at::text FROM warden.deleted_accounts WHERE actor = $1",
+                "SELECT 'see warden.deleted_accounts'::text FROM warden.deleted_accounts WHERE actor = $1",
                 Some(1),
                 &[actor.into()],
             )?
@@ -769,7 +769,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
     })
     .unwrap_or(None);
     if let Some(at) = already {
-        failures.push(format!("the account was already deleted at {at}"));
+        failures.push(format!("the account was already deleted ({at})"));
     }
     if !failures.is_empty() {
         let ev = NewEvent::in_context("delete_account", Status::Denied)
@@ -788,7 +788,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         Spi::connect_mut(|c| {
             c.update(
                 "INSERT INTO warden.deleted_accounts (actor, deleted_at, deleted_by, reason)
-                 VALUES ($1, pg_catalog.now(), $2, $3)
+                 VALUES ($1, pg_catalog.clock_timestamp(), $2, $3)
                  RETURNING to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
                 Some(1),
                 &[actor.into(), by.into(), reason.into()],
