@@ -350,7 +350,9 @@ pub unsafe extern "C-unwind" fn warden_hold_immutable(
 struct HeldTable {
     relid: pg_sys::Oid,
     name: String,
-    leaf: bool,
+    /// Its guard triggers enabled ALWAYS before the statement: a statement may not lower it (a
+    /// restore, which creates a trigger and enables it ALWAYS in two statements, never does).
+    guards: i64,
     hold: Hold,
 }
 
@@ -404,7 +406,10 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
     let rows = Spi::connect(|c| {
         let mut out = Vec::new();
         for row in c.select(
-            "SELECT t.tgrelid, pg_catalog.format('%I.%I', n.nspname, k.relname), k.relkind = 'r'
+            "SELECT t.tgrelid, pg_catalog.format('%I.%I', n.nspname, k.relname),
+                    (SELECT count(*) FROM pg_catalog.pg_trigger g
+                      WHERE g.tgrelid = t.tgrelid AND g.tgenabled = 'A'
+                        AND g.tgname IN ('warden_hold_row', 'warden_hold_statement'))
                FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class k ON k.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
               WHERE t.tgname = 'warden_hold_statement' ORDER BY 2",
@@ -414,7 +419,7 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
             out.push((
                 row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
                 row.get::<String>(2)?.unwrap_or_default(),
-                row.get::<bool>(3)? == Some(true),
+                row.get::<i64>(3)?.unwrap_or(0),
             ));
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -424,13 +429,13 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
         Err(e) => refuse_undetermined(operation, "(catalog)", None, &e.to_string()),
     };
     let mut out = Vec::new();
-    for (relid, name, leaf) in rows {
+    for (relid, name, guards) in rows {
         let lineage = lineage_or_refuse(relid, operation, &name);
         if let Some(h) = snap.first_covering(&lineage) {
             out.push(HeldTable {
                 relid,
                 name,
-                leaf,
+                guards,
                 hold: h.clone(),
             });
         }
@@ -545,8 +550,8 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) -> Option<PostCheck> {
     }
 }
 
-/// After the statement: every held table still exists with both guards enabled ALWAYS, and the
-/// holds tables with their immutability trigger. Otherwise the statement is refused (and rolled
+/// After the statement: every held table still exists with no fewer guards enabled ALWAYS than
+/// before, and the holds tables with their immutability trigger. Otherwise the statement is refused (and rolled
 /// back with the transaction).
 pub fn after_utility(pc: PostCheck) {
     // SAFETY: makes the statement's own catalog changes visible to the check below.
@@ -579,11 +584,10 @@ pub fn after_utility(pc: PostCheck) {
     };
     for (relid, exists, guards) in state {
         if let Some(h) = pc.held.iter().find(|h| h.relid == relid) {
-            let want = if h.leaf { 2 } else { 1 };
             if !exists {
                 refuse_held(&pc.operation, &h.name, &h.hold, "data in the table");
             }
-            if guards < want {
+            if guards < h.guards {
                 refuse_held(
                     &pc.operation,
                     &h.name,

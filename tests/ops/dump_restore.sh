@@ -24,8 +24,25 @@ SELECT warden.enable_audit('events');
 UPDATE docs SET title = title || ' (edited)';
 UPDATE events SET what = what || '!' WHERE what IN ('a', 'f');
 SELECT warden.log_event('export', 'report', 'r-1', '{"rows": 3}');
+-- legal holds, personal data, consent and a deleted account (tenant cccc..., which the attacks leave alone)
+CREATE TABLE people (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, email text);
+INSERT INTO people VALUES ('cccccccc-0000-0000-0000-000000000001', 'cccccccc-0000-0000-0000-00000000000c', 'p1@example.com');
+INSERT INTO docs (tenant_id, title) VALUES ('cccccccc-0000-0000-0000-00000000000c', 'initech 1');
+SELECT warden.protect_table('people');
+SELECT warden.register_personal_data('people', 'id', '{email}', 'hash');
+SELECT warden.place_hold('OPS-HOLD', 'dump test', 'cccccccc-0000-0000-0000-00000000000c');
+SELECT warden.release_hold(warden.place_hold('OPS-OLD', 'released before the dump', 'cccccccc-0000-0000-0000-00000000000c'), 'done');
+BEGIN;
+SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'write');
+SELECT warden.record_consent('cccccccc-0000-0000-0000-000000000001', 'marketing', true, 'form');
+COMMIT;
+INSERT INTO warden.deleted_accounts VALUES ('cccccccc-0000-0000-0000-000000000009', now(), NULL, 'ops test');
 SELECT warden.seal_audit();
 SQL
+privacy="SELECT (SELECT string_agg(case_ref || ':' || active, ',' ORDER BY case_ref) FROM warden.legal_holds)
+            || '|' || (SELECT string_agg(tbl::text || '.' || column_name || ':' || method, ',') FROM warden.personal_data)
+            || '|' || (SELECT count(*) FROM warden.consents) || '|' || (SELECT count(*) FROM warden.deleted_accounts)"
+src_privacy=$(q ops_dump postgres "$privacy")
 digest="SELECT id || ':' || encode(hash, 'hex') FROM warden.audit_digest()"
 src_digest=$(q ops_dump postgres "$digest")
 src_events=$(q ops_dump postgres "SELECT count(*) FROM warden.audit_events")
@@ -61,6 +78,17 @@ check "the digest taken before the dump holds on the restored database" "t" \
 check "the restored tables are still audited" "docs|events" "$(q ops_restored postgres "SELECT string_agg(table_name, '|' ORDER BY 1) FROM warden.audited_tables WHERE partition_of IS NULL")"
 check "rls_coverage is identical after the restore" "$src_coverage" "$(q ops_restored postgres "$coverage")"
 check "the guarded schemas are restored" "$src_guarded" "$(q ops_restored postgres "$guarded")"
+check "legal holds, releases, personal data, consents and deleted accounts are restored" \
+    "OPS-HOLD:true,OPS-OLD:false|people.email:hash|1|1" "$(q ops_restored postgres "$privacy")"
+check "...exactly as they were" "$src_privacy" "$(q ops_restored postgres "$privacy")"
+check "the restored hold still refuses deleting held rows" "ERROR 42501" "$(qf ops_restored postgres <<'SQL' | tail -1
+BEGIN;
+SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'admin');
+DELETE FROM docs;
+SQL
+)"
+check "verify_holds finds nothing lost after the restore" "" \
+    "$(q ops_restored postgres "SELECT string_agg(check_name, ', ') FROM warden.verify_holds() WHERE NOT ok")"
 check "the same indexes after the restore (the event trigger adds none)" "$src_indexes" "$(q ops_restored postgres "$indexes")"
 attack_run "restored" ops_restored
 check "the restored schema is still guarded: a new table is deny-by-default" "t|t" "$(qf ops_restored postgres <<'SQL' | paste -sd'|'

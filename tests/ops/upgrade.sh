@@ -108,5 +108,21 @@ SET ROLE ops_app;
 SELECT count(*) FROM vault.more;
 SQL
 )" 
+    if [ "$(printf '%s\n%s\n' "0.4.0" "$current" | sort -V | head -1)" = "0.4.0" ]; then
+        check "$v -> $current: tables protected before the update carry the legal-hold guards" "0" "$(q "$db" postgres \
+            "SELECT count(*) FROM warden.protected_tables p JOIN pg_class k ON k.oid = p.relid
+              WHERE (SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = p.relid AND g.tgenabled = 'A'
+                       AND g.tgname IN ('warden_hold_statement', 'warden_hold_row'))
+                    < CASE k.relkind WHEN 'r' THEN 2 ELSE 1 END")"
+        check "$v -> $current: a hold placed after the update refuses deleting held rows" "42501" "$(qf "$db" postgres <<'SQL' | tail -1
+BEGIN;
+SELECT warden.place_hold('OPS-1', 'upgrade test', 'aaaaaaaa-0000-0000-0000-00000000000a') IS NOT NULL;
+SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin');
+DO $$ BEGIN DELETE FROM docs; RAISE EXCEPTION 'not refused'; EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused'; END $$;
+SELECT '42501';
+ROLLBACK;
+SQL
+)"
+    fi
 done
 ops_summary upgrade
