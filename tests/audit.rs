@@ -192,6 +192,7 @@ fn an_expired_token_is_recorded_against_its_genuine_tenant() {
             role: "read",
             exp: now() - 600,
             nbf: None,
+            iat: None,
         },
         &secret(),
     );

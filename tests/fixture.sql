@@ -22,3 +22,18 @@ SELECT warden.protect_table('audit_docs');
 SELECT warden.enable_audit('audit_docs', '{secret}');
 GRANT SELECT, INSERT, UPDATE, DELETE ON audit_docs TO it_app, it_middleware;
 RESET ROLE;
+
+-- Legal holds and data-subject rights (tests/holds.rs): tenants cccc... and dddd..., tables of
+-- their own, so that the holds placed there never touch what the other tests delete.
+SET ROLE it_owner;
+CREATE TABLE hold_docs (id int PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+INSERT INTO hold_docs SELECT g, CASE WHEN g <= 10 THEN 'cccccccc-0000-0000-0000-00000000000c'::uuid
+                                     ELSE 'dddddddd-0000-0000-0000-00000000000d'::uuid END, 'h' || g
+  FROM generate_series(1, 20) g;
+CREATE TABLE hold_people (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, email text, name text);
+CREATE TABLE hold_members (tenant_id uuid NOT NULL, actor_id uuid NOT NULL, role text NOT NULL);
+SELECT warden.protect_table('hold_docs'), warden.protect_table('hold_people'), warden.protect_table('hold_members');
+SELECT warden.register_personal_data('hold_people', 'id', '{email,name}', 'redact');
+SELECT warden.register_memberships('hold_members', 'actor_id', 'role');
+GRANT SELECT, INSERT, UPDATE, DELETE ON hold_docs, hold_people, hold_members TO it_app, it_middleware;
+RESET ROLE;

@@ -288,8 +288,6 @@ unsafe fn members(
                 } else {
                     personal_json((*att).atttypid, row.values[i], p.key, out);
                 }
-            } else if row.nulls[i] {
-                out.push_str("null");
             } else {
                 value_json((*att).atttypid, row.values[i], out);
             }

@@ -474,22 +474,21 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) -> Option<PostCheck> {
         if tag == pg_sys::NodeTag::T_DropStmt {
             let d = stmt.cast::<pg_sys::DropStmt>();
             let kind = (*d).removeType;
-            if kind == pg_sys::ObjectType::OBJECT_EXTENSION
-                || kind == pg_sys::ObjectType::OBJECT_SCHEMA
+            if (kind == pg_sys::ObjectType::OBJECT_EXTENSION
+                || kind == pg_sys::ObjectType::OBJECT_SCHEMA)
+                && list_strings((*d).objects).iter().any(|n| n == "warden")
             {
-                if list_strings((*d).objects).iter().any(|n| n == "warden") {
-                    let what = if kind == pg_sys::ObjectType::OBJECT_EXTENSION {
-                        "extension warden"
-                    } else {
-                        "schema warden"
-                    };
-                    refuse_held(
-                        &operation,
-                        what,
-                        &first,
-                        "data of a tenant, and the hold itself",
-                    );
-                }
+                let what = if kind == pg_sys::ObjectType::OBJECT_EXTENSION {
+                    "extension warden"
+                } else {
+                    "schema warden"
+                };
+                refuse_held(
+                    &operation,
+                    what,
+                    &first,
+                    "data of a tenant, and the hold itself",
+                );
             }
         }
         let held = held_tables(&snap, &operation);

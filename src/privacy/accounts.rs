@@ -12,10 +12,13 @@ use std::rc::Rc;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+/// Deleted actors and their deletion time (Unix seconds, rounded up).
+type Deleted = Rc<HashMap<[u8; 16], i64>>;
+
 thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static WATCHED: Cell<pg_sys::Oid> = const { Cell::new(pg_sys::InvalidOid) };
-    static CURRENT: RefCell<Option<(u64, Rc<HashMap<[u8; 16], i64>>)>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<(u64, Deleted)>> = const { RefCell::new(None) };
 }
 
 static mut REGISTERED: bool = false;
@@ -62,7 +65,7 @@ fn in_transaction() -> bool {
 }
 
 /// The deleted accounts, actor → deletion time in Unix seconds.
-fn deleted() -> Result<Rc<HashMap<[u8; 16], i64>>, String> {
+fn deleted() -> Result<Deleted, String> {
     let generation = GENERATION.get();
     if let Some(m) = CURRENT.with_borrow(|c| {
         c.as_ref()

@@ -585,12 +585,15 @@ fn record_consent(
     Ok(id)
 }
 
-/// The tenants where `actor` is a member (registered membership tables) or has registered
-/// personal data, and the tenants where it is the last admin.
-fn actor_tenants(
-    actor: pgrx::Uuid,
-    reg: &[Registered],
-) -> Result<(Vec<[u8; 16]>, Vec<String>, bool), PrivacyError> {
+/// Where an account stands: the tenants where it is a member or has registered personal data,
+/// those where it is the last admin, and whether any membership table is registered.
+struct Standing {
+    tenants: Vec<[u8; 16]>,
+    last_admin: Vec<String>,
+    memberships_registered: bool,
+}
+
+fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, PrivacyError> {
     let memberships = Spi::connect(|c| {
         let mut out = Vec::new();
         for row in c.select(
@@ -679,7 +682,11 @@ fn actor_tenants(
         })?;
         add(list, &mut tenants);
     }
-    Ok((tenants, last_admin, registered))
+    Ok(Standing {
+        tenants,
+        last_admin,
+        memberships_registered: registered,
+    })
 }
 
 /// Deletes an account: checks who is asking (the actor themself with a fresh token, or an admin
@@ -700,7 +707,11 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         ))?;
     crate::errors::ensure_writable(c"warden.delete_account()");
     let reg = registry()?;
-    let (tenants, last_admin, memberships_registered) = actor_tenants(actor, &reg)?;
+    let Standing {
+        tenants,
+        last_admin,
+        memberships_registered,
+    } = actor_tenants(actor, &reg)?;
     let own = claims.actor.as_bytes() == actor.as_bytes();
     if own {
         let window = i64::from(crate::gucs::REAUTH_WINDOW.get());

@@ -72,6 +72,8 @@ pub struct Claims<'a> {
     pub exp: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
 }
 
 pub fn now() -> i64 {
@@ -100,6 +102,7 @@ pub fn token(tenant: &str, level: &str) -> String {
             role: level,
             exp: now() + 300,
             nbf: None,
+            iat: Some(now()),
         },
         &secret(),
     )
