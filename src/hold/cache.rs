@@ -323,3 +323,83 @@ pub fn as_holds_owner<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, Str
     };
     as_role(owner, f)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oid(n: u32) -> pg_sys::Oid {
+        pg_sys::Oid::from(n)
+    }
+
+    fn hold(tenant: u8, tbl: Option<u32>, subject: Option<u8>) -> Hold {
+        Hold {
+            id: format!("h{tenant}"),
+            case_ref: "C".into(),
+            tenant: [tenant; 16],
+            tbl: tbl.map(oid),
+            subject: subject.map(|s| [s; 16]),
+        }
+    }
+
+    fn snapshot(holds: Vec<Hold>, registered: &[(u32, &str)]) -> Snapshot {
+        let mut s = Snapshot {
+            installed: true,
+            holds,
+            ..Snapshot::default()
+        };
+        for (i, h) in s.holds.iter().enumerate() {
+            s.by_tenant.entry(h.tenant).or_default().push(i);
+        }
+        for (t, c) in registered {
+            s.subject_columns.insert(oid(*t), (*c).into());
+        }
+        s
+    }
+
+    #[test]
+    fn a_tenant_hold_covers_every_table_and_only_its_tenant() {
+        let s = snapshot(vec![hold(1, None, None)], &[]);
+        assert!(s.may_cover(&s.holds[0], &[oid(10)]));
+        assert_eq!(s.tenant_holds(&[1; 16]).count(), 1);
+        assert_eq!(
+            s.tenant_holds(&[2; 16]).count(),
+            0,
+            "another tenant's rows are not held"
+        );
+        assert!(
+            s.first_covering(&[oid(99)]).is_some(),
+            "TRUNCATE of any protected table is refused"
+        );
+    }
+
+    #[test]
+    fn a_table_hold_covers_the_table_and_its_partitions_only() {
+        let s = snapshot(vec![hold(1, Some(10), None)], &[]);
+        let h = &s.holds[0];
+        assert!(s.may_cover(h, &[oid(10)]));
+        assert!(
+            s.may_cover(h, &[oid(11), oid(10)]),
+            "a partition: its lineage names the held parent"
+        );
+        assert!(!s.may_cover(h, &[oid(12)]));
+        assert!(!s.may_cover(h, &[oid(100)]));
+        assert!(s.first_covering(&[oid(20)]).is_none());
+    }
+
+    #[test]
+    fn a_subject_hold_needs_registered_personal_data() {
+        let s = snapshot(vec![hold(1, None, Some(7))], &[(10, "person_id")]);
+        let h = &s.holds[0];
+        assert!(s.may_cover(h, &[oid(10)]));
+        assert!(
+            s.may_cover(h, &[oid(11), oid(10)]),
+            "a partition inherits its root's registration"
+        );
+        assert_eq!(s.subject_column(&[oid(11), oid(10)]), Some("person_id"));
+        assert!(
+            !s.may_cover(h, &[oid(20)]),
+            "a table without a subject column holds no subject's rows"
+        );
+    }
+}
