@@ -5,6 +5,8 @@
 # machine. The database is created at the older version's SQL, which both libraries run.
 #
 # Usage: bash benches/ab_libraries.sh OLD.so NEW.so [OLD_VERSION]   (OLD_VERSION defaults to 0.1.0)
+# AB_SETUP_SQL=file.sql runs after the setup (benches/deleted_accounts.sql: the deleted-account set
+# that 0.4.0's authenticate checks, in a database at 0.3.0's SQL).
 # e.g. the 0.1.0 library: git worktree add /tmp/w010 <0.1.0 commit> &&
 #      (cd /tmp/w010 && CARGO_TARGET_DIR=$PWD/../w010-target cargo pgrx package --pg-config ...)
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -38,6 +40,8 @@ for k in range(1000):
     print(f"{k}\t{mint(sys.argv[1], '00000000-0000-0000-0000-%012d' % k, '00000000-0000-0000-0000-0000000000f1', 'read', 86400)}")
 PY
 psql -X -q -d ab -c "\\copy tokens FROM '$OUT/tokens.tsv'"
+# optional extra setup (SQL file in AB_SETUP_SQL), e.g. what only the newer library reads
+if [ -n "${AB_SETUP_SQL:-}" ]; then psql -X -q -v ON_ERROR_STOP=1 -d ab -f "$AB_SETUP_SQL" >/dev/null; fi
 cat >"$OUT/auth.sql" <<'SQL'
 \set k random(0, 999)
 \set id 1 + :k + 1000 * random(0, 999)

@@ -131,3 +131,45 @@ SELECT intact, checked FROM warden.verify_audit();
 SQL
 explain "The failed authentications of step 6 were recorded although their transactions failed;"
 explain "the DBA's grants and warden's own calls without any call from the application."
+
+step "10. A legal hold: Acme's documents become evidence"
+dba -v acme="$ACME" <<'SQL'
+SELECT warden.place_hold('CASE-2026-114', 'subpoena', :'acme') \g /dev/null
+SELECT case_ref, scope, active FROM warden.legal_holds;
+SQL
+T_ACME_DEL=$($MINT $ACME $ALICE delete)
+app -v token="$T_ACME_DEL" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'token') \g /dev/null
+DELETE FROM docs WHERE title = 'Acme: payroll';
+ROLLBACK;
+SQL
+for stmt in "TRUNCATE docs" "DROP TABLE docs"; do
+    psql -X -q -d demo -c "$stmt" 2>&1 | sed 's/^/   /' || true
+done
+dba <<'SQL'
+SELECT pg_sleep(0.5) \g /dev/null
+SELECT action, status, changes->>'operation' AS operation, changes->>'case_ref' AS case_ref
+  FROM warden.audit_trail WHERE action = 'hold_violation' ORDER BY id;
+SQL
+explain "The application's DELETE and the DBA's TRUNCATE and DROP TABLE are refused while the hold stands,"
+explain "and each attempt is on record although its transaction failed."
+
+step "11. GDPR: a user's personal data, erased without a trace in the trail"
+dba -v acme="$ACME" <<'SQL'
+CREATE TABLE users (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, email text, name text NOT NULL);
+SELECT warden.protect_table('users') \g /dev/null
+SELECT warden.enable_audit('users') \g /dev/null
+SELECT warden.register_personal_data('users', 'id', '{email}', 'hash') \g /dev/null
+SELECT warden.register_personal_data('users', 'id', '{name}', 'redact') \g /dev/null
+GRANT SELECT, INSERT, UPDATE, DELETE ON users TO app;
+INSERT INTO users VALUES ('00000000-0000-0000-0000-0000000b0b00', :'acme', 'bob@acme.example', 'Bob');
+BEGIN;
+SELECT warden.set_context(:'acme', '00000000-0000-0000-0000-0000000a11ce', 'admin') \g /dev/null
+SELECT warden.erase_subject('00000000-0000-0000-0000-0000000b0b00', 'Art. 17 request') -> 'tables' AS erased;
+COMMIT;
+SELECT name, left(email, 16) || '...' AS email FROM users;
+SELECT warden.seal_audit() \g /dev/null
+SELECT action, changes FROM warden.audit_trail WHERE resource_type = 'public.users' ORDER BY id;
+SQL
+explain "The trail shows keyed hashes where the values were, and <erased> for what erasure replaced."

@@ -159,6 +159,3 @@ GRANT EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_dige
     warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
     warden.audit_queue_status() TO warden_auditor;
 REVOKE EXECUTE ON FUNCTION warden.purge_audit(), warden.seal_audit() FROM PUBLIC;
-
--- Data-subject rights: the keyed hash is not an oracle for PUBLIC.
-REVOKE EXECUTE ON FUNCTION warden._pseudonym(text) FROM PUBLIC;

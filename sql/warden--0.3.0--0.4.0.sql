@@ -3,7 +3,7 @@
 -- every table already protected, and the changed parts of sql/audit.sql and sql/finalize.sql.
 -- tests/ops/upgrade.sh proves the result matches a fresh install.
 
--- src/privacy/api.rs:401
+-- src/privacy/api.rs:417
 -- warden::privacy::api::_pseudonym
 CREATE  FUNCTION "_pseudonym"(
 	"value" TEXT /* & str */
@@ -13,7 +13,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_pseudonym_wrapper';
 
--- src/privacy/api.rs:689
+-- src/privacy/api.rs:721
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" uuid, /* Option < pgrx :: Uuid > */
@@ -24,7 +24,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'delete_account_wrapper';
 
--- src/privacy/api.rs:418
+-- src/privacy/api.rs:443
 -- warden::privacy::api::erase_subject
 CREATE  FUNCTION "erase_subject"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -35,7 +35,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'erase_subject_wrapper';
 
--- src/privacy/api.rs:474
+-- src/privacy/api.rs:499
 -- warden::privacy::api::export_subject
 CREATE  FUNCTION "export_subject"(
 	"subject" uuid /* Option < pgrx :: Uuid > */
@@ -59,7 +59,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'place_hold_wrapper';
 
--- src/privacy/api.rs:534
+-- src/privacy/api.rs:559
 -- warden::privacy::api::record_consent
 CREATE  FUNCTION "record_consent"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -72,7 +72,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'record_consent_wrapper';
 
--- src/privacy/api.rs:226
+-- src/privacy/api.rs:240
 -- warden::privacy::api::register_personal_data
 CREATE  FUNCTION "register_personal_data"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -546,7 +546,3 @@ BEGIN
     END IF;
 END
 $$;
-
-
--- sql/finalize.sql: the keyed hash is not an oracle for PUBLIC.
-REVOKE EXECUTE ON FUNCTION warden._pseudonym(text) FROM PUBLIC;

@@ -601,6 +601,43 @@ fn set_context(
     Ok(())
 }
 
+/// Runs `f` under a context warden mints itself for `tenant` (the current actor, admin level),
+/// then puts the caller's context back. For `warden.delete_account`, which erases an account's data
+/// in every tenant through each tenant's own row level security, after authorizing the caller.
+/// An error in `f` aborts the transaction (or the savepoint), which restores the carrier anyway.
+pub fn with_tenant_context<R>(
+    tenant: uuid::Uuid,
+    actor: uuid::Uuid,
+    f: impl FnOnce() -> R,
+) -> Result<R, ContextError> {
+    let saved = gucs::string(&gucs::CONTEXT_TOKEN);
+    let now = now_secs();
+    let claims = Claims {
+        tenant,
+        actor,
+        level: Level::Admin,
+        exp: now + 60,
+        nbf: None,
+        iat: Some(now),
+    };
+    let issuer = gucs::string(&gucs::JWT_ISSUER);
+    let audience = gucs::string(&gucs::JWT_AUDIENCE);
+    let token = with_key(|key| {
+        jwt::sign(
+            &claims,
+            now,
+            issuer.as_deref().unwrap_or(MINTED_ISSUER),
+            audience.as_deref(),
+            key,
+        )
+    })
+    .map_err(ContextError::Mint)?;
+    install(&token, Some(claims))?;
+    let r = f();
+    install(saved.as_deref().unwrap_or(""), None)?;
+    Ok(r)
+}
+
 /// Ends the context before the transaction does.
 #[pg_extern(volatile, parallel_unsafe)]
 fn clear_context() -> Result<(), ErrorReport> {

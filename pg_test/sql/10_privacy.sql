@@ -71,6 +71,14 @@ select count(*) filter (where changes::text ~ '(sam|samuel|tia)@example|"Sam"|"T
        count(*) as events
   from pg_temp.ev() where resource_type = 'public.p_users';
 
+-- the owner's own trigger on the table: erasure runs it with the owner's rights, never more
+set local role regress_owner;
+create table p_who (who text);
+create function p_who_fn() returns trigger language plpgsql as $$ begin insert into public.p_who values (current_user); return new; end $$;
+create trigger p_who_t before update on p_users for each row execute function p_who_fn();
+grant insert on p_who to regress_app;
+reset role;
+
 -- Erasure refused while a hold covers the subject (Art. 17(3)(e)), and recorded
 select pg_temp.ctx('a', '1', 'admin');
 select warden.place_hold('REG-P', 'subject dispute', '00000000-0000-0000-0000-00000000000a',
@@ -94,6 +102,7 @@ set local role regress_app;
 select pg_temp.try($$select warden.erase_subject('00000000-0000-0000-0000-000000000006', 'not admin')$$);
 reset role;
 select name, email = warden._pseudonym('tia@example.com') as email_is_pseudonym, phone, age from p_users order by name;
+select distinct who as erasure_ran_triggers_as from p_who;
 -- after the release, the subject is erased too
 select id as hold from warden.holds where case_ref = 'REG-P' \gset
 select pg_temp.ctx('a', '1', 'admin');

@@ -78,7 +78,7 @@ AS 'MODULE_PATHNAME', '_log_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:401
+-- src/privacy/api.rs:417
 -- warden::privacy::api::_pseudonym
 CREATE  FUNCTION "_pseudonym"(
 	"value" TEXT /* & str */
@@ -135,7 +135,7 @@ AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:605
+-- src/context.rs:642
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -144,7 +144,7 @@ AS 'MODULE_PATHNAME', 'clear_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:616
+-- src/context.rs:653
 -- warden::context::current_actor
 -- requires:
 --   planner::_context_support
@@ -155,7 +155,7 @@ AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:621
+-- src/context.rs:658
 -- warden::context::current_level
 -- requires:
 --   planner::_context_support
@@ -166,7 +166,7 @@ AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:611
+-- src/context.rs:648
 -- warden::context::current_tenant
 -- requires:
 --   planner::_context_support
@@ -177,7 +177,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:689
+-- src/privacy/api.rs:721
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" uuid, /* Option < pgrx :: Uuid > */
@@ -215,7 +215,7 @@ AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:418
+-- src/privacy/api.rs:443
 -- warden::privacy::api::erase_subject
 CREATE  FUNCTION "erase_subject"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -228,7 +228,7 @@ AS 'MODULE_PATHNAME', 'erase_subject_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:474
+-- src/privacy/api.rs:499
 -- warden::privacy::api::export_subject
 CREATE  FUNCTION "export_subject"(
 	"subject" uuid /* Option < pgrx :: Uuid > */
@@ -252,7 +252,7 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:627
+-- src/context.rs:664
 -- warden::context::has_level
 -- requires:
 --   planner::_context_support
@@ -311,7 +311,7 @@ AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:534
+-- src/privacy/api.rs:559
 -- warden::privacy::api::record_consent
 CREATE  FUNCTION "record_consent"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -326,7 +326,7 @@ AS 'MODULE_PATHNAME', 'record_consent_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:226
+-- src/privacy/api.rs:240
 -- warden::privacy::api::register_personal_data
 CREATE  FUNCTION "register_personal_data"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -377,7 +377,7 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:636
+-- src/context.rs:673
 -- warden::context::tenant_with_level
 -- requires:
 --   planner::_context_support
@@ -1261,8 +1261,5 @@ GRANT EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_dige
     warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
     warden.audit_queue_status() TO warden_auditor;
 REVOKE EXECUTE ON FUNCTION warden.purge_audit(), warden.seal_audit() FROM PUBLIC;
-
--- Data-subject rights: the keyed hash is not an oracle for PUBLIC.
-REVOKE EXECUTE ON FUNCTION warden._pseudonym(text) FROM PUBLIC;
 /* </end connected objects> */
 

@@ -158,6 +158,19 @@ fn covering_hold(
     Ok(None)
 }
 
+fn table_owner(oid: pg_sys::Oid) -> Result<pg_sys::Oid, PrivacyError> {
+    Ok(Spi::connect(|c| {
+        c.select(
+            "SELECT relowner FROM pg_class WHERE oid = $1",
+            Some(1),
+            &[oid.into()],
+        )?
+        .first()
+        .get_one::<pg_sys::Oid>()
+    })?
+    .unwrap_or(pg_sys::InvalidOid))
+}
+
 /// Anonymizes every registered column of `subject`'s rows (in `tenant`, or in every tenant),
 /// table by table; returns rows changed per table. The caller has checked the holds.
 fn erase_rows(
@@ -200,16 +213,21 @@ fn erase_rows(
                 quote_ident(&r.tenant_column)
             ));
         }
+        // as the table's owner, under the current context: the owner's own triggers run with the
+        // owner's rights (never the extension owner's), and row level security still applies
+        let owner = table_owner(r.oid)?;
         let n = super::while_erasing(|| {
-            privileged(|| {
+            cache::as_role(owner, || {
                 Spi::connect_mut(|c| {
                     let args = match tenant {
                         Some(t) => vec![subject.into(), t.into()],
                         None => vec![subject.into()],
                     };
-                    Ok(c.update(&sql, None, &args)?.len())
+                    Ok::<_, pgrx::spi::Error>(c.update(&sql, None, &args)?.len())
                 })
+                .map_err(|e| e.to_string())
             })
+            .map_err(PrivacyError::Internal)
         })?;
         let methods: Map<String, Value> = r
             .columns
@@ -398,9 +416,15 @@ fn register_personal_data(
 
 /// The keyed hash (pseudonym) of a value: what the `hash` method stores. Not for PUBLIC: it would
 /// let anyone test guesses against pseudonyms.
+/// Callable only while warden erases (the `hash` method's UPDATE runs as the table's owner) and by
+/// superusers: otherwise it would let anyone test guesses against the pseudonyms in the trail.
 #[pg_extern(stable, parallel_safe, strict)]
 #[search_path(pg_catalog, pg_temp)]
 fn _pseudonym(value: &str) -> Result<String, ErrorReport> {
+    // SAFETY: reads the current role's attribute.
+    if !super::erasing() && !unsafe { pg_sys::superuser() } {
+        return Err(PrivacyError::Oracle.into());
+    }
     Ok(super::method::pseudonym(&super::key()?, value.as_bytes()))
 }
 
@@ -793,7 +817,23 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         }
         .into());
     }
-    let erased = erase_rows(actor, None, &reg)?;
+    // tenant by tenant, each under a context of that tenant, so that its row level security
+    // decides what the owner-run erasure reaches
+    let mut erased = Map::new();
+    let me = uuid::Uuid::from_bytes(*claims.actor.as_bytes());
+    for t in &tenants {
+        let tenant = uuid::Uuid::from_bytes(*t);
+        let part = crate::context::with_tenant_context(tenant, me, || {
+            erase_rows(actor, Some(pgrx::Uuid::from_bytes(*t)), &reg)
+        })??;
+        let mut tables = Map::new();
+        for (table, v) in part {
+            if v["rows"].as_u64() != Some(0) {
+                tables.insert(table, v);
+            }
+        }
+        erased.insert(tenant.to_string(), Value::Object(tables));
+    }
     let by = pgrx::Uuid::from_bytes(*claims.actor.as_bytes());
     let deleted_at = privileged(|| {
         Spi::connect_mut(|c| {

@@ -59,6 +59,8 @@ pub enum PrivacyError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("warden._pseudonym() is for warden's own erasure and superusers")]
+    Oracle,
     #[error("no key for keyed hashes: neither warden.pseudonym_key nor warden.jwt_secret is set")]
     NoKey,
     #[error("account {actor} cannot be deleted: {}", failures.join("; "))]
@@ -82,7 +84,8 @@ impl SqlError for PrivacyError {
         match self {
             PrivacyError::Held { .. }
             | PrivacyError::NotAllowed { .. }
-            | PrivacyError::NotOwner { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            | PrivacyError::NotOwner { .. }
+            | PrivacyError::Oracle => ERRCODE_INSUFFICIENT_PRIVILEGE,
             PrivacyError::NotProtected(_)
             | PrivacyError::NoKey
             | PrivacyError::Prerequisites { .. }
@@ -116,6 +119,9 @@ impl SqlError for PrivacyError {
             PrivacyError::UnknownMethod(_) => "Use one of: null, redact, hash, constant:<value>.".into(),
             PrivacyError::OtherSubjectColumn { .. } => {
                 "A table has one subject column: register every personal column with it.".into()
+            }
+            PrivacyError::Oracle => {
+                "It would let anyone test guesses against the pseudonyms in the audit trail; register a column with method hash and warden.erase_subject() computes them.".into()
             }
             PrivacyError::NoKey => {
                 "A superuser sets one: ALTER SYSTEM SET warden.pseudonym_key = '...'; SELECT pg_reload_conf();".into()
