@@ -1,5 +1,8 @@
 //! warden's ProcessUtility hook (warden is preloaded, so it sees every utility statement).
 //!
+//! While a legal hold is active it checks DROP and ALTER TABLE around the statement (see
+//! `hold::guard::before_utility` and `after_utility`): no held table may disappear or lose a guard.
+//!
 //! It records authorization changes and administrative actions as audit events, without any call
 //! from the application (see [`audited`]), once the statement has succeeded and in its transaction.
 //!

@@ -104,16 +104,18 @@ fn snapshot_or_refuse(operation: &str, table: &str) -> std::rc::Rc<Snapshot> {
     }
 }
 
+/// The relation's lineage; `table` names it, computed only for a refusal (a guard that lets the
+/// statement through looks up no name).
 fn lineage_or_refuse(
     relid: pg_sys::Oid,
     operation: &str,
-    table: &str,
+    table: impl FnOnce() -> String,
 ) -> std::rc::Rc<Vec<pg_sys::Oid>> {
     match cache::lineage(relid) {
         Ok(l) => l,
         Err(e) => refuse_undetermined(
             operation,
-            table,
+            &table(),
             None,
             &format!("the table's partition ancestors could not be read: {e}"),
         ),
@@ -121,14 +123,14 @@ fn lineage_or_refuse(
 }
 
 /// The first trigger argument: the tenant column.
-unsafe fn tenant_column(td: *mut pg_sys::TriggerData) -> Option<std::ffi::CString> {
+unsafe fn tenant_column<'a>(td: *mut pg_sys::TriggerData) -> Option<&'a CStr> {
     // SAFETY: tgargs holds tgnargs C strings.
     unsafe {
         let t = (*td).tg_trigger;
         if (*t).tgnargs < 1 {
             return None;
         }
-        Some(CStr::from_ptr(*(*t).tgargs).to_owned())
+        Some(CStr::from_ptr(*(*t).tgargs))
     }
 }
 
@@ -241,8 +243,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         if snap.tenant_holds(&tenant).next().is_none() {
             return keep;
         }
-        let table = qualified_name(rel);
-        let lineage = lineage_or_refuse((*rel).rd_id, operation, &table);
+        let lineage = lineage_or_refuse((*rel).rd_id, operation, || qualified_name(rel));
         let subject_col = snap.subject_column(&lineage);
         let subject = subject_col.and_then(|c| uuid_at(old, desc, fnumber(desc, c)));
         let mut erases: Option<bool> = None;
@@ -267,12 +268,12 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                 }
                 refuse_held(
                     operation,
-                    &table,
+                    &qualified_name(rel),
                     h,
                     "the row's tenant, subject or personal data",
                 );
             }
-            refuse_held(operation, &table, h, "the row");
+            refuse_held(operation, &qualified_name(rel), h, "the row");
         }
         keep
     }
@@ -304,18 +305,17 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_statement(
         if snap.holds.is_empty() {
             return none;
         }
-        let table = qualified_name(rel);
-        let lineage = lineage_or_refuse((*rel).rd_id, operation, &table);
+        let lineage = lineage_or_refuse((*rel).rd_id, operation, || qualified_name(rel));
         let Some(h) = snap.first_covering(&lineage) else {
             return none;
         };
         if truncate {
-            refuse_held(operation, &table, h, "data in the table");
+            refuse_held(operation, &qualified_name(rel), h, "data in the table");
         }
         if crate::context::current().is_none() {
             refuse_undetermined(
                 operation,
-                &table,
+                &qualified_name(rel),
                 Some(h),
                 "a legal hold is active on the table and the statement has no verified warden context",
             );
@@ -430,7 +430,7 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
     };
     let mut out = Vec::new();
     for (relid, name, guards) in rows {
-        let lineage = lineage_or_refuse(relid, operation, &name);
+        let lineage = lineage_or_refuse(relid, operation, || name.clone());
         if let Some(h) = snap.first_covering(&lineage) {
             out.push(HeldTable {
                 relid,
