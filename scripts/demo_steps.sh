@@ -155,7 +155,7 @@ SQL
 explain "The application's DELETE and the DBA's TRUNCATE and DROP TABLE are refused while the hold stands,"
 explain "and each attempt is on record although its transaction failed."
 
-step "11. GDPR: a user's personal data, erased without a trace in the trail"
+step "11. GDPR: erasure waits for the hold, then leaves no value in the table or the trail"
 dba -v acme="$ACME" <<'SQL'
 CREATE TABLE users (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, email text, name text NOT NULL);
 SELECT warden.protect_table('users') \g /dev/null
@@ -164,12 +164,21 @@ SELECT warden.register_personal_data('users', 'id', '{email}', 'hash') \g /dev/n
 SELECT warden.register_personal_data('users', 'id', '{name}', 'redact') \g /dev/null
 GRANT SELECT, INSERT, UPDATE, DELETE ON users TO app;
 INSERT INTO users VALUES ('00000000-0000-0000-0000-0000000b0b00', :'acme', 'bob@acme.example', 'Bob');
+SQL
+CTX="SELECT warden.set_context('$ACME', '$ALICE', 'admin')"
+ERASE="SELECT warden.erase_subject('00000000-0000-0000-0000-0000000b0b00', 'Art. 17 request') -> 'tables' AS erased"
+psql -X -q -d demo -o /dev/null -c "BEGIN" -c "$CTX" -c "$ERASE" -c "COMMIT" 2>&1 | sed 's/^/   /' || true
+explain "Acme's hold covers Bob's data too (GDPR Art. 17(3)(e)): nothing is erased, and the refusal is on record."
+dba <<SQL
+SELECT warden.release_hold(id, 'case settled') FROM warden.legal_holds WHERE case_ref = 'CASE-2026-114' \g /dev/null
 BEGIN;
-SELECT warden.set_context(:'acme', '00000000-0000-0000-0000-0000000a11ce', 'admin') \g /dev/null
-SELECT warden.erase_subject('00000000-0000-0000-0000-0000000b0b00', 'Art. 17 request') -> 'tables' AS erased;
+$CTX \g /dev/null
+$ERASE;
 COMMIT;
 SELECT name, left(email, 16) || '...' AS email FROM users;
 SELECT warden.seal_audit() \g /dev/null
-SELECT action, changes FROM warden.audit_trail WHERE resource_type = 'public.users' ORDER BY id;
+SELECT action, status, changes FROM warden.audit_trail
+ WHERE resource_type = 'public.users' OR action = 'erase_subject' ORDER BY id;
 SQL
-explain "The trail shows keyed hashes where the values were, and <erased> for what erasure replaced."
+explain "The trail holds keyed hashes where the values were, <erased> for what erasure replaced,"
+explain "and the erasure itself as an event without a single erased value."
