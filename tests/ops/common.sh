@@ -72,7 +72,9 @@ live_open() {
 live_run() {
     local n=$1 sql=$2 k marker out from
     k=$((LIVE_N[$n] + 1)); LIVE_N[$n]=$k
-    marker="__live_${n}_$k"
+    # unique even when live_run runs in a command substitution (a subshell, where the counter's
+    # increment is lost): a repeated marker would be found at once, before the session answered
+    marker="__live_${n}_${k}_$(date +%s%N)_$RANDOM"
     from=$(wc -l <"$LIVE/$n.out")
     printf '%s\n\\echo %s\n' "$sql" "$marker" >&"${LIVE_FD[$n]}"
     for _ in $(seq 600); do
