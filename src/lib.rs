@@ -26,6 +26,7 @@ mod gucs;
 pub mod hold;
 mod hooks;
 mod jwt;
+mod keys;
 mod level;
 mod planner;
 pub mod privacy;
