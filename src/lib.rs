@@ -21,6 +21,7 @@ macro_rules! finfo_v1 {
 
 pub mod audit;
 mod context;
+mod crypto;
 mod errors;
 mod gucs;
 pub mod hold;
