@@ -607,4 +607,45 @@ mod tests {
             Some(after.overflowed)
         );
     }
+
+    #[pg_test]
+    fn a_hold_guards_the_next_statement_and_stops_when_its_subtransaction_rolls_back() {
+        Spi::run("CREATE TABLE ht (id int PRIMARY KEY, tenant_id uuid NOT NULL)").unwrap();
+        Spi::run("SELECT warden.protect_table('ht')").unwrap();
+        Spi::run(&format!(
+            "INSERT INTO ht VALUES (1, '{A}'), (2, '{A}'), (3, '{B}')"
+        ))
+        .unwrap();
+        Spi::run(
+            "CREATE FUNCTION pg_temp.try_delete(i int) RETURNS text LANGUAGE plpgsql AS $$
+             BEGIN DELETE FROM ht WHERE id = i; RETURN 'deleted';
+             EXCEPTION WHEN insufficient_privilege THEN RETURN sqlerrm; END $$",
+        )
+        .unwrap();
+        set_context(A, "delete");
+        // placed, then undone with its subtransaction: the backend's copy of the holds follows
+        Spi::run(&format!(
+            "DO $$ BEGIN PERFORM warden.place_hold('PG-1', 'undone', '{A}');
+                       RAISE EXCEPTION 'undo';
+                  EXCEPTION WHEN raise_exception THEN NULL; END $$"
+        ))
+        .unwrap();
+        assert_eq!(
+            text("SELECT pg_temp.try_delete(1)").as_deref(),
+            Some("deleted")
+        );
+        // placed and standing: the very next statement of the same transaction is guarded
+        Spi::run(&format!(
+            "SELECT warden.place_hold('PG-2', 'standing', '{A}')"
+        ))
+        .unwrap();
+        let refused = text("SELECT pg_temp.try_delete(2)").unwrap_or_default();
+        assert!(refused.contains("legal hold \"PG-2\""), "{refused}");
+        // another tenant's row is not held
+        set_context(B, "delete");
+        assert_eq!(
+            text("SELECT pg_temp.try_delete(3)").as_deref(),
+            Some("deleted")
+        );
+    }
 }
