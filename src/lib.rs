@@ -20,6 +20,7 @@ macro_rules! finfo_v1 {
 }
 
 pub mod audit;
+mod classify;
 mod context;
 mod crypto;
 mod errors;
