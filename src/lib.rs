@@ -61,7 +61,6 @@ pub extern "C-unwind" fn _PG_init() {
     hooks::init();
     audit::worker::init();
     hold::init();
-    privacy::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

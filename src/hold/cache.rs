@@ -79,7 +79,7 @@ impl Snapshot {
 thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static CURRENT: RefCell<Option<(u64, Rc<Snapshot>)>> = const { RefCell::new(None) };
-    static WATCHED: Cell<[pg_sys::Oid; 3]> = const { Cell::new([pg_sys::InvalidOid; 3]) };
+    static WATCHED: Cell<[pg_sys::Oid; 4]> = const { Cell::new([pg_sys::InvalidOid; 4]) };
     static LINEAGE: RefCell<HashMap<pg_sys::Oid, Rc<Vec<pg_sys::Oid>>>> = RefCell::new(HashMap::new());
     static LINEAGE_RESET: Cell<bool> = const { Cell::new(false) };
 }
@@ -132,8 +132,10 @@ pub fn snapshot() -> Result<Rc<Snapshot>, String> {
         return Ok(s);
     }
     let s = Rc::new(load()?);
-    // an invalidation during the load leaves the copy unusable for the next caller
-    if GENERATION.get() == generation {
+    // an invalidation during the load leaves the copy unusable for the next caller; and a
+    // database without the tables is asked again each time (cheap: two catalog cache lookups),
+    // since no invalidation would say when `CREATE`/`ALTER EXTENSION` in another session adds them
+    if s.installed && GENERATION.get() == generation {
         CURRENT.set(Some((generation, s.clone())));
     }
     Ok(s)
@@ -172,7 +174,36 @@ pub fn lineage(relid: pg_sys::Oid) -> Result<Rc<Vec<pg_sys::Oid>>, String> {
     Ok(l)
 }
 
-fn warden_oid(name: &std::ffi::CStr) -> pg_sys::Oid {
+/// The generation of warden's guarded tables (holds, releases, personal data, deleted accounts):
+/// bumped whenever PostgreSQL invalidates the relcache entry of one of them, which is when a copy
+/// read from them must be read again.
+pub fn generation() -> u64 {
+    GENERATION.get()
+}
+
+/// Notes the oids of the tables whose invalidation bumps [`generation`] (from every loader: they
+/// change when the extension is reinstalled).
+pub fn watch() {
+    WATCHED.set([
+        holds_relid(),
+        warden_oid(c"hold_releases"),
+        warden_oid(c"personal_data"),
+        warden_oid(c"deleted_accounts"),
+    ]);
+}
+
+/// Runs `f` as `warden_guard`, the role warden's own lookups read the closed tables as.
+pub fn as_guard<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+    // SAFETY: catalog lookup with missing_ok.
+    let role = unsafe { pg_sys::get_role_oid(c"warden_guard".as_ptr(), true) };
+    if role == pg_sys::InvalidOid {
+        return Err("role warden_guard does not exist".into());
+    }
+    as_role(role, f)
+}
+
+/// The oid of `warden.<name>`, or InvalidOid.
+pub fn warden_oid(name: &std::ffi::CStr) -> pg_sys::Oid {
     // SAFETY: catalog lookups with missing_ok.
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"warden".as_ptr(), true);
@@ -233,17 +264,8 @@ fn load() -> Result<Snapshot, String> {
     if holds == pg_sys::InvalidOid {
         return Ok(Snapshot::default());
     }
-    WATCHED.set([
-        holds,
-        warden_oid(c"hold_releases"),
-        warden_oid(c"personal_data"),
-    ]);
-    // SAFETY: catalog lookup with missing_ok.
-    let role = unsafe { pg_sys::get_role_oid(c"warden_guard".as_ptr(), true) };
-    if role == pg_sys::InvalidOid {
-        return Err("role warden_guard does not exist".into());
-    }
-    as_role(role, || {
+    watch();
+    as_guard(|| {
         Spi::connect(|c| {
             let mut s = Snapshot {
                 installed: true,
@@ -290,8 +312,9 @@ fn load() -> Result<Snapshot, String> {
     })
 }
 
-/// Makes every backend (this one at its next command) read the holds again: called by whatever
-/// writes `warden.holds`, `warden.hold_releases` or `warden.personal_data`.
+/// Makes every backend (this one at its next command) read the holds and the deleted accounts
+/// again: called by whatever writes `warden.holds`, `hold_releases`, `personal_data` or
+/// `deleted_accounts`.
 pub fn invalidate() {
     let holds = holds_relid();
     if holds != pg_sys::InvalidOid {

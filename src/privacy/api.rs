@@ -849,7 +849,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         })
     })?
     .unwrap_or_default();
-    super::accounts::invalidate();
+    cache::invalidate();
     let tenants: Vec<String> = tenants
         .iter()
         .map(|t| uuid::Uuid::from_bytes(*t).to_string())

@@ -169,8 +169,3 @@ pub fn key() -> Result<Vec<u8>, PrivacyError> {
     })
     .ok_or(PrivacyError::NoKey)
 }
-
-/// From `_PG_init`.
-pub fn init() {
-    accounts::init();
-}

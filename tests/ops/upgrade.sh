@@ -74,6 +74,10 @@ for v in $earlier; do
     # a transaction in flight, with a context, while the extension is updated
     live_open app -d "$db" -U ops_app
     live_run app "BEGIN; SELECT warden.authenticate('$(mint $ACME read)');" >/dev/null
+    # a session that used the new library on the old SQL (an ALTER TABLE: the hold check runs and
+    # finds no holds table) and stays connected through the update
+    live_open dba -d "$db" -U postgres
+    live_run dba "ALTER TABLE docs ALTER COLUMN title SET DEFAULT 'untitled';" >/dev/null
     check "$v: the live transaction sees acme's rows before the update" "3" "$(live_run app "SELECT count(*) FROM docs;")"
     check "$v -> $current: ALTER EXTENSION warden UPDATE" "" \
         "$(q "$db" postgres "SET lock_timeout = '30s'; ALTER EXTENSION warden UPDATE")"
@@ -81,6 +85,14 @@ for v in $earlier; do
     live_run app "COMMIT;" >/dev/null
     check "$v: the live session has no context after COMMIT" "0" "$(live_run app "SELECT count(*) FROM docs;")"
     live_close app
+    if [ "$(printf '%s\n%s\n' "0.4.0" "$current" | sort -V | head -1)" = "0.4.0" ]; then
+        q "$db" postgres "SELECT warden.place_hold('OPS-LIVE', 'placed after the update', 'aaaaaaaa-0000-0000-0000-00000000000a')" >/dev/null
+        check "$v -> $current: a session connected before the update is guarded by a hold placed after it" "ERROR 42501" \
+            "$(live_run dba "BEGIN; SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin') \\g /dev/null
+DELETE FROM docs; ROLLBACK;" | grep -m1 ERROR)"
+        q "$db" postgres "SELECT warden.release_hold(id, 'done') FROM warden.legal_holds WHERE case_ref = 'OPS-LIVE'" >/dev/null
+    fi
+    live_close dba
     check "$v: updated to $current" "$current" "$(q "$db" postgres "SELECT extversion FROM pg_extension WHERE extname = 'warden'")"
     fingerprint "$db" "$out/upgraded-$v.txt"
     if diff -u "$out/fresh.txt" "$out/upgraded-$v.txt" >"$out/upgraded-$v.diff"; then
