@@ -539,24 +539,53 @@ pub fn audit_failure(token: Option<&str>, e: &ContextError, via: Option<&str>) {
     crate::audit::record_autonomous(&ev);
 }
 
+/// A token for `claims` issued at `now`, signed with the server secret, for the configured issuer
+/// and audience (so that the read path's checks hold).
+fn mint(claims: &Claims, now: i64) -> Result<String, ContextError> {
+    let issuer = gucs::string(&gucs::JWT_ISSUER);
+    let audience = gucs::string(&gucs::JWT_AUDIENCE);
+    with_key(|key| {
+        jwt::sign(
+            claims,
+            now,
+            issuer.as_deref().unwrap_or(MINTED_ISSUER),
+            audience.as_deref(),
+            key,
+        )
+    })
+    .map_err(ContextError::Mint)
+}
+
+/// The name of role `oid` (its number when it has none, as for a dropped role).
+pub fn role_name(oid: pg_sys::Oid) -> String {
+    // SAFETY: catalog lookup with missing_ok.
+    let name = unsafe { pg_sys::GetUserNameFromId(oid, true) };
+    if name.is_null() {
+        oid.to_u32().to_string()
+    } else {
+        // SAFETY: a NUL-terminated string from the catalog.
+        unsafe { std::ffi::CStr::from_ptr(name) }
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The current role's name (the one privileges are checked against).
+pub fn current_role_name() -> String {
+    // SAFETY: reads the current user id.
+    role_name(unsafe { pg_sys::GetUserId() })
+}
+
 fn ensure_setter() -> Result<(), ContextError> {
-    let role_name = CString::new(SETTER_ROLE).unwrap_or_default();
+    let setter_name = CString::new(SETTER_ROLE).unwrap_or_default();
     // SAFETY: catalog lookups with valid arguments; missing_ok = true never raises.
     unsafe {
-        let setter = pg_sys::get_role_oid(role_name.as_ptr(), true);
+        let setter = pg_sys::get_role_oid(setter_name.as_ptr(), true);
         let me = pg_sys::GetUserId();
         if setter != pg_sys::InvalidOid && pg_sys::has_privs_of_role(me, setter) {
             return Ok(());
         }
-        let name = pg_sys::GetUserNameFromId(me, true);
-        let name = if name.is_null() {
-            me.to_u32().to_string()
-        } else {
-            std::ffi::CStr::from_ptr(name)
-                .to_string_lossy()
-                .into_owned()
-        };
-        Err(ContextError::NotSetter(name))
+        Err(ContextError::NotSetter(role_name(me)))
     }
 }
 
@@ -584,19 +613,7 @@ fn set_context(
         nbf: None,
         iat: Some(now),
     };
-    // Minted for the configured issuer and audience, so that the read path's checks hold.
-    let issuer = gucs::string(&gucs::JWT_ISSUER);
-    let audience = gucs::string(&gucs::JWT_AUDIENCE);
-    let token = with_key(|key| {
-        jwt::sign(
-            &claims,
-            now,
-            issuer.as_deref().unwrap_or(MINTED_ISSUER),
-            audience.as_deref(),
-            key,
-        )
-    })
-    .map_err(ContextError::Mint)?;
+    let token = mint(&claims, now)?;
     install(&token, Some(claims))?;
     Ok(())
 }
@@ -620,18 +637,7 @@ pub fn with_tenant_context<R>(
         nbf: None,
         iat: Some(now),
     };
-    let issuer = gucs::string(&gucs::JWT_ISSUER);
-    let audience = gucs::string(&gucs::JWT_AUDIENCE);
-    let token = with_key(|key| {
-        jwt::sign(
-            &claims,
-            now,
-            issuer.as_deref().unwrap_or(MINTED_ISSUER),
-            audience.as_deref(),
-            key,
-        )
-    })
-    .map_err(ContextError::Mint)?;
+    let token = mint(&claims, now)?;
     install(&token, Some(claims))?;
     let r = f();
     install(saved.as_deref().unwrap_or(""), None)?;

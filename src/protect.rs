@@ -156,13 +156,6 @@ struct Target {
     qualified: String,
 }
 
-fn current_role(c: &SpiClient<'_>) -> Result<String, ProtectError> {
-    Ok(c.select("SELECT current_user::text", None, &[])?
-        .first()
-        .get_one::<String>()?
-        .unwrap_or_default())
-}
-
 /// Resolves the table and checks kind and ownership.
 fn resolve(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<Target, ProtectError> {
     let row = c.select(
@@ -193,7 +186,7 @@ fn resolve(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<Target, ProtectError> 
     if row.get::<bool>(3)? != Some(true) {
         return Err(ProtectError::NotOwner {
             table: qualified,
-            role: current_role(c)?,
+            role: crate::context::current_role_name(),
         });
     }
     Ok(Target { oid, qualified })
@@ -561,7 +554,7 @@ fn schema_owned(c: &SpiClient<'_>, schema: &str) -> Result<pg_sys::Oid, ProtectE
         let schema = row.get::<String>(3)?.unwrap_or_default();
         return Err(ProtectError::NotSchemaOwner {
             schema,
-            role: current_role(c)?,
+            role: crate::context::current_role_name(),
         });
     }
     Ok(row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid))

@@ -16,18 +16,6 @@ fn superuser() -> bool {
     unsafe { pg_sys::superuser() }
 }
 
-fn role_name() -> String {
-    // SAFETY: catalog lookup with missing_ok.
-    unsafe {
-        let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true);
-        if p.is_null() {
-            String::new()
-        } else {
-            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
-    }
-}
-
 /// An audited table: its oid, its name as SQL (schema-qualified, quoted) and its kind.
 struct Table {
     oid: pg_sys::Oid,
@@ -67,7 +55,7 @@ fn table(c: &SpiClient<'_>, tbl: pg_sys::Oid, must_own: bool) -> Result<Table, A
     if must_own && !unsafe { pg_sys::pg_class_ownercheck(tbl, pg_sys::GetUserId()) } {
         return Err(AuditError::NotOwner {
             table: sql,
-            role: role_name(),
+            role: crate::context::current_role_name(),
         });
     }
     Ok(Table { oid: tbl, sql })

@@ -222,26 +222,49 @@ unsafe fn personal_json(typid: pg_sys::Oid, value: pg_sys::Datum, key: &[u8], ou
     }
 }
 
+/// A relation's registered personal-data columns and the key to hash them with.
+type Registered = std::rc::Rc<(Vec<String>, Vec<u8>)>;
+/// (transaction, relation, holds generation) and what was found for them.
+type PersonalCache = Option<(u32, pg_sys::Oid, u64, Option<Registered>)>;
+
+thread_local! {
+    /// [`personal_columns`] for (transaction, relation, holds generation): a statement that writes
+    /// many rows reads the registry and derives the key once.
+    static PERSONAL: std::cell::RefCell<PersonalCache> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// The registered personal-data columns of the relation, and the key to hash them with.
-unsafe fn personal_columns(rel: pg_sys::Relation) -> Option<(Vec<String>, Vec<u8>)> {
+unsafe fn personal_columns(rel: pg_sys::Relation) -> Option<Registered> {
+    // SAFETY: an open relation.
+    let relid = unsafe { (*rel).rd_id };
+    let lxid = crate::context::local_xid();
+    let generation = crate::hold::cache::generation();
+    if let Some(hit) = PERSONAL.with_borrow(|p| {
+        p.as_ref()
+            .filter(|(l, r, g, _)| lxid != 0 && *l == lxid && *r == relid && *g == generation)
+            .map(|(_, _, _, v)| v.clone())
+    }) {
+        return hit;
+    }
     let snap = match crate::hold::cache::snapshot() {
         Ok(s) => s,
         Err(e) => fail_personal(format!("the personal data registry could not be read: {e}")),
     };
-    if snap.personal_columns.is_empty() {
-        return None;
-    }
-    // SAFETY: an open relation.
-    let relid = unsafe { (*rel).rd_id };
-    let lineage = match crate::hold::cache::lineage(relid) {
-        Ok(l) => l,
-        Err(e) => fail_personal(e),
+    let found = if snap.personal_columns.is_empty() {
+        None
+    } else {
+        let lineage = match crate::hold::cache::lineage(relid) {
+            Ok(l) => l,
+            Err(e) => fail_personal(e),
+        };
+        snap.personal_columns(&lineage).map(|cols| {
+            let key = crate::privacy::key().unwrap_or_else(|e| fail_personal(e.to_string()));
+            std::rc::Rc::new((cols.to_vec(), key))
+        })
     };
-    let cols = snap.personal_columns(&lineage)?.to_vec();
-    match crate::privacy::key() {
-        Ok(k) => Some((cols, k)),
-        Err(e) => fail_personal(e.to_string()),
-    }
+    PERSONAL.set(Some((lxid, relid, generation, found.clone())));
+    found
 }
 
 /// Registered values must never reach the trail: when warden cannot tell which they are, the
@@ -374,9 +397,9 @@ pub unsafe extern "C-unwind" fn warden_audit_row(
         let desc = (*rel).rd_att;
         let redact = redacted_columns(td);
         let registered = personal_columns(rel);
-        let personal = registered.as_ref().map(|(columns, key)| Personal {
-            columns,
-            key,
+        let personal = registered.as_ref().map(|r| Personal {
+            columns: &r.0,
+            key: &r.1,
             erased: false,
         });
         let erasing = personal.as_ref().map(|p| Personal {

@@ -15,18 +15,6 @@ use crate::audit::record::json_str;
 use crate::audit::{record, NewEvent, Status};
 use crate::level::Level;
 
-fn role_name() -> String {
-    // SAFETY: catalog lookup with missing_ok.
-    unsafe {
-        let p = pg_sys::GetUserNameFromId(pg_sys::GetUserId(), true);
-        if p.is_null() {
-            String::new()
-        } else {
-            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
-        }
-    }
-}
-
 /// Whether the current role has the privileges of `warden_admin` (superusers do).
 pub fn is_warden_admin() -> bool {
     // SAFETY: catalog lookups with missing_ok.
@@ -49,7 +37,7 @@ fn authorize(what: &'static str, tenant: &[u8; 16]) -> Result<Option<pgrx::Uuid>
     Err(HoldError::NotAllowed {
         what,
         tenant: uuid::Uuid::from_bytes(*tenant).to_string(),
-        role: role_name(),
+        role: crate::context::current_role_name(),
         level: claims.map_or_else(|| "no context".into(), |c| c.level.as_str().into()),
     })
 }
@@ -110,7 +98,7 @@ fn place_hold(
             Some(name)
         }
     };
-    let role = role_name();
+    let role = crate::context::current_role_name();
     let (id, baseline) = privileged(|| {
         Spi::connect_mut(|c| {
             let row = c.update(
@@ -185,7 +173,7 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
         return Err(HoldError::Released(hold.to_string()).into());
     }
     crate::errors::ensure_writable(c"warden.release_hold()");
-    let role = role_name();
+    let role = crate::context::current_role_name();
     let inserted = privileged(|| {
         Spi::connect_mut(|c| {
             Ok(c.update(

@@ -92,12 +92,12 @@ pub fn refuse_undetermined(operation: &str, table: &str, hold: Option<&Hold>, re
 }
 
 /// The snapshot, or a refusal of `operation` on `table` when it cannot be read.
-fn snapshot_or_refuse(operation: &str, table: &str) -> std::rc::Rc<Snapshot> {
+fn snapshot_or_refuse(operation: &str, table: impl FnOnce() -> String) -> std::rc::Rc<Snapshot> {
     match cache::snapshot() {
         Ok(s) => s,
         Err(e) => refuse_undetermined(
             operation,
-            table,
+            &table(),
             None,
             &format!("the legal holds could not be read: {e}"),
         ),
@@ -204,15 +204,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let keep = pg_sys::Datum::from(if update { (*td).tg_newtuple } else { old });
         let operation = if update { "UPDATE" } else { "DELETE" };
         let rel = (*td).tg_relation;
-        let snap = match cache::snapshot() {
-            Ok(s) => s,
-            Err(e) => refuse_undetermined(
-                operation,
-                &qualified_name(rel),
-                None,
-                &format!("the legal holds could not be read: {e}"),
-            ),
-        };
+        let snap = snapshot_or_refuse(operation, || qualified_name(rel));
         if snap.holds.is_empty() {
             return keep;
         }
@@ -293,15 +285,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_statement(
         let operation = if truncate { "TRUNCATE" } else { "DELETE" };
         let rel = (*td).tg_relation;
         let none = pg_sys::Datum::from(0usize);
-        let snap = match cache::snapshot() {
-            Ok(s) => s,
-            Err(e) => refuse_undetermined(
-                operation,
-                &qualified_name(rel),
-                None,
-                &format!("the legal holds could not be read: {e}"),
-            ),
-        };
+        let snap = snapshot_or_refuse(operation, || qualified_name(rel));
         if snap.holds.is_empty() {
             return none;
         }
@@ -469,7 +453,7 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) -> Option<PostCheck> {
             return None;
         }
         let operation = cstr(pg_sys::CreateCommandName(stmt)).into_owned();
-        let snap = snapshot_or_refuse(&operation, "(any)");
+        let snap = snapshot_or_refuse(&operation, || "(any)".into());
         let first = snap.holds.first()?.clone();
         if tag == pg_sys::NodeTag::T_DropStmt {
             let d = stmt.cast::<pg_sys::DropStmt>();

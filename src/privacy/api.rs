@@ -131,6 +131,22 @@ fn related(a: pg_sys::Oid, b: pg_sys::Oid) -> Result<bool, PrivacyError> {
 }
 
 /// The first active hold covering personal data of `subject` in one of `tenants`.
+/// Whether hold `h` covers personal data of `subject`: a hold on that subject, or on no subject,
+/// over any table or over a table related to a registered one.
+fn hold_covers(h: &Hold, subject: &[u8; 16], reg: &[Registered]) -> Result<bool, PrivacyError> {
+    if h.subject.is_some_and(|s| &s != subject) {
+        return Ok(false);
+    }
+    let Some(t) = h.tbl else { return Ok(true) };
+    for r in reg {
+        if related(t, r.oid)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The first active hold covering personal data of `subject` in one of `tenants`.
 fn covering_hold(
     subject: &[u8; 16],
     tenants: &[[u8; 16]],
@@ -138,22 +154,9 @@ fn covering_hold(
 ) -> Result<Option<Hold>, PrivacyError> {
     let snap = cache::snapshot().map_err(PrivacyError::Registry)?;
     for h in &snap.holds {
-        if !tenants.contains(&h.tenant) || h.subject.is_some_and(|s| &s != subject) {
-            continue;
+        if tenants.contains(&h.tenant) && hold_covers(h, subject, reg)? {
+            return Ok(Some(h.clone()));
         }
-        if let Some(t) = h.tbl {
-            let mut any = false;
-            for r in reg {
-                if related(t, r.oid)? {
-                    any = true;
-                    break;
-                }
-            }
-            if !any {
-                continue;
-            }
-        }
-        return Ok(Some(h.clone()));
     }
     Ok(None)
 }
@@ -276,7 +279,7 @@ fn register_personal_data(
     drop(tbl);
     Spi::connect(|c| -> Result<(), PrivacyError> {
         let row = c.select(
-            "SELECT format('%I.%I', n.nspname, k.relname), pg_has_role(k.relowner, 'USAGE'), current_user::text,
+            "SELECT format('%I.%I', n.nspname, k.relname), pg_has_role(k.relowner, 'USAGE'),
                     p.tenant_column::text,
                     (SELECT min(d.subject_column)::text FROM warden.personal_data d WHERE d.tbl = k.oid)
                FROM pg_class k JOIN pg_namespace n ON n.oid = k.relnamespace
@@ -290,13 +293,13 @@ fn register_personal_data(
         if row.get::<bool>(2)? != Some(true) {
             return Err(PrivacyError::NotOwner {
                 table,
-                role: row.get::<String>(3)?.unwrap_or_default(),
+                role: crate::context::current_role_name(),
             });
         }
-        let Some(tenant_column) = row.get::<String>(4)? else {
+        let Some(tenant_column) = row.get::<String>(3)? else {
             return Err(PrivacyError::NotProtected(table));
         };
-        if let Some(existing) = row.get::<String>(5)? {
+        if let Some(existing) = row.get::<String>(4)? {
             if existing != subject_column {
                 return Err(PrivacyError::OtherSubjectColumn {
                     table,
@@ -778,10 +781,9 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
     let subject = bytes(&actor);
     let snap = cache::snapshot().map_err(PrivacyError::Registry)?;
     for h in &snap.holds {
+        // a hold on the actor covers them wherever it was placed
         let covers = h.subject == Some(subject)
-            || (h.subject.is_none()
-                && tenants.contains(&h.tenant)
-                && covering_hold(&subject, &[h.tenant], &reg)?.is_some());
+            || (tenants.contains(&h.tenant) && hold_covers(h, &subject, &reg)?);
         if covers {
             failures.push(format!(
                 "legal hold \"{}\" ({}) covers the account's data in tenant {}",
