@@ -84,12 +84,29 @@ install_extension() {
     say "installed warden $(warden_version) into $($PG_CONFIG --pkglibdir) and $($PG_CONFIG --sharedir)/extension"
 }
 
-# cluster_start NAME PORT: a fresh cluster (any previous one of that NAME is removed).
+# port_in_use PORT: whether something accepts connections on 127.0.0.1:PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# free_port PORT: PORT, or the next port above it that nothing listens on (another job on the same
+# machine may hold the usual one). Prints the port.
+free_port() {
+    local p=$1
+    while port_in_use "$p"; do
+        say "port $p is in use; trying $((p + 1))" >&2
+        p=$((p + 1))
+        [ "$p" -lt $(( $1 + 50 )) ] || { say "no free port near $1" >&2; return 1; }
+    done
+    echo "$p"
+}
+
+# cluster_start NAME PORT: a fresh cluster (any previous one of that NAME is removed), on PORT or,
+# when that is taken, the next free port (callers read PGPORT, not their own variable).
 # Sets CLUSTER_DIR, PGHOST, PGPORT, PGUSER and WARDEN_JWT_SECRET for the caller.
 cluster_start() {
     local name=$1 port=$2
     CLUSTER_DIR=$WARDEN_RUN/$name
     cluster_stop "$name"
+    port=$(free_port "$port")
     rm -rf "$CLUSTER_DIR"
     mkdir -p "$CLUSTER_DIR/sock"
     chown -R postgres:postgres "$WARDEN_RUN"
@@ -107,8 +124,26 @@ max_connections = 200
 fsync = off
 log_min_messages = warning
 CONF
-    as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w -t 60 start >/dev/null
+    cluster_pg_ctl_start "$CLUSTER_DIR" "$port"
     export PGHOST=$CLUSTER_DIR/sock PGPORT=$port PGUSER=postgres WARDEN_JWT_SECRET
+}
+
+# cluster_pg_ctl_start DIR PORT: starts the cluster in DIR; when it does not come up, prints why
+# (the end of its server log, and whatever holds the port) and tries once more after a pause, since
+# a port another process is just giving up is the usual transient cause on a busy machine.
+cluster_pg_ctl_start() {
+    local dir=$1 port=$2 attempt
+    for attempt in 1 2; do
+        if as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null; then
+            return 0
+        fi
+        say "the cluster in $dir (port $port) did not start (attempt $attempt); its log ends with:"
+        tail -n 25 "$dir/server.log" 2>/dev/null | sed 's/^/    /' || true
+        (ss -ltnp 2>/dev/null || netstat -ltnp 2>/dev/null || true) | grep -E ":$port\b" | sed 's/^/    port in use: /' || true
+        as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+        sleep 5
+    done
+    return 1
 }
 
 cluster_stop() {

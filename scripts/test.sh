@@ -64,8 +64,9 @@ RESULT[regress]="$((reg_total - reg_failed)) passed, $reg_failed failed"
 say "integration tests (tests/, over TCP as the ordinary role it_app; PgBouncer on :$BOUNCER_PORT)"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE warden_it"
 psql -X -q -v ON_ERROR_STOP=1 -d warden_it -f tests/fixture.sql >/dev/null
+BOUNCER_PORT=$(free_port "$BOUNCER_PORT")
 pgbouncer_start "$BOUNCER_PORT" warden_it
-export WARDEN_TEST_HOST=127.0.0.1 WARDEN_TEST_PORT=$TEST_PORT WARDEN_TEST_DB=warden_it WARDEN_PGBOUNCER_PORT=$BOUNCER_PORT
+export WARDEN_TEST_HOST=127.0.0.1 WARDEN_TEST_PORT=$PGPORT WARDEN_TEST_DB=warden_it WARDEN_PGBOUNCER_PORT=$BOUNCER_PORT
 set +e
 cargo test -p warden-tests --no-fail-fast -- --nocapture 2>&1 | tee "$LOGS/integration.log" | grep -E '^test |^test result|pgbouncer:|panicked|^error'
 it_rc=${PIPESTATUS[0]}

@@ -18,6 +18,7 @@ psql -X -q -d ops_standby -c "SELECT warden.enable_audit('docs')" \
     -c "UPDATE docs SET title = title || '.'" -c "SELECT warden.seal_audit()" >/dev/null
 
 cluster_stop standby
+port=$(free_port "$port")
 rm -rf "$dir" && mkdir -p "$dir/sock" && chown -R postgres:postgres "$dir" && chmod 0700 "$dir"
 as_pg "$PGBIN/pg_basebackup" -h "$primary_host" -p "$primary_port" -U postgres -D "$dir/data" -R -X stream -c fast
 cat >>"$dir/data/postgresql.conf" <<CONF
@@ -25,7 +26,7 @@ port = $port
 unix_socket_directories = '$dir/sock'
 hot_standby = on
 CONF
-as_pg "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+cluster_pg_ctl_start "$dir" "$port"
 export PGHOST=$dir/sock PGPORT=$port
 
 check "the replica is in recovery" "t" "$(q ops_standby postgres "SELECT pg_is_in_recovery()")"
