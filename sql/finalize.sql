@@ -10,8 +10,10 @@ SELECT c.oid::regclass AS relid,
        CASE c.relkind WHEN 'p' THEN 'partitioned table' ELSE 'table' END AS kind,
        (SELECT i.inhparent::regclass FROM pg_catalog.pg_inherits i
          WHERE i.inhrelid = c.oid AND c.relispartition) AS partition_of,
-       CASE WHEN pg_catalog.pg_get_expr(sel.polqual, sel.polrelid) LIKE '%SELECT warden.tenant_with_level(%'
-            THEN 'subquery' ELSE 'direct' END AS policy_form
+       CASE WHEN pg_catalog.pg_get_expr(sel.polqual, sel.polrelid) LIKE '%SELECT warden.tenant_with\_%'
+            THEN 'subquery' ELSE 'direct' END AS policy_form,
+       scope.m[1] AS namespace,
+       scope.m[2] AS resource_type
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_policy sel ON sel.polrelid = c.oid AND sel.polname = 'warden_select'
@@ -22,12 +24,15 @@ SELECT c.oid::regclass AS relid,
          WHERE d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = sel.oid
            AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = c.oid AND d.refobjsubid > 0
          LIMIT 1) col ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.regexp_match(pg_catalog.pg_get_expr(sel.polqual, sel.polrelid),
+                                       'warden\.tenant_with_scope\(''([^'']*)''::text, ''([^'']*)''::text') AS m) scope ON true
  WHERE c.relkind IN ('r', 'p')
    AND c.relrowsecurity AND c.relforcerowsecurity
    AND (SELECT count(*) FROM pg_catalog.pg_policy p
          WHERE p.polrelid = c.oid
            AND p.polname IN ('warden_select', 'warden_insert', 'warden_update', 'warden_delete')) = 4;
-COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables).';
+COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables); namespace and resource_type: what API key scopes the policies check (protect_table(..., namespace, resource_type)), NULL when only levels are checked.';
 
 CREATE VIEW warden.rls_coverage AS
 WITH t AS (
@@ -93,6 +98,8 @@ DECLARE
     root oid;
     col  name;
     form text;
+    ns   text;
+    rt   text;
     part oid;
 BEGIN
     IF warden._ddl_in_progress() THEN
@@ -125,11 +132,12 @@ BEGIN
                                'ENABLE ALWAYS TRIGGER warden_audit_row', part::regclass);
             END LOOP;
         END IF;
-        SELECT p.tenant_column, p.policy_form INTO col, form FROM warden.protected_tables p WHERE p.relid = root;
+        SELECT p.tenant_column, p.policy_form, p.namespace, p.resource_type INTO col, form, ns, rt
+          FROM warden.protected_tables p WHERE p.relid = root;
         IF FOUND AND EXISTS (SELECT 1 FROM pg_partition_tree(root) t JOIN pg_class k ON k.oid = t.relid
                               WHERE k.relkind IN ('r', 'p')
                                 AND NOT EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = t.relid)) THEN
-            PERFORM warden.protect_table(root::regclass, col, form = 'direct');
+            PERFORM warden.protect_table(root::regclass, col, form = 'direct', ns, rt);
         -- A table created in a guarded schema starts deny-by-default.
         ELSIF tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
               AND EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace

@@ -22,7 +22,7 @@
 //!
 //! Without a valid, transaction-local token every accessor returns NULL/false: fail closed.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -126,7 +126,7 @@ thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
-fn now_secs() -> i64 {
+pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -152,16 +152,20 @@ fn leeway() -> i64 {
 /// token per transaction, read by every statement of that transaction).
 fn remember(token: &[u8], claims: Claims) {
     let config = gucs::config_generation();
-    CACHE.with_borrow_mut(|cache| {
-        let entry = cache.get_or_insert_with(|| Cached {
-            token: Vec::new(),
-            config,
-            claims,
-        });
-        entry.token.clear();
-        entry.token.extend_from_slice(token);
-        entry.config = config;
-        entry.claims = claims;
+    CACHE.with_borrow_mut(|cache| match cache {
+        Some(entry) => {
+            entry.token.clear();
+            entry.token.extend_from_slice(token);
+            entry.config = config;
+            entry.claims = claims;
+        }
+        None => {
+            *cache = Some(Cached {
+                token: token.to_vec(),
+                config,
+                claims,
+            })
+        }
     })
 }
 
@@ -194,7 +198,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
     let hit = CACHE.with_borrow(|c| {
         c.as_ref()
             .filter(|c| c.config == config && c.token == token)
-            .map(|c| c.claims)
+            .map(|c| c.claims.clone())
     });
     if let Some(claims) = hit {
         // A cached token verified once; the window is re-checked (it was valid then).
@@ -222,7 +226,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
         )
     })??;
     let claims = not_deleted(claims)?;
-    remember(token, claims);
+    remember(token, claims.clone());
     Ok(claims)
 }
 
@@ -242,7 +246,6 @@ fn not_deleted(claims: Claims) -> Result<Claims, JwtError> {
 }
 
 /// The verdict about the context for one transaction, carrier generation and settings generation.
-#[derive(Clone, Copy)]
 struct Verdict {
     lxid: pg_sys::LocalTransactionId,
     carrier: u64,
@@ -251,8 +254,8 @@ struct Verdict {
 }
 
 thread_local! {
-    static VERDICT: Cell<Verdict> = const {
-        Cell::new(Verdict { lxid: 0, carrier: 0, config: 0, claims: None })
+    static VERDICT: RefCell<Verdict> = const {
+        RefCell::new(Verdict { lxid: 0, carrier: 0, config: 0, claims: None })
     };
 }
 
@@ -285,11 +288,12 @@ pub fn current() -> Option<Claims> {
     let lxid = local_xid();
     let carrier = gucs::carrier_generation();
     let config = gucs::config_generation();
-    let v = VERDICT.get();
-    if lxid != 0 && v.lxid == lxid && v.carrier == carrier && v.config == config {
-        return v
-            .claims
-            .filter(|c| statement_start_secs() < c.exp.saturating_add(leeway()));
+    let hit = VERDICT.with_borrow(|v| {
+        (lxid != 0 && v.lxid == lxid && v.carrier == carrier && v.config == config)
+            .then(|| v.claims.clone())
+    });
+    if let Some(claims) = hit {
+        return claims.filter(|c| statement_start_secs() < c.exp.saturating_add(leeway()));
     }
     let claims = if gucs::carrier_is_transaction_local() {
         gucs::with_bytes(&gucs::CONTEXT_TOKEN, |token| {
@@ -304,7 +308,7 @@ pub fn current() -> Option<Claims> {
         lxid,
         carrier,
         config,
-        claims,
+        claims: claims.clone(),
     });
     claims
 }
@@ -612,6 +616,7 @@ fn set_context(
         exp: now + i64::from(gucs::CONTEXT_TTL.get()),
         nbf: None,
         iat: Some(now),
+        scopes: None,
     };
     let token = mint(&claims, now)?;
     install(&token, Some(claims))?;
@@ -636,12 +641,20 @@ pub fn with_tenant_context<R>(
         exp: now + 60,
         nbf: None,
         iat: Some(now),
+        scopes: None,
     };
     let token = mint(&claims, now)?;
     install(&token, Some(claims))?;
     let r = f();
     install(saved.as_deref().unwrap_or(""), None)?;
     Ok(r)
+}
+
+/// Mints a token for `claims` (issued at `now`) and makes it this transaction's context: how
+/// `warden.authenticate_key` installs an API key's context after checking the key.
+pub(crate) fn install_claims(claims: Claims, now: i64) -> Result<(), ContextError> {
+    let token = mint(&claims, now)?;
+    install(&token, Some(claims))
 }
 
 /// Ends the context before the transaction does.

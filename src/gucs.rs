@@ -31,6 +31,8 @@ pub static AUDIT_AUTHENTICATION: GucSetting<AuditAuthentication> =
 
 /// Seconds since its token was issued within which an actor may delete their own account.
 pub static REAUTH_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(300);
+/// Seconds without use after which an active API key is listed in warden.stale_api_keys.
+pub static KEY_STALE_AFTER: GucSetting<i32> = GucSetting::<i32>::new(90 * 86400);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
 pub static PSEUDONYM_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -187,6 +189,16 @@ pub fn init() {
         0,
         86400,
         GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"warden.key_stale_after",
+        c"How long an active API key may go unused before warden.stale_api_keys lists it.",
+        c"",
+        &KEY_STALE_AFTER,
+        60,
+        i32::MAX,
+        GucContext::Userset,
         GucFlags::UNIT_S,
     );
     GucRegistry::define_string_guc(

@@ -15,6 +15,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::keys::scope::{self, Scope};
 use crate::level::Level;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -24,8 +25,11 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Longer tokens are refused before any decoding work is done.
 pub const MAX_TOKEN_LEN: usize = 8192;
 
+/// The scopes of a context that came from an API key (shared, never copied per read).
+pub type Scopes = std::rc::Rc<[Scope]>;
+
 /// The claims warden acts on, after verification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub tenant: Uuid,
     pub actor: Uuid,
@@ -37,7 +41,15 @@ pub struct Claims {
     /// Issued-at, seconds since the Unix epoch (what `warden.delete_account` and the deleted-account
     /// check compare against).
     pub iat: Option<i64>,
+    /// `warden_scopes`: the scopes of an API key context (`warden.authenticate_key`), which
+    /// restrict the tables protected with a namespace and resource type. None: no restriction
+    /// beyond the level.
+    pub scopes: Option<Scopes>,
 }
+
+/// The claim that carries an API key's scopes (not `scope`, which OAuth servers fill with their
+/// own vocabulary).
+pub const SCOPES_CLAIM: &str = "warden_scopes";
 
 /// What the verifier checks a token against.
 #[derive(Clone, Copy)]
@@ -153,6 +165,7 @@ struct Payload<'a> {
     tenant_id: Option<&'a RawValue>,
     sub: Option<&'a RawValue>,
     role: Option<&'a RawValue>,
+    warden_scopes: Option<&'a RawValue>,
 }
 
 /// What an unverified token claims to be: its `tenant_id` and `sub`, when its payload parses (for
@@ -253,6 +266,18 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         claim: "role",
         reason: format!("{e}; expected read, write, delete or admin"),
     })?;
+    let scopes = match payload.warden_scopes {
+        None => None,
+        Some(raw) => {
+            let list: Vec<Cow<'_, str>> = serde_json::from_str(raw.get())
+                .map_err(|_| invalid(SCOPES_CLAIM, "not an array of strings"))?;
+            let parsed = scope::parse_all(&list).map_err(|e| JwtError::InvalidClaim {
+                claim: SCOPES_CLAIM,
+                reason: e.to_string(),
+            })?;
+            Some(Scopes::from(parsed))
+        }
+    };
     Ok(Claims {
         tenant,
         actor,
@@ -260,6 +285,7 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         exp,
         nbf,
         iat,
+        scopes,
     })
 }
 
@@ -352,8 +378,16 @@ pub fn sign(claims: &Claims, iat: i64, issuer: &str, audience: Option<&str>, key
         .nbf
         .map(|n| format!(r#","nbf":{n}"#))
         .unwrap_or_default();
+    let scopes = claims
+        .scopes
+        .as_ref()
+        .map(|list| {
+            let list: Vec<Value> = list.iter().map(|s| Value::from(s.to_string())).collect();
+            format!(r#","{SCOPES_CLAIM}":{}"#, Value::from(list))
+        })
+        .unwrap_or_default();
     let payload = format!(
-        r#"{{"iss":{issuer}{aud},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}}}"#,
+        r#"{{"iss":{issuer}{aud},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}{scopes}}}"#,
         claims.actor,
         claims.tenant,
         claims.level.as_str(),
@@ -392,6 +426,7 @@ mod tests {
             exp: NOW + 60,
             nbf: None,
             iat: Some(NOW),
+            scopes: None,
         }
     }
 
@@ -422,6 +457,53 @@ mod tests {
     fn minted_token_verifies_to_the_same_claims() {
         let t = sign(&claims(), NOW, "warden", None, &KEY);
         assert_eq!(verify(&t, &expect()), Ok(claims()));
+    }
+
+    #[test]
+    fn minted_scopes_verify_to_the_same_scopes() {
+        let scoped = Claims {
+            scopes: Some(Scopes::from(
+                scope::parse_all(&["docs:*:read", "billing:invoice:write"]).unwrap(),
+            )),
+            ..claims()
+        };
+        let t = sign(&scoped, NOW, "warden", None, &KEY);
+        assert_eq!(verify(&t, &expect()), Ok(scoped));
+    }
+
+    #[test]
+    fn scopes_must_parse_and_oauth_scope_is_not_ours() {
+        for bad in [
+            r#""docs:*:read""#,
+            r#"["docs:*"]"#,
+            r#"["Docs:*:read"]"#,
+            "[1]",
+        ] {
+            let t = raw(
+                HS256,
+                &payload(&format!(r#","warden_scopes":{bad}"#)),
+                SECRET,
+            );
+            assert!(
+                matches!(
+                    verify(&t, &expect()),
+                    Err(JwtError::InvalidClaim {
+                        claim: SCOPES_CLAIM,
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        // an OAuth server's own `scope` claim restricts nothing and breaks nothing
+        let t = raw(HS256, &payload(r#","scope":"openid profile""#), SECRET);
+        assert_eq!(verify(&t, &expect()).unwrap().scopes, None);
+        // an empty list is a key that may do nothing on scoped tables, not an unscoped one
+        let t = raw(HS256, &payload(r#","warden_scopes":[]"#), SECRET);
+        assert_eq!(
+            verify(&t, &expect()).unwrap().scopes.map(|s| s.len()),
+            Some(0)
+        );
     }
 
     #[test]

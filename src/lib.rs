@@ -53,6 +53,16 @@ extension_sql_file!(
     name = "privacy",
     requires = ["hold", context::current_tenant]
 );
+extension_sql_file!(
+    "../sql/keys.sql",
+    name = "keys",
+    requires = [
+        "privacy",
+        context::has_level,
+        context::current_tenant,
+        keys::api::_key_stale_after
+    ]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -37,6 +37,7 @@ mod tests {
             exp: now + exp_offset,
             nbf: None,
             iat: None,
+            scopes: None,
         };
         let key = crate::jwt::Key::new(b"pg-test-secret-0123456789abcdefghijklmnop").unwrap();
         crate::jwt::sign(&claims, now, "test", None, &key)
@@ -133,6 +134,7 @@ mod tests {
             exp: now,
             nbf: None,
             iat: None,
+            scopes: None,
         };
         let forged = crate::jwt::sign(
             &claims,

@@ -53,6 +53,8 @@ pub enum ProtectError {
     Audit(#[from] crate::audit::record::RecordError),
     #[error("the legal holds could not be read: {0}")]
     Holds(String),
+    #[error("{0}")]
+    Resource(String),
 }
 
 impl SqlError for ProtectError {
@@ -71,6 +73,7 @@ impl SqlError for ProtectError {
             ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             ProtectError::Audit(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ProtectError::Holds(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ProtectError::Resource(_) => ERRCODE_INVALID_PARAMETER_VALUE,
         }
     }
 
@@ -95,6 +98,9 @@ impl SqlError for ProtectError {
             }
             ProtectError::Audit(_) => "CREATE EXTENSION warden; (or ALTER EXTENSION warden UPDATE)".into(),
             ProtectError::Holds(_) => "SELECT * FROM warden.verify_holds();".into(),
+            ProtectError::Resource(_) => {
+                "SELECT warden.protect_table('docs', namespace => 'docs', resource_type => 'document');".into()
+            }
             ProtectError::Spi(_) => return None,
         })
     }
@@ -245,16 +251,59 @@ pub enum Form {
     Direct,
 }
 
+/// The (namespace, resource type) of a table whose policies also check an API key's scopes.
+/// Both are scope segment names (lower-case letters, digits, `_`, `-`, `.`): safe in a literal.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Resource {
+    pub namespace: String,
+    pub resource_type: String,
+}
+
 impl Form {
-    fn predicate(self, col: &str, level: Level) -> String {
+    fn predicate(self, col: &str, level: Level, resource: Option<&Resource>) -> String {
+        let call = match resource {
+            None => format!("warden.tenant_with_level('{level}')"),
+            Some(r) => format!(
+                "warden.tenant_with_scope('{}', '{}', '{level}')",
+                r.namespace, r.resource_type
+            ),
+        };
         match self {
-            Form::Subquery => {
-                format!("{col} OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('{level}'))")
-            }
-            Form::Direct => {
-                format!("{col} OPERATOR(pg_catalog.=) warden.tenant_with_level('{level}')")
-            }
+            Form::Subquery => format!("{col} OPERATOR(pg_catalog.=) (SELECT {call})"),
+            Form::Direct => format!("{col} OPERATOR(pg_catalog.=) {call}"),
         }
+    }
+}
+
+/// Checks a namespace and resource type given to protect_table: both names as scopes spell them,
+/// neither `*`. Without a resource type, the table's own name is used.
+fn resource(
+    namespace: Option<&str>,
+    resource_type: Option<&str>,
+    table_name: &str,
+) -> Result<Option<Resource>, ProtectError> {
+    let Some(namespace) = namespace else {
+        return match resource_type {
+            Some(_) => Err(ProtectError::Resource(
+                "a resource_type needs a namespace".into(),
+            )),
+            None => Ok(None),
+        };
+    };
+    let resource_type = resource_type.unwrap_or(table_name);
+    let probe = format!("{namespace}:{resource_type}:read");
+    match probe.parse::<crate::keys::scope::Scope>() {
+        Ok(s) if !matches!(s.namespace, crate::keys::scope::Segment::Any)
+            && !matches!(s.resource_type, crate::keys::scope::Segment::Any) =>
+        {
+            Ok(Some(Resource {
+                namespace: namespace.into(),
+                resource_type: resource_type.into(),
+            }))
+        }
+        _ => Err(ProtectError::Resource(format!(
+            "namespace \"{namespace}\" and resource type \"{resource_type}\" must be lower-case names (a-z, 0-9, _, -, .), not *"
+        ))),
     }
 }
 
@@ -263,6 +312,7 @@ fn protect_one(
     t: &Target,
     column: &str,
     form: Form,
+    resource: Option<&Resource>,
 ) -> Result<(), ProtectError> {
     // The column is checked on every partition: attach can bring a partition with other numbers.
     let row = c.select(
@@ -298,7 +348,7 @@ fn protect_one(
     )?;
     drop_warden_policies(c, t)?;
     for (name, command, level, using, check) in POLICIES {
-        let pred = form.predicate(&col, level);
+        let pred = form.predicate(&col, level, resource);
         let using = if using {
             format!(" USING ({pred})")
         } else {
@@ -408,15 +458,18 @@ fn citus_distributed(c: &SpiClient<'_>, oid: pg_sys::Oid) -> Result<bool, Protec
 /// NULL (the default) means: when Citus is loaded or already distributes the table.
 #[pg_extern(name = "protect_table", volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn protect_table_v2(
+fn protect_table_v3(
     tbl: Option<PgRelation>,
     tenant_column: default!(Option<SqlName>, "'tenant_id'"),
     distributed: default!(Option<bool>, "NULL"),
+    namespace: default!(Option<&str>, "NULL"),
+    resource_type: default!(Option<&str>, "NULL"),
 ) -> Result<(), ErrorReport> {
     // Not STRICT (distributed may be NULL), so the other arguments are checked here.
     let tbl = tbl.ok_or(ProtectError::Null("tbl"))?;
     let tenant_column = tenant_column.ok_or(ProtectError::Null("tenant_column"))?;
     crate::errors::ensure_writable(c"warden.protect_table()");
+    let resource = resource(namespace, resource_type, tbl.name())?;
     let oid = tbl.oid();
     drop(tbl); // ALTER TABLE refuses a relation this backend still holds open
     let form = Spi::connect(|c| {
@@ -431,21 +484,20 @@ fn protect_table_v2(
             None => Ok(Form::Subquery),
         }
     })?;
-    each_in_tree(oid, |c, t| protect_one(c, t, &tenant_column.0, form))?;
-    audit(
-        "protect_table",
-        "table",
-        &regclass_text(oid)?,
-        format!(
-            "{{\"tenant_column\":{},\"policy_form\":\"{}\"}}",
-            crate::audit::record::json_str(&tenant_column.0),
-            if form == Form::Direct {
-                "direct"
-            } else {
-                "subquery"
-            }
-        ),
-    )?;
+    each_in_tree(oid, |c, t| {
+        protect_one(c, t, &tenant_column.0, form, resource.as_ref())
+    })?;
+    audit("protect_table", "table", &regclass_text(oid)?, {
+        let mut c = serde_json::json!({
+            "tenant_column": tenant_column.0,
+            "policy_form": if form == Form::Direct { "direct" } else { "subquery" },
+        });
+        if let Some(r) = &resource {
+            c["namespace"] = r.namespace.clone().into();
+            c["resource_type"] = r.resource_type.clone().into();
+        }
+        c.to_string()
+    })?;
     if form == Form::Subquery && gucs::citus_loaded() {
         notice!(
             "the policies use a subquery, which Citus refuses on distributed tables: before create_distributed_table(), run warden.protect_table(..., distributed => true)"
@@ -458,7 +510,18 @@ fn protect_table_v2(
 /// with this library until `ALTER EXTENSION warden UPDATE` (no SQL is generated for it).
 #[pg_extern(sql = false)]
 fn protect_table(tbl: PgRelation, tenant_column: SqlName) -> Result<(), ErrorReport> {
-    protect_table_v2(Some(tbl), Some(tenant_column), Some(false))
+    protect_table_v3(Some(tbl), Some(tenant_column), Some(false), None, None)
+}
+
+/// warden 0.2.0-0.4.0's `protect_table(regclass, name, boolean)`, kept likewise (a C function
+/// reads only the arguments its SQL declaration passes).
+#[pg_extern(sql = false)]
+fn protect_table_v2(
+    tbl: Option<PgRelation>,
+    tenant_column: Option<SqlName>,
+    distributed: Option<bool>,
+) -> Result<(), ErrorReport> {
+    protect_table_v3(tbl, tenant_column, distributed, None, None)
 }
 
 /// Whether this database's warden SQL has the hold guards (0.4.0 and later).

@@ -328,6 +328,62 @@ fn decode(rec: &[u8]) -> Option<(NewEvent, pg_sys::TimestampTz, String)> {
     Some((ev, at, text(8)?))
 }
 
+/// The action of a queued request to record an API key's use (not an event: the worker writes
+/// `last_used_at` for it, in a transaction of its own).
+const TOUCH: &str = "api_key_used";
+
+/// Asks this database's worker to set `last_used_at` of API key `id` to `at` (unless it was set
+/// less than a minute before that), without waiting: the caller's transaction writes nothing.
+/// Dropped silently when there is no shared memory or the queue is full (the column is a hint).
+pub fn touch_key(id: &[u8; 16], at: pg_sys::TimestampTz) {
+    let mut rec = Vec::with_capacity(64);
+    for f in [Field::Text(TOUCH), Field::Uuid(*id), Field::Int(at)] {
+        let _ = encode_field(&f, &mut rec);
+    }
+    // SAFETY: MyDatabaseId is set in a backend.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    let start = with_shared(|sh| {
+        let i = find_slot(sh, dboid, true)?;
+        sh.slots[i].ring.push(&rec).ok()?;
+        Some(wake_or_claim(sh, dboid, false))
+    })
+    .flatten();
+    if start == Some(true) {
+        start_worker(dboid);
+    }
+}
+
+/// The key and time of a queued [`touch_key`] request.
+fn decode_touch(rec: &[u8]) -> Option<([u8; 16], i64)> {
+    let f = decode_fields(rec).ok()?;
+    if f.len() != 3 || f[0].1 != TOUCH.as_bytes() || f[1].0 != b'U' {
+        return None;
+    }
+    let id = uuid::Uuid::try_parse_ascii(f[1].1).ok()?;
+    let at: i64 = std::str::from_utf8(f[2].1).ok()?.parse().ok()?;
+    Some((*id.as_bytes(), at))
+}
+
+/// Writes the queued `last_used_at` values: at most one write per key per minute, whatever the
+/// number of requests.
+fn write_touches(touches: &[([u8; 16], i64)]) -> Result<(), super::seal::SealError> {
+    if crate::hold::cache::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
+        return Ok(());
+    }
+    for (id, at) in touches {
+        Spi::run_with_args(
+            "UPDATE warden.api_key_records
+                SET last_used_at = pg_catalog.to_timestamp($2::float8 / 1e6 + 946684800)
+              WHERE id = $1
+                AND (last_used_at IS NULL
+                     OR last_used_at < pg_catalog.to_timestamp($2::float8 / 1e6 + 946684800 - 60))",
+            &[pgrx::Uuid::from_bytes(*id).into(), (*at).into()],
+        )
+        .map_err(|e| super::seal::SealError::Worker(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// Queues an autonomous record for this database's worker and waits (bounded) for it to be
 /// committed. False when it was not confirmed.
 pub fn submit(rec: &[u8]) -> bool {
@@ -527,6 +583,10 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
             (sh.slots[slot].ring.pop(usize::MAX), pushed)
         });
         let (records, pushed) = records.unwrap_or_default();
+        let mut touches: Vec<([u8; 16], i64)> =
+            records.iter().filter_map(|r| decode_touch(r)).collect();
+        touches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        touches.dedup_by(|a, b| a.0 == b.0); // the latest request of each key
         let outcome = run_in_transaction(|| {
             let mut n = 0i64;
             for r in &records {
@@ -546,6 +606,12 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
                 None => Ok(n),
             }
         });
+        if !touches.is_empty() {
+            // apart from the events: a failure here never costs an event
+            if let Err(e) = run_in_transaction(|| write_touches(&touches)) {
+                pgrx::log!("warden audit sealer: API key last_used_at: {e}");
+            }
+        }
         match outcome {
             Ok(n) => {
                 if !records.is_empty() {

@@ -28,9 +28,12 @@ pub fn is_warden_admin() -> bool {
 /// Admin level in `tenant`'s context, or warden_admin. Returns the acting actor, if any.
 fn authorize(what: &'static str, tenant: &[u8; 16]) -> Result<Option<pgrx::Uuid>, HoldError> {
     let claims = crate::context::current();
-    let actor = claims.map(|c| pgrx::Uuid::from_bytes(*c.actor.as_bytes()));
-    let admin_here =
-        claims.is_some_and(|c| c.level == Level::Admin && c.tenant.as_bytes() == tenant);
+    let actor = claims
+        .as_ref()
+        .map(|c| pgrx::Uuid::from_bytes(*c.actor.as_bytes()));
+    let admin_here = claims
+        .as_ref()
+        .is_some_and(|c| c.level == Level::Admin && c.tenant.as_bytes() == tenant);
     if admin_here || is_warden_admin() {
         return Ok(actor);
     }

@@ -326,18 +326,29 @@ pub fn invalidate() {
 /// Runs `f` as the owner of `warden.holds` (the extension's owner): how warden writes the tables
 /// no other role may, after it has authorized the caller itself.
 pub fn as_holds_owner<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
-    let holds = holds_relid();
-    if holds == pg_sys::InvalidOid {
-        return Err("warden's legal-hold tables are not installed in this database (ALTER EXTENSION warden UPDATE)".into());
+    as_owner_of(c"holds", "warden's legal-hold tables are not installed in this database (ALTER EXTENSION warden UPDATE)", f)
+}
+
+/// Runs `f` as the owner of `warden.<table>` (the extension's owner): how warden's functions read
+/// and write the tables closed to every other role. `missing` is the error when the table does not
+/// exist (a database whose warden SQL predates it).
+pub fn as_owner_of<R>(
+    table: &std::ffi::CStr,
+    missing: &str,
+    f: impl FnOnce() -> Result<R, String>,
+) -> Result<R, String> {
+    let relid = warden_oid(table);
+    if relid == pg_sys::InvalidOid {
+        return Err(missing.into());
     }
     // SAFETY: a syscache lookup of an existing relation.
     let owner = unsafe {
         let tuple = pg_sys::SearchSysCache1(
             pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(holds),
+            pg_sys::Datum::from(relid),
         );
         if tuple.is_null() {
-            return Err("warden.holds disappeared".into());
+            return Err(format!("warden.{} disappeared", table.to_string_lossy()));
         }
         let form = pg_sys::GETSTRUCT(tuple).cast::<pg_sys::FormData_pg_class>();
         let owner = (*form).relowner;

@@ -1,11 +1,11 @@
-//! API keys (issue 7): so far the pure logic only, tested but not yet reachable from SQL.
+//! API keys: scoped, stored only as SHA-256 hashes, revocable. See README, "API keys".
 //!
 //! - `format`: the key format, minting from strong random bytes, parsing, hashing, constant-time
-//!   comparison.
-//! - `scope`: `namespace:resource_type:operation` scopes, matching and coverage.
-//!
-//! The SQL API (`create_api_key`, `authenticate_key`, `key_allows`, the views) is not built yet.
-#![cfg_attr(not(test), allow(dead_code))]
+//!   comparison (pure logic).
+//! - `scope`: `namespace:resource_type:operation` scopes, matching and coverage (pure logic).
+//! - `api`: the SQL functions (`create_api_key`, `authenticate_key`, `revoke_api_key`,
+//!   `key_allows`, `tenant_with_scope`).
 
+pub mod api;
 pub mod format;
 pub mod scope;

@@ -851,6 +851,9 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         })
     })?
     .unwrap_or_default();
+    let keys_revoked =
+        crate::keys::api::revoke_created_by(&uuid::Uuid::from_bytes(*actor.as_bytes()), &me)
+            .map_err(|e| PrivacyError::Internal(e.to_string()))?;
     cache::invalidate();
     let tenants: Vec<String> = tenants
         .iter()
@@ -862,6 +865,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         "tenants": tenants,
         "erased": erased,
         "tokens": "refused when issued at or before deleted_at",
+        "api_keys_revoked": keys_revoked,
     });
     let ev = NewEvent::in_context("delete_account", Status::Success)
         .resource("actor", Some(&actor.to_string()))
