@@ -114,12 +114,17 @@ cluster_start() {
     chmod 0700 "$CLUSTER_DIR"
     WARDEN_JWT_SECRET=$(head -c 48 /dev/urandom | base64 | tr -d '/+=' | head -c 48)
     as_pg "$PGBIN/initdb" -D "$CLUSTER_DIR/data" -U postgres --auth=trust --no-instructions -E UTF8 --locale=C.UTF-8 >/dev/null
+    # the master key of warden.encrypt: outside the data directory, readable by the server only
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$CLUSTER_DIR/master.key"
+    chown postgres:postgres "$CLUSTER_DIR/master.key"
+    chmod 0400 "$CLUSTER_DIR/master.key"
     cat >>"$CLUSTER_DIR/data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$CLUSTER_DIR/sock'
 shared_preload_libraries = 'warden'
 warden.jwt_secret = '$WARDEN_JWT_SECRET'
+warden.master_key_file = '$CLUSTER_DIR/master.key'
 max_connections = 200
 fsync = off
 log_min_messages = warning

@@ -33,6 +33,8 @@ pub static AUDIT_AUTHENTICATION: GucSetting<AuditAuthentication> =
 pub static REAUTH_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(300);
 /// Seconds without use after which an active API key is listed in warden.stale_api_keys.
 pub static KEY_STALE_AFTER: GucSetting<i32> = GucSetting::<i32>::new(90 * 86400);
+/// The file holding the master key that wraps every data key of warden.encrypt (64 hex digits).
+pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
 pub static PSEUDONYM_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -200,6 +202,14 @@ pub fn init() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_string_guc(
+        c"warden.master_key_file",
+        c"File with the master key (64 hex digits) that wraps warden's data keys.",
+        c"Readable by the server only; never stored in the database, so a dump alone decrypts nothing.",
+        &MASTER_KEY_FILE,
+        GucContext::Suset,
+        HIDDEN,
     );
     GucRegistry::define_string_guc(
         c"warden.pseudonym_key",

@@ -63,6 +63,11 @@ extension_sql_file!(
         keys::api::_key_stale_after
     ]
 );
+extension_sql_file!(
+    "../sql/crypto.sql",
+    name = "crypto",
+    requires = ["keys", context::current_tenant, context::tenant_with_level]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -122,27 +122,38 @@ pub fn open(key: &[u8; 32], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, En
         .map_err(|_| EnvelopeError::Authentication)
 }
 
-/// Wraps a data key under the master key, bound to the data key's identity (so a wrapped key
-/// copied to another keyring row does not unwrap).
+/// The associated data of a wrapped data key: a label and the tenant the key belongs to.
+fn wrap_aad(tenant: &[u8; 16]) -> [u8; 31] {
+    let mut a = [0u8; 31];
+    a[..15].copy_from_slice(b"warden data key");
+    a[15..].copy_from_slice(tenant);
+    a
+}
+
+/// Wraps a data key under the master key, bound to the data key's identity and its tenant (so a
+/// wrapped key copied to another keyring row or moved to another tenant does not unwrap).
 pub fn wrap(
     master: &[u8; 32],
     data_key: &[u8; 32],
     key_ref: KeyRef,
+    tenant: &[u8; 16],
     nonce: &[u8; NONCE_LEN],
 ) -> Vec<u8> {
-    seal(master, key_ref, nonce, b"warden data key", data_key)
+    seal(master, key_ref, nonce, &wrap_aad(tenant), data_key)
 }
 
-/// Unwraps a data key; fails on a wrong master key or a wrapped key moved to another identity.
+/// Unwraps a data key; fails on a wrong master key, or a wrapped key moved to another identity or
+/// tenant.
 pub fn unwrap(
     master: &[u8; 32],
     wrapped: &[u8],
     key_ref: KeyRef,
+    tenant: &[u8; 16],
 ) -> Result<[u8; 32], EnvelopeError> {
     if self::key_ref(wrapped)? != key_ref {
         return Err(EnvelopeError::Authentication);
     }
-    let k = open(master, wrapped, b"warden data key")?;
+    let k = open(master, wrapped, &wrap_aad(tenant))?;
     k.try_into().map_err(|_| EnvelopeError::Authentication)
 }
 
@@ -228,13 +239,23 @@ mod tests {
 
     #[test]
     fn data_keys_unwrap_only_with_the_master_key_and_their_identity() {
-        let w = wrap(&KEY, &OTHER, R, &N);
-        assert_eq!(unwrap(&KEY, &w, R), Ok(OTHER));
-        assert_eq!(unwrap(&OTHER, &w, R), Err(EnvelopeError::Authentication));
+        const A: [u8; 16] = [0xa; 16];
+        const B: [u8; 16] = [0xb; 16];
+        let w = wrap(&KEY, &OTHER, R, &A, &N);
+        assert_eq!(unwrap(&KEY, &w, R, &A), Ok(OTHER));
+        assert_eq!(
+            unwrap(&OTHER, &w, R, &A),
+            Err(EnvelopeError::Authentication)
+        );
         let elsewhere = KeyRef { version: 1, ..R };
         assert_eq!(
-            unwrap(&KEY, &w, elsewhere),
+            unwrap(&KEY, &w, elsewhere, &A),
             Err(EnvelopeError::Authentication)
+        );
+        assert_eq!(
+            unwrap(&KEY, &w, R, &B),
+            Err(EnvelopeError::Authentication),
+            "a wrapped key moved to another tenant does not unwrap"
         );
         assert!(
             !w.windows(8).any(|x| x == &OTHER[..8]),

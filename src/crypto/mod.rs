@@ -1,9 +1,9 @@
-//! Encryption at rest (issue 7): so far the pure logic only, tested but not yet reachable from SQL.
+//! Encryption at rest: AES-256-GCM with tenant keys wrapped by a master key outside the database,
+//! rotation, tenant secrets, and crypto-shredding of a data subject's key. See README, "Encryption".
 //!
-//! - `envelope`: the AES-256-GCM ciphertext format (version header naming the key and its
-//!   version, nonce, aad binding) and the wrapping of data keys under the master key.
-//!
-//! The keyring, `warden.encrypt`/`decrypt`, rotation and crypto-shredding are not built yet.
-#![cfg_attr(not(test), allow(dead_code))]
+//! - `envelope`: the ciphertext format (version header naming the key and its version, nonce, aad
+//!   binding) and the wrapping of data keys under the master key (pure logic).
+//! - `api`: the keyring and the SQL functions.
 
+pub mod api;
 pub mod envelope;

@@ -478,6 +478,10 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
         .into());
     }
     let tables = erase_rows(subject, Some(uuid_of(&tenant)), &reg)?;
+    // crypto-shredding: whatever was encrypted with the subject's key, backups included, is gone
+    let shredded =
+        crate::crypto::api::destroy_subject_key(&tenant, &bytes(&subject), claims.actor.as_bytes())
+            .map_err(|e| PrivacyError::Internal(e.to_string()))?;
     let erased_at = Spi::get_one::<String>(
         "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
     )
@@ -488,10 +492,15 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
         "tenant": claims.tenant.to_string(),
         "erased_at": erased_at,
         "tables": tables,
+        "subject_key": if shredded > 0 {
+            json!({ "name": crate::crypto::api::subject_key_name(&bytes(&subject)), "destroyed_versions": shredded })
+        } else {
+            Value::Null
+        },
     });
     let ev = NewEvent::in_context("erase_subject", Status::Success)
         .resource("subject", Some(&subject.to_string()))
-        .changes(json!({ "reason": reason, "tables": report["tables"] }).to_string());
+        .changes(json!({ "reason": reason, "tables": report["tables"], "subject_key": report["subject_key"] }).to_string());
     record(&ev).map_err(PrivacyError::from)?;
     Ok(JsonB(report))
 }
