@@ -132,9 +132,12 @@ thread_local! {
     /// The master key read from `warden.master_key_file`, with the path it came from.
     static MASTER: RefCell<Option<(String, [u8; 32])>> = const { RefCell::new(None) };
     /// Data keys unwrapped in the current transaction (local transaction id, by key and version).
-    static DATA_KEYS: RefCell<(pg_sys::LocalTransactionId, HashMap<([u8; 16], u32), Unwrapped>)> =
+    static DATA_KEYS: RefCell<(pg_sys::LocalTransactionId, KeyCache)> =
         RefCell::new((0, HashMap::new()));
 }
+
+/// Unwrapped data keys by key id and version.
+type KeyCache = HashMap<([u8; 16], u32), Unwrapped>;
 
 #[derive(Clone)]
 struct Unwrapped {
