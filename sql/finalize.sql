@@ -167,3 +167,56 @@ GRANT EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_dige
     warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
     warden.audit_queue_status() TO warden_auditor;
 REVOKE EXECUTE ON FUNCTION warden.purge_audit(), warden.seal_audit() FROM PUBLIC;
+
+-- Data classification (sql/classify.sql holds the rules; this view reads protected_tables and
+-- audited_tables).
+-- Every classified schema and every table with an effective classification, with what its level
+-- requires (CONFIDENTIAL and PHI: protected and audited) and whether it has it.
+CREATE VIEW warden.classifications AS
+WITH t AS (
+    SELECT c.oid, n.nspname, c.relname,
+           coalesce(own.level, root.level, sch.level) AS level,
+           CASE WHEN own.level IS NOT NULL THEN 'table'
+                WHEN root.level IS NOT NULL THEN 'partition root'
+                ELSE 'schema' END AS source
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+      LEFT JOIN warden.classification_rules own ON own.tbl OPERATOR(pg_catalog.=) c.oid
+      LEFT JOIN warden.classification_rules root
+             ON c.relispartition AND root.tbl OPERATOR(pg_catalog.=) pg_catalog.pg_partition_root(c.oid)
+      LEFT JOIN warden.classification_rules sch ON sch.schema_name OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.relkind IN ('r', 'p')
+), s AS (
+    SELECT t.*,
+           EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid OPERATOR(pg_catalog.=) t.oid) AS protected,
+           EXISTS (SELECT 1 FROM warden.audited_tables a WHERE a.relid OPERATOR(pg_catalog.=) t.oid AND a.enabled) AS audited
+      FROM t WHERE t.level IS NOT NULL
+)
+SELECT 'schema'::text AS target_type, r.schema_name::text AS target, r.level, 'schema'::text AS source,
+       NULL::boolean AS protected, NULL::boolean AS audited,
+       NOT EXISTS (SELECT 1 FROM s WHERE s.nspname OPERATOR(pg_catalog.=) r.schema_name::text
+                      AND s.source OPERATOR(pg_catalog.=) 'schema'
+                      AND s.level OPERATOR(pg_catalog.=) ANY (ARRAY['CONFIDENTIAL', 'PHI'])
+                      AND NOT (s.protected AND s.audited)) AS compliant,
+       r.classified_at, r.classified_by, r.classified_by_role
+  FROM warden.classification_rules r WHERE r.schema_name IS NOT NULL
+UNION ALL
+SELECT 'table', s.oid::regclass::text, s.level, s.source, s.protected, s.audited,
+       s.level OPERATOR(pg_catalog.<>) ALL (ARRAY['CONFIDENTIAL', 'PHI']) OR (s.protected AND s.audited),
+       r.classified_at, r.classified_by, r.classified_by_role
+  FROM s LEFT JOIN warden.classification_rules r ON r.tbl OPERATOR(pg_catalog.=) s.oid;
+COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected and audited.';
+GRANT SELECT ON warden.classifications TO PUBLIC;
+
+-- The first table whose classification requires protection and auditing it does not have, as
+-- text (NULL when none): what the utility hook checks after DDL that could weaken a table.
+CREATE FUNCTION warden._classification_gap() RETURNS text
+    LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT c.target || ' is classified ' || c.level || ' and would no longer be '
+           || concat_ws(' and ', CASE WHEN NOT c.protected THEN 'protected' END,
+                                 CASE WHEN NOT c.audited THEN 'audited' END)
+      FROM warden.classifications c
+     WHERE c.target_type = 'table' AND c.level IN ('CONFIDENTIAL', 'PHI') AND NOT c.compliant
+     ORDER BY c.target LIMIT 1
+$$;

@@ -111,6 +111,11 @@ unsafe extern "C-unwind" fn process_utility(
         } else {
             crate::hold::guard::before_utility((*pstmt).utilityStmt)
         };
+        let classification_check = if pstmt.is_null() {
+            None
+        } else {
+            may_weaken((*pstmt).utilityStmt)
+        };
         match PREVIOUS {
             Some(previous) => previous(
                 pstmt,
@@ -136,9 +141,43 @@ unsafe extern "C-unwind" fn process_utility(
         if let Some(pc) = hold_check {
             crate::hold::guard::after_utility(pc);
         }
+        if let Some(operation) = classification_check {
+            crate::classify::api::after_utility(&operation);
+        }
         if let Some(ev) = event {
             record_utility(ev, pstmt);
         }
+    }
+}
+
+/// When `stmt` can leave a table without its protection or its audit trigger (ALTER TABLE, a
+/// policy or trigger dropped, changed or renamed): its command name, for the classification check
+/// after it ran.
+unsafe fn may_weaken(stmt: *mut pg_sys::Node) -> Option<String> {
+    // SAFETY: reads a parse node.
+    unsafe {
+        if stmt.is_null() || !pg_sys::IsTransactionState() {
+            return None;
+        }
+        let relevant = match (*stmt).type_ {
+            pg_sys::NodeTag::T_AlterTableStmt
+            | pg_sys::NodeTag::T_CreatePolicyStmt
+            | pg_sys::NodeTag::T_AlterPolicyStmt
+            | pg_sys::NodeTag::T_RenameStmt => true,
+            pg_sys::NodeTag::T_DropStmt => matches!(
+                (*stmt.cast::<pg_sys::DropStmt>()).removeType,
+                pg_sys::ObjectType::OBJECT_POLICY | pg_sys::ObjectType::OBJECT_TRIGGER
+            ),
+            _ => false,
+        };
+        relevant.then(|| {
+            let name = pg_sys::CreateCommandName(stmt);
+            if name.is_null() {
+                "the statement".into()
+            } else {
+                CStr::from_ptr(name).to_string_lossy().into_owned()
+            }
+        })
     }
 }
 

@@ -64,6 +64,11 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!(
+    "../sql/classify.sql",
+    name = "classify",
+    requires = ["keys"]
+);
+extension_sql_file!(
     "../sql/crypto.sql",
     name = "crypto",
     requires = ["keys", context::current_tenant, context::tenant_with_level]
@@ -76,6 +81,7 @@ pub extern "C-unwind" fn _PG_init() {
     hooks::init();
     audit::worker::init();
     hold::init();
+    classify::phi::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

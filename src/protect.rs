@@ -593,6 +593,8 @@ fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
     crate::errors::ensure_writable(c"warden.unprotect_table()");
     let oid = tbl.oid();
     drop(tbl);
+    let name = regclass_text(oid)?;
+    crate::classify::api::refuse_weakening(oid, "warden.unprotect_table()", &name)?;
     each_in_tree(oid, unprotect_one)?;
     audit(
         "unprotect_table",

@@ -105,10 +105,11 @@ fn enable_audit(
         .flatten()
         .map(|n| n.0)
         .collect();
-    let changed = Spi::connect_mut(|c| -> Result<bool, AuditError> {
-        let t = table(c, tbl, true)?;
-        for col in &redact {
-            let found = c
+    let changed = crate::classify::api::without_ddl_check(|| {
+        Spi::connect_mut(|c| -> Result<bool, AuditError> {
+            let t = table(c, tbl, true)?;
+            for col in &redact {
+                let found = c
                 .select(
                     "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 \
                        AND attnum > 0 AND NOT attisdropped",
@@ -116,16 +117,16 @@ fn enable_audit(
                     &[t.oid.into(), col.as_str().into()],
                 )?
                 .len();
-            if found == 0 {
-                return Err(AuditError::NoColumn {
-                    table: t.sql.clone(),
-                    column: col.clone(),
-                });
+                if found == 0 {
+                    return Err(AuditError::NoColumn {
+                        table: t.sql.clone(),
+                        column: col.clone(),
+                    });
+                }
             }
-        }
-        let current = audit_args(c, t.oid)?;
-        let parts = tree(c, &t)?;
-        let truncate_everywhere = c
+            let current = audit_args(c, t.oid)?;
+            let parts = tree(c, &t)?;
+            let truncate_everywhere = c
             .select(
                 "SELECT count(*) = 0 FROM pg_catalog.pg_partition_tree($1::regclass) p \
                   WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g \
@@ -136,72 +137,73 @@ fn enable_audit(
             .first()
             .get_one::<bool>()?
             .unwrap_or(false);
-        if current.as_ref() == Some(&redact) && truncate_everywhere {
-            return Ok(false);
-        }
-        let args = redact
-            .iter()
-            .map(|r| literal(r))
-            .collect::<Vec<_>>()
-            .join(", ");
-        if current.is_some() {
-            c.update(
-                &format!("DROP TRIGGER warden_audit_row ON {}", t.sql),
-                None,
-                &[],
-            )?;
-        }
-        c.update(
-            &format!(
-                "CREATE TRIGGER warden_audit_row AFTER INSERT OR UPDATE OR DELETE ON {} \
-                 FOR EACH ROW EXECUTE FUNCTION warden._audit_row({args})",
-                t.sql
-            ),
-            None,
-            &[],
-        )?;
-        for p in &parts {
-            // update(), not select(): a fresh snapshot sees triggers that warden's DDL event
-            // trigger added for the previous ALTER TABLE
-            let no_truncate = c
-                .update(
-                    "SELECT 1 FROM pg_catalog.pg_trigger \
-                      WHERE tgrelid = $1::regclass AND tgname = 'warden_audit_truncate'",
-                    Some(1),
-                    &[p.as_str().into()],
-                )?
-                .is_empty();
-            if no_truncate {
+            if current.as_ref() == Some(&redact) && truncate_everywhere {
+                return Ok(false);
+            }
+            let args = redact
+                .iter()
+                .map(|r| literal(r))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if current.is_some() {
                 c.update(
-                    &format!(
-                        "CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON {p} \
-                         FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()"
-                    ),
+                    &format!("DROP TRIGGER warden_audit_row ON {}", t.sql),
                     None,
                     &[],
                 )?;
             }
             c.update(
                 &format!(
-                    "ALTER TABLE {p} ENABLE ALWAYS TRIGGER warden_audit_truncate, \
-                     ENABLE ALWAYS TRIGGER warden_audit_row"
+                    "CREATE TRIGGER warden_audit_row AFTER INSERT OR UPDATE OR DELETE ON {} \
+                 FOR EACH ROW EXECUTE FUNCTION warden._audit_row({args})",
+                    t.sql
                 ),
                 None,
                 &[],
             )?;
-        }
-        let ev = NewEvent::in_context("enable_audit", Status::Success)
-            .resource("table", Some(&t.sql))
-            .changes(format!(
-                "{{\"redact\":[{}]}}",
-                redact
-                    .iter()
-                    .map(|r| json_str(r))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
-        record(&ev)?;
-        Ok(true)
+            for p in &parts {
+                // update(), not select(): a fresh snapshot sees triggers that warden's DDL event
+                // trigger added for the previous ALTER TABLE
+                let no_truncate = c
+                    .update(
+                        "SELECT 1 FROM pg_catalog.pg_trigger \
+                      WHERE tgrelid = $1::regclass AND tgname = 'warden_audit_truncate'",
+                        Some(1),
+                        &[p.as_str().into()],
+                    )?
+                    .is_empty();
+                if no_truncate {
+                    c.update(
+                        &format!(
+                            "CREATE TRIGGER warden_audit_truncate AFTER TRUNCATE ON {p} \
+                         FOR EACH STATEMENT EXECUTE FUNCTION warden._audit_truncate()"
+                        ),
+                        None,
+                        &[],
+                    )?;
+                }
+                c.update(
+                    &format!(
+                        "ALTER TABLE {p} ENABLE ALWAYS TRIGGER warden_audit_truncate, \
+                     ENABLE ALWAYS TRIGGER warden_audit_row"
+                    ),
+                    None,
+                    &[],
+                )?;
+            }
+            let ev = NewEvent::in_context("enable_audit", Status::Success)
+                .resource("table", Some(&t.sql))
+                .changes(format!(
+                    "{{\"redact\":[{}]}}",
+                    redact
+                        .iter()
+                        .map(|r| json_str(r))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            record(&ev)?;
+            Ok(true)
+        })
     })?;
     if !changed {
         pgrx::notice!("warden: the table is already audited with these settings");
@@ -257,6 +259,11 @@ fn disable_audit(tbl: Option<pgrx::PgRelation>) -> Result<(), ErrorReport> {
         }
         .into());
     }
+    let name = Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[tbl.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    crate::classify::api::refuse_weakening(tbl, "warden.disable_audit()", &name)?;
     let was = Spi::connect_mut(|c| -> Result<bool, AuditError> {
         let t = table(c, tbl, true)?;
         if audit_args(c, t.oid)?.is_none() {

@@ -21,7 +21,7 @@ pub mod worker;
 
 use pgrx::PgSqlErrorCode;
 
-pub use record::{record, record_autonomous, NewEvent, Status};
+pub use record::{record, record_autonomous, record_queued, NewEvent, Status};
 
 use crate::errors::SqlError;
 

@@ -441,3 +441,26 @@ pub fn record_autonomous(ev: &NewEvent) -> bool {
     }
     ok
 }
+
+/// Queues `ev` for the sealing worker without waiting for its commit (the PHI read log: a wait
+/// per statement would cost more than the read). Returns whether it was queued; the worker commits
+/// it within `warden.audit_seal_interval`. Not on a hot standby.
+pub fn record_queued(ev: &NewEvent) -> bool {
+    if !installed() {
+        return false;
+    }
+    // SAFETY: reads backend globals.
+    let (xid, standby) = unsafe {
+        (
+            pg_sys::GetTopTransactionIdIfAny().into_inner(),
+            pg_sys::RecoveryInProgress(),
+        )
+    };
+    if standby {
+        super::worker::count_unrecorded();
+        return false;
+    }
+    let context = context_json(Some(xid), ev.context_extra.as_deref());
+    let rec = super::worker::encode(ev, now(), &context);
+    super::worker::push(&rec)
+}

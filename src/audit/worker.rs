@@ -340,16 +340,28 @@ pub fn touch_key(id: &[u8; 16], at: pg_sys::TimestampTz) {
     for f in [Field::Text(TOUCH), Field::Uuid(*id), Field::Int(at)] {
         let _ = encode_field(&f, &mut rec);
     }
+    push(&rec);
+}
+
+/// Queues a record for this database's worker and wakes it (or starts one), without waiting for
+/// it to be committed. False when it could not be queued (no shared memory, no slot, a full
+/// queue: the overflow is counted).
+pub fn push(rec: &[u8]) -> bool {
     // SAFETY: MyDatabaseId is set in a backend.
     let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let start = with_shared(|sh| {
         let i = find_slot(sh, dboid, true)?;
-        sh.slots[i].ring.push(&rec).ok()?;
+        sh.slots[i].ring.push(rec).ok()?;
         Some(wake_or_claim(sh, dboid, false))
     })
     .flatten();
-    if start == Some(true) {
-        start_worker(dboid);
+    match start {
+        None => false,
+        Some(true) => {
+            start_worker(dboid);
+            true
+        }
+        Some(false) => true,
     }
 }
 

@@ -1,10 +1,15 @@
-//! Data classification (issue 7): so far the pure logic only, tested but not yet reachable from SQL.
+//! Data classification: `warden.classify`, the requirements of each level, and the PHI read log.
+//! See README, "Data classification".
+//!
+//! - `api`: `warden.classify`, and the refusals of what would weaken a classified table.
+//! - `phi`: the executor hooks that record every read of a PHI table.
 //!
 //! Levels `PUBLIC < INTERNAL < CONFIDENTIAL < PHI`; a table's effective level is its own
 //! classification, else its schema's, else none; CONFIDENTIAL and PHI tables must be protected and
 //! audited, and PHI needs warden preloaded (its reads are logged by an executor hook).
 //! `cargo test --features pg15 --lib classify`.
-#![cfg_attr(not(test), allow(dead_code))]
+pub mod api;
+pub mod phi;
 
 use std::fmt;
 use std::str::FromStr;

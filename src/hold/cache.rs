@@ -79,7 +79,7 @@ impl Snapshot {
 thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static CURRENT: RefCell<Option<(u64, Rc<Snapshot>)>> = const { RefCell::new(None) };
-    static WATCHED: Cell<[pg_sys::Oid; 4]> = const { Cell::new([pg_sys::InvalidOid; 4]) };
+    static WATCHED: Cell<[pg_sys::Oid; 5]> = const { Cell::new([pg_sys::InvalidOid; 5]) };
     static LINEAGE: RefCell<HashMap<pg_sys::Oid, Rc<Vec<pg_sys::Oid>>>> = RefCell::new(HashMap::new());
     static LINEAGE_RESET: Cell<bool> = const { Cell::new(false) };
 }
@@ -189,7 +189,16 @@ pub fn watch() {
         warden_oid(c"hold_releases"),
         warden_oid(c"personal_data"),
         warden_oid(c"deleted_accounts"),
+        warden_oid(c"classification_rules"),
     ]);
+}
+
+/// [`watch`], unless `warden.<table>` is already watched (cheap enough for every statement).
+pub fn watch_once(table: &std::ffi::CStr) {
+    let oid = warden_oid(table);
+    if oid != pg_sys::InvalidOid && !WATCHED.get().contains(&oid) {
+        watch();
+    }
 }
 
 /// Runs `f` as `warden_guard`, the role warden's own lookups read the closed tables as.
