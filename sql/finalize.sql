@@ -188,7 +188,7 @@ WITH t AS (
      WHERE c.relkind IN ('r', 'p')
 ), s AS (
     SELECT t.*,
-           EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid OPERATOR(pg_catalog.=) t.oid) AS protected,
+           EXISTS (SELECT 1 FROM warden.rls_coverage p WHERE p.relid OPERATOR(pg_catalog.=) t.oid AND p.protected) AS protected,
            EXISTS (SELECT 1 FROM warden.audited_tables a WHERE a.relid OPERATOR(pg_catalog.=) t.oid AND a.enabled) AS audited
       FROM t WHERE t.level IS NOT NULL
 )
@@ -205,7 +205,7 @@ SELECT 'table', s.oid::regclass::text, s.level, s.source, s.protected, s.audited
        s.level OPERATOR(pg_catalog.<>) ALL (ARRAY['CONFIDENTIAL', 'PHI']) OR (s.protected AND s.audited),
        r.classified_at, r.classified_by, r.classified_by_role
   FROM s LEFT JOIN warden.classification_rules r ON r.tbl OPERATOR(pg_catalog.=) s.oid;
-COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected and audited.';
+COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected (as warden.rls_coverage judges it) and audited.';
 GRANT SELECT ON warden.classifications TO PUBLIC;
 
 -- The first table whose classification requires protection and auditing it does not have, as

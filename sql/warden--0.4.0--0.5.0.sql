@@ -45,7 +45,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_api_key_wrapper';
 
--- src/crypto/api.rs:373
+-- src/crypto/api.rs:378
 -- warden::crypto::api::create_key
 CREATE  FUNCTION "create_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -55,7 +55,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'create_key_wrapper';
 
--- src/crypto/api.rs:559
+-- src/crypto/api.rs:555
 -- warden::crypto::api::decrypt
 CREATE  FUNCTION "decrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -65,7 +65,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'decrypt_wrapper';
 
--- src/crypto/api.rs:570
+-- src/crypto/api.rs:566
 -- warden::crypto::api::decrypt_text
 CREATE  FUNCTION "decrypt_text"(
 	"data" bytea, /* Option < & [u8] > */
@@ -75,7 +75,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'decrypt_text_wrapper';
 
--- src/crypto/api.rs:440
+-- src/crypto/api.rs:441
 -- warden::crypto::api::destroy_key
 CREATE  FUNCTION "destroy_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -85,7 +85,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'destroy_key_wrapper';
 
--- src/crypto/api.rs:530
+-- src/crypto/api.rs:526
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -96,7 +96,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'encrypt_wrapper';
 
--- src/crypto/api.rs:548
+-- src/crypto/api.rs:544
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" TEXT, /* Option < & str > */
@@ -107,7 +107,7 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'encrypt_text_wrapper';
 
--- src/crypto/api.rs:648
+-- src/crypto/api.rs:644
 -- warden::crypto::api::get_secret
 CREATE  FUNCTION "get_secret"(
 	"name" TEXT /* Option < & str > */
@@ -144,7 +144,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'protect_table_v3_wrapper';
 
--- src/crypto/api.rs:603
+-- src/crypto/api.rs:599
 -- warden::crypto::api::put_secret
 CREATE  FUNCTION "put_secret"(
 	"name" TEXT, /* Option < & str > */
@@ -155,7 +155,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'put_secret_wrapper';
 
--- src/crypto/api.rs:584
+-- src/crypto/api.rs:580
 -- warden::crypto::api::reencrypt
 CREATE  FUNCTION "reencrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -176,7 +176,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'revoke_api_key_wrapper';
 
--- src/crypto/api.rs:392
+-- src/crypto/api.rs:397
 -- warden::crypto::api::rotate_key
 CREATE  FUNCTION "rotate_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -186,7 +186,7 @@ SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'rotate_key_wrapper';
 
--- src/crypto/api.rs:475
+-- src/crypto/api.rs:476
 -- warden::crypto::api::subject_key
 CREATE  FUNCTION "subject_key"(
 	"subject" uuid /* pgrx :: Uuid */
@@ -466,7 +466,7 @@ WITH t AS (
      WHERE c.relkind IN ('r', 'p')
 ), s AS (
     SELECT t.*,
-           EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid OPERATOR(pg_catalog.=) t.oid) AS protected,
+           EXISTS (SELECT 1 FROM warden.rls_coverage p WHERE p.relid OPERATOR(pg_catalog.=) t.oid AND p.protected) AS protected,
            EXISTS (SELECT 1 FROM warden.audited_tables a WHERE a.relid OPERATOR(pg_catalog.=) t.oid AND a.enabled) AS audited
       FROM t WHERE t.level IS NOT NULL
 )
@@ -483,7 +483,7 @@ SELECT 'table', s.oid::regclass::text, s.level, s.source, s.protected, s.audited
        s.level OPERATOR(pg_catalog.<>) ALL (ARRAY['CONFIDENTIAL', 'PHI']) OR (s.protected AND s.audited),
        r.classified_at, r.classified_by, r.classified_by_role
   FROM s LEFT JOIN warden.classification_rules r ON r.tbl OPERATOR(pg_catalog.=) s.oid;
-COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected and audited.';
+COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected (as warden.rls_coverage judges it) and audited.';
 GRANT SELECT ON warden.classifications TO PUBLIC;
 
 -- The first table whose classification requires protection and auditing it does not have, as

@@ -192,7 +192,7 @@ AS 'MODULE_PATHNAME', 'create_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:373
+-- src/crypto/api.rs:378
 -- warden::crypto::api::create_key
 CREATE  FUNCTION "create_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -237,7 +237,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:559
+-- src/crypto/api.rs:555
 -- warden::crypto::api::decrypt
 CREATE  FUNCTION "decrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -249,7 +249,7 @@ AS 'MODULE_PATHNAME', 'decrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:570
+-- src/crypto/api.rs:566
 -- warden::crypto::api::decrypt_text
 CREATE  FUNCTION "decrypt_text"(
 	"data" bytea, /* Option < & [u8] > */
@@ -274,7 +274,7 @@ AS 'MODULE_PATHNAME', 'delete_account_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:440
+-- src/crypto/api.rs:441
 -- warden::crypto::api::destroy_key
 CREATE  FUNCTION "destroy_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -311,7 +311,7 @@ AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:530
+-- src/crypto/api.rs:526
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -324,7 +324,7 @@ AS 'MODULE_PATHNAME', 'encrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:548
+-- src/crypto/api.rs:544
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" TEXT, /* Option < & str > */
@@ -362,7 +362,7 @@ AS 'MODULE_PATHNAME', 'export_subject_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:648
+-- src/crypto/api.rs:644
 -- warden::crypto::api::get_secret
 CREATE  FUNCTION "get_secret"(
 	"name" TEXT /* Option < & str > */
@@ -468,7 +468,7 @@ AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:603
+-- src/crypto/api.rs:599
 -- warden::crypto::api::put_secret
 CREATE  FUNCTION "put_secret"(
 	"name" TEXT, /* Option < & str > */
@@ -496,7 +496,7 @@ AS 'MODULE_PATHNAME', 'record_consent_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:584
+-- src/crypto/api.rs:580
 -- warden::crypto::api::reencrypt
 CREATE  FUNCTION "reencrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -549,7 +549,7 @@ AS 'MODULE_PATHNAME', 'revoke_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:392
+-- src/crypto/api.rs:397
 -- warden::crypto::api::rotate_key
 CREATE  FUNCTION "rotate_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -584,7 +584,7 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:475
+-- src/crypto/api.rs:476
 -- warden::crypto::api::subject_key
 CREATE  FUNCTION "subject_key"(
 	"subject" uuid /* pgrx :: Uuid */
@@ -1324,6 +1324,30 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/lib.rs:66
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     uuid,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/lib.rs:71
 -- requires:
 --   keys
@@ -1391,30 +1415,6 @@ SELECT s.name, s.updated_at, s.updated_by FROM warden.secrets s
  WHERE s.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level('read');
 COMMENT ON VIEW warden.secret_names IS 'Names of the current tenant''s secrets (warden.get_secret() reads a value).';
 GRANT SELECT ON warden.secret_names TO PUBLIC;
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:66
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     uuid,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1685,7 +1685,7 @@ WITH t AS (
      WHERE c.relkind IN ('r', 'p')
 ), s AS (
     SELECT t.*,
-           EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid OPERATOR(pg_catalog.=) t.oid) AS protected,
+           EXISTS (SELECT 1 FROM warden.rls_coverage p WHERE p.relid OPERATOR(pg_catalog.=) t.oid AND p.protected) AS protected,
            EXISTS (SELECT 1 FROM warden.audited_tables a WHERE a.relid OPERATOR(pg_catalog.=) t.oid AND a.enabled) AS audited
       FROM t WHERE t.level IS NOT NULL
 )
@@ -1702,7 +1702,7 @@ SELECT 'table', s.oid::regclass::text, s.level, s.source, s.protected, s.audited
        s.level OPERATOR(pg_catalog.<>) ALL (ARRAY['CONFIDENTIAL', 'PHI']) OR (s.protected AND s.audited),
        r.classified_at, r.classified_by, r.classified_by_role
   FROM s LEFT JOIN warden.classification_rules r ON r.tbl OPERATOR(pg_catalog.=) s.oid;
-COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected and audited.';
+COMMENT ON VIEW warden.classifications IS 'Classified schemas and every table''s effective classification (own, partition root''s or schema''s); compliant: CONFIDENTIAL and PHI tables are protected (as warden.rls_coverage judges it) and audited.';
 GRANT SELECT ON warden.classifications TO PUBLIC;
 
 -- The first table whose classification requires protection and auditing it does not have, as

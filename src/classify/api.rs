@@ -144,7 +144,7 @@ fn affected(target: &Target) -> Result<Vec<(String, bool, bool)>, ClassifyError>
     let (query, oid) = match target {
         Target::Table { oid, .. } => (
             "SELECT t.relid::regclass::text,
-                    EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = t.relid),
+                    EXISTS (SELECT 1 FROM warden.rls_coverage p WHERE p.relid = t.relid AND p.protected),
                     EXISTS (SELECT 1 FROM warden.audited_tables a WHERE a.relid = t.relid AND a.enabled)
                FROM (SELECT $1::regclass AS relid, 0 AS level
                      UNION SELECT p.relid, p.level FROM pg_catalog.pg_partition_tree($1::regclass) p) t
@@ -155,7 +155,7 @@ fn affected(target: &Target) -> Result<Vec<(String, bool, bool)>, ClassifyError>
         ),
         Target::Schema { oid, .. } => (
             "SELECT k.oid::regclass::text,
-                    EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid = k.oid),
+                    EXISTS (SELECT 1 FROM warden.rls_coverage p WHERE p.relid = k.oid AND p.protected),
                     EXISTS (SELECT 1 FROM warden.audited_tables a WHERE a.relid = k.oid AND a.enabled)
                FROM pg_catalog.pg_class k
               WHERE k.relnamespace = $1 AND k.relkind IN ('r', 'p')

@@ -52,6 +52,8 @@ pub enum CryptoError {
         "the ciphertext cannot be decrypted: version {version} of key \"{name}\" was destroyed"
     )]
     Destroyed { name: String, version: u32 },
+    #[error("key \"{0}\" was destroyed (crypto-shredded): nothing more is encrypted with it")]
+    KeyDestroyed(String),
     #[error("the ciphertext names a key this database does not have")]
     UnknownKey,
     #[error("{0}")]
@@ -84,6 +86,7 @@ impl SqlError for CryptoError {
             CryptoError::NoMasterKey
             | CryptoError::MasterKey(_)
             | CryptoError::Destroyed { .. }
+            | CryptoError::KeyDestroyed(_)
             | CryptoError::Unrecorded(_)
             | CryptoError::NotInstalled
             | CryptoError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -101,7 +104,9 @@ impl SqlError for CryptoError {
     fn hint(&self) -> Option<String> {
         Some(match self {
             CryptoError::NoContext(_) => "Authenticate first: SELECT warden.authenticate($1);".into(),
-            CryptoError::NotAllowed { .. } => "Keys are created, rotated and destroyed by admin level of their tenant.".into(),
+            CryptoError::NotAllowed { needs, .. } => format!(
+                "Authenticate with a context of level {needs} (or higher) in the tenant: keys and secrets are written by admin level, read by read level."
+            ),
             CryptoError::OtherTenant => "A tenant decrypts only what was encrypted under its own keys.".into(),
             CryptoError::NoMasterKey | CryptoError::MasterKey(_) => {
                 "A superuser puts 64 hex digits (32 random bytes) in a file only the server can read and sets warden.master_key_file to its path (ALTER SYSTEM SET ...; SELECT pg_reload_conf();).".into()
@@ -109,7 +114,7 @@ impl SqlError for CryptoError {
             CryptoError::NoSuchKey(name) => format!("An admin creates it: SELECT warden.create_key('{name}');"),
             CryptoError::KeyExists(name) => format!("Rotate it instead: SELECT warden.rotate_key('{name}');"),
             CryptoError::Reserved(_) => "Choose another name; subject keys come from warden.subject_key(subject).".into(),
-            CryptoError::Destroyed { .. } => {
+            CryptoError::Destroyed { .. } | CryptoError::KeyDestroyed(_) => {
                 "The data was crypto-shredded (warden.erase_subject or warden.destroy_key): it is gone on purpose.".into()
             }
             CryptoError::UnknownKey => "Decrypt in the database (and tenant) that encrypted it.".into(),
@@ -401,11 +406,7 @@ fn rotate_key(key_name: Option<&str>) -> Result<i32, ErrorReport> {
         return Err(CryptoError::NoSuchKey(name.into()).into());
     };
     if destroyed {
-        return Err(CryptoError::Destroyed {
-            name: name.into(),
-            version: r.version,
-        }
-        .into());
+        return Err(CryptoError::KeyDestroyed(name.into()).into());
     }
     let version = r.version + 1;
     add_version(&tenant, name, r.id, version, c.actor.as_bytes())?;
@@ -482,12 +483,7 @@ fn seal_with(c: &Claims, name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec
     let tenant = *c.tenant.as_bytes();
     let r = match newest(&tenant, name)? {
         Some((r, false)) => r,
-        Some((r, true)) => {
-            return Err(CryptoError::Destroyed {
-                name: name.into(),
-                version: r.version,
-            })
-        }
+        Some((_, true)) => return Err(CryptoError::KeyDestroyed(name.into())),
         // a subject's key, and warden's own secrets key, come into being when first used
         None if name.starts_with(SUBJECT_PREFIX) || name == SECRETS_KEY => {
             create(&tenant, name, c.actor.as_bytes())?
@@ -655,18 +651,16 @@ fn get_secret(name: Option<&str>) -> Result<String, ErrorReport> {
     let tenant = *c.tenant.as_bytes();
     let sealed = privileged(|| {
         Spi::connect(|s| {
-            s.select(
+            let rows = s.select(
                 "SELECT ciphertext FROM warden.secrets WHERE tenant = $1 AND name = $2",
                 Some(1),
                 &[pg_uuid(&tenant).into(), name.into()],
-            )?
-            .first()
-            .get_one::<Vec<u8>>()
+            )?;
+            match rows.into_iter().next() {
+                Some(r) => r.get::<Vec<u8>>(1),
+                None => Ok(None),
+            }
         })
-    })
-    .map_err(|e| match e {
-        CryptoError::NotInstalled => CryptoError::NotInstalled,
-        other => other,
     })?
     .ok_or_else(|| CryptoError::NoSecret(name.into()))?;
     let (plain, _) = open_with(&c, &sealed, &secret_aad(&tenant, name))?;
