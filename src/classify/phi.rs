@@ -25,6 +25,7 @@ use super::Classification;
 use crate::audit::{NewEvent, Status};
 
 static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
 static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
 
 /// Installs the executor hooks (from `_PG_init`).
@@ -33,6 +34,8 @@ pub fn init() {
     unsafe {
         PREV_START = pg_sys::ExecutorStart_hook;
         pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREV_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
         PREV_END = pg_sys::ExecutorEnd_hook;
         pg_sys::ExecutorEnd_hook = Some(executor_end);
     }
@@ -62,6 +65,8 @@ struct Pending {
     lxid: pg_sys::LocalTransactionId,
     statement: u64,
     tables: Vec<String>,
+    /// Rows returned so far (a cursor's statement runs once per FETCH).
+    rows: u64,
 }
 
 thread_local! {
@@ -209,7 +214,14 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i
     // SAFETY: reads flags and backend state; the previous hook gets the arguments unchanged.
     unsafe {
         let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
-        if !explain_only && !LOADING.get() && pg_sys::IsTransactionState() && !qd.is_null() {
+        // a parallel worker runs part of a plan its leader has already recorded
+        let parallel_worker = pg_sys::ParallelWorkerNumber >= 0;
+        if !explain_only
+            && !parallel_worker
+            && !LOADING.get()
+            && pg_sys::IsTransactionState()
+            && !qd.is_null()
+        {
             track(qd);
         }
         match PREV_START {
@@ -260,8 +272,33 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
             lxid,
             statement,
             tables: tables.into_iter().map(|(_, n)| n).collect(),
+            rows: 0,
         })
     });
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn executor_run(
+    qd: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: the previous hook gets the arguments unchanged; the counter is read after it ran.
+    unsafe {
+        match PREV_RUN {
+            Some(prev) => prev(qd, direction, count, execute_once),
+            None => pg_sys::standard_ExecutorRun(qd, direction, count, execute_once),
+        }
+        if !qd.is_null() && !(*qd).estate.is_null() {
+            let n = (*(*qd).estate).es_processed;
+            PENDING.with_borrow_mut(|p| {
+                if let Some(x) = p.iter_mut().find(|x| x.query == qd) {
+                    x.rows += n;
+                }
+            });
+        }
+    }
 }
 
 #[pg_guard]
@@ -270,11 +307,6 @@ unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
     unsafe {
         let pending =
             PENDING.with_borrow_mut(|p| p.iter().position(|x| x.query == qd).map(|i| p.remove(i)));
-        let rows = if qd.is_null() || (*qd).estate.is_null() {
-            None
-        } else {
-            Some((*(*qd).estate).es_processed)
-        };
         let query_id = if qd.is_null() || (*qd).plannedstmt.is_null() {
             0
         } else {
@@ -285,7 +317,7 @@ unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
             None => pg_sys::standard_ExecutorEnd(qd),
         }
         if let Some(p) = pending {
-            if !record(&p, rows, query_id, Status::Success) {
+            if !record(&p, Some(p.rows), query_id, Status::Success) {
                 refuse(format!(
                     "the read of {} could not be recorded: the audit queue is full (see warden.audit_queue_status())",
                     p.tables.join(", ")
