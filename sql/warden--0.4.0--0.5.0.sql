@@ -21,14 +21,13 @@ VOLATILE PARALLEL UNSAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'authenticate_key_wrapper';
 
--- src/classify/api.rs:186
+-- src/classify/api.rs:193
 -- warden::classify::api::classify
 CREATE  FUNCTION "classify"(
 	"target" TEXT, /* Option < & str > */
 	"level" TEXT /* Option < & str > */
 ) RETURNS VOID /* Result < (), ErrorReport > */
 VOLATILE PARALLEL UNSAFE
-SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'classify_wrapper';
 

@@ -37,3 +37,17 @@ SELECT warden.register_personal_data('hold_people', 'id', '{email,name}', 'redac
 SELECT warden.register_memberships('hold_members', 'actor_id', 'role');
 GRANT SELECT, INSERT, UPDATE, DELETE ON hold_docs, hold_people, hold_members TO it_app, it_middleware;
 RESET ROLE;
+
+-- API keys, encryption and classification (tests/keys.rs): tenant eeee..., a table whose policies
+-- check API key scopes (docs:document), and a PHI table.
+SET ROLE it_owner;
+CREATE TABLE key_docs (id int PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+INSERT INTO key_docs SELECT g, 'eeeeeeee-0000-0000-0000-00000000000e', 'k' || g FROM generate_series(1, 5) g;
+SELECT warden.protect_table('key_docs', namespace => 'docs', resource_type => 'document');
+CREATE TABLE phi_people (id int PRIMARY KEY, tenant_id uuid NOT NULL, dx text);
+INSERT INTO phi_people SELECT g, 'eeeeeeee-0000-0000-0000-00000000000e', 'dx' || g FROM generate_series(1, 30) g;
+SELECT warden.protect_table('phi_people');
+SELECT warden.enable_audit('phi_people');
+SELECT warden.classify('phi_people', 'PHI');
+GRANT SELECT, INSERT, UPDATE, DELETE ON key_docs, phi_people TO it_app, it_middleware;
+RESET ROLE;

@@ -155,14 +155,13 @@ AS 'MODULE_PATHNAME', 'authenticate_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/classify/api.rs:186
+-- src/classify/api.rs:193
 -- warden::classify::api::classify
 CREATE  FUNCTION "classify"(
 	"target" TEXT, /* Option < & str > */
 	"level" TEXT /* Option < & str > */
 ) RETURNS VOID /* Result < (), ErrorReport > */
 VOLATILE PARALLEL UNSAFE
-SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'classify_wrapper';
 /* </end connected objects> */

@@ -95,8 +95,8 @@ fn resolve(target: &str) -> Result<Target, ClassifyError> {
         // a bare name is a schema when one exists by that name, else a table on the search path
         if !target.contains('.') {
             let row = c.select(
-                "SELECT oid, pg_catalog.pg_has_role(nspowner, 'USAGE'), format('%I', nspname)
-                   FROM pg_catalog.pg_namespace WHERE nspname = $1",
+                "SELECT oid, pg_catalog.pg_has_role(nspowner, 'USAGE'), pg_catalog.quote_ident(nspname)
+                   FROM pg_catalog.pg_namespace WHERE nspname OPERATOR(pg_catalog.=) $1",
                 Some(1),
                 &[target.into()],
             )?;
@@ -114,12 +114,17 @@ fn resolve(target: &str) -> Result<Target, ClassifyError> {
             }
         }
         let row = c.select(
-            "SELECT k.oid, pg_catalog.pg_has_role(k.relowner, 'USAGE'), k.oid::regclass::text
+            "SELECT k.oid, pg_catalog.pg_has_role(k.relowner, 'USAGE'),
+                    k.oid::pg_catalog.regclass::pg_catalog.text, k.relkind::pg_catalog.text
                FROM pg_catalog.pg_class k
-              WHERE k.oid = pg_catalog.to_regclass($1) AND k.relkind IN ('r', 'p')",
+              WHERE k.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
             Some(1),
             &[target.into()],
         )?;
+        let row = row
+            .into_iter()
+            .filter(|r| matches!(r.get::<String>(4).ok().flatten().as_deref(), Some("r" | "p")))
+            .collect::<Vec<_>>();
         let Some(r) = row.into_iter().next() else {
             return Ok(Err(ClassifyError::NoTarget(target.into())));
         };
@@ -183,8 +188,9 @@ fn affected(target: &Target) -> Result<Vec<(String, bool, bool)>, ClassifyError>
 /// Classifies a schema or a table (its owner). CONFIDENTIAL and PHI need every table it applies to
 /// protected and audited, and PHI needs warden in shared_preload_libraries (reads are logged by an
 /// executor hook): otherwise refused with the list of what is missing.
+/// No `SET search_path`: a table name is resolved on the caller's search path, as a regclass
+/// argument would be; every name in the statements below is schema-qualified.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
 fn classify(target: Option<&str>, level: Option<&str>) -> Result<(), ErrorReport> {
     let target = target.ok_or(ClassifyError::Null("target"))?;
     let level: Classification = level
@@ -196,7 +202,40 @@ fn classify(target: Option<&str>, level: Option<&str>) -> Result<(), ErrorReport
     if rules == pg_sys::InvalidOid {
         return Err(ClassifyError::NotInstalled.into());
     }
+    // the target on the caller's search path; everything after on pg_catalog's alone
     let t = resolve(target)?;
+    with_catalog_search_path(|| classify_resolved(t, level, rules))?;
+    Ok(())
+}
+
+/// Runs `f` with `search_path = pg_catalog, pg_temp`, as a function's SET clause would, and puts
+/// the caller's back afterwards (an error rolls it back with the (sub)transaction).
+fn with_catalog_search_path<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the GUC nesting protocol of fmgr_security_definer: a new nest level, a SAVE-action
+    // setting inside it, and AtEOXact_GUC to pop it.
+    unsafe {
+        let nest = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        let r = f();
+        pg_sys::AtEOXact_GUC(true, nest);
+        r
+    }
+}
+
+fn classify_resolved(
+    t: Target,
+    level: Classification,
+    rules: pg_sys::Oid,
+) -> Result<(), ClassifyError> {
     let name = match &t {
         Target::Schema { name, .. } | Target::Table { name, .. } => name.clone(),
     };
@@ -232,8 +271,7 @@ fn classify(target: Option<&str>, level: Option<&str>) -> Result<(), ErrorReport
             level,
             gaps,
             fixes,
-        }
-        .into());
+        });
     }
     let actor = crate::context::current().map(|c| pgrx::Uuid::from_bytes(*c.actor.as_bytes()));
     let (column, oid) = match &t {
