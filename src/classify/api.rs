@@ -373,7 +373,14 @@ pub fn without_ddl_check<R>(f: impl FnOnce() -> R) -> R {
 /// classified.
 pub fn after_utility(operation: &str) {
     // SAFETY: reads a backend global.
-    if OWN_DDL.get() || crate::protect::in_own_ddl() || unsafe { pg_sys::creating_extension } {
+    // SAFETY: reads backend globals. A superuser with row_security off is how pg_restore runs:
+    // it restores the classifications before the policies and triggers they require.
+    let restore = unsafe { !pg_sys::row_security && pg_sys::superuser() };
+    if OWN_DDL.get()
+        || crate::protect::in_own_ddl()
+        || unsafe { pg_sys::creating_extension }
+        || restore
+    {
         return;
     }
     if crate::hold::cache::warden_oid(c"classification_rules") == pg_sys::InvalidOid {

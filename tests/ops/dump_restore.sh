@@ -37,8 +37,25 @@ SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000
 SELECT warden.record_consent('cccccccc-0000-0000-0000-000000000001', 'marketing', true, 'form');
 COMMIT;
 INSERT INTO warden.deleted_accounts VALUES ('cccccccc-0000-0000-0000-000000000009', now(), NULL, 'ops test');
+-- encryption, secrets, classification (0.5.0)
+CREATE TABLE cards (id int PRIMARY KEY, tenant_id uuid NOT NULL, number bytea);
+SELECT warden.protect_table('cards');
+SELECT warden.enable_audit('cards');
+SELECT warden.classify('cards', 'CONFIDENTIAL');
+BEGIN;
+SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'admin');
+SELECT warden.create_key('cards');
+INSERT INTO cards VALUES (1, 'cccccccc-0000-0000-0000-00000000000c', warden.encrypt('4111 1111 1111 1111'::text, 'cards', '1'));
+SELECT warden.put_secret('smtp', 'hunter2');
+COMMIT;
 SELECT warden.seal_audit();
 SQL
+api_key=$(q ops_dump postgres "SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'admin'); SELECT warden.create_api_key('ops', 'read', '{*:*:*}')" | tail -1)
+check "an API key was created before the dump" "t" "$([[ $api_key == wdn_* ]] && echo t || echo "$api_key")"
+q ops_dump postgres "SELECT warden.seal_audit()" >/dev/null
+src_master_key=$(q ops_dump postgres "SHOW warden.master_key_file")
+classified="SELECT string_agg(target || ':' || level || ':' || compliant, ',' ORDER BY target) FROM warden.classifications"
+src_classified=$(q ops_dump postgres "$classified")
 privacy="SELECT (SELECT string_agg(case_ref || ':' || active, ',' ORDER BY case_ref) FROM warden.legal_holds)
             || '|' || (SELECT string_agg(tbl::text || '.' || column_name || ':' || method, ',') FROM warden.personal_data)
             || '|' || (SELECT count(*) FROM warden.consents) || '|' || (SELECT count(*) FROM warden.deleted_accounts)"
@@ -75,7 +92,7 @@ check "the audit events are in the dump and restored (the restore itself records
 check "the restored chain verifies" "t|$src_events|" "$(q ops_restored postgres "SELECT intact, checked, first_bad_id FROM warden.verify_audit()")"
 check "the digest taken before the dump holds on the restored database" "t" \
     "$(q ops_restored postgres "SELECT holds FROM warden.verify_audit_digest(${src_digest%%:*}, '\\x${src_digest#*:}')")"
-check "the restored tables are still audited" "docs|events" "$(q ops_restored postgres "SELECT string_agg(table_name, '|' ORDER BY 1) FROM warden.audited_tables WHERE partition_of IS NULL")"
+check "the restored tables are still audited" "cards|docs|events" "$(q ops_restored postgres "SELECT string_agg(table_name, '|' ORDER BY 1) FROM warden.audited_tables WHERE partition_of IS NULL")"
 check "rls_coverage is identical after the restore" "$src_coverage" "$(q ops_restored postgres "$coverage")"
 check "the guarded schemas are restored" "$src_guarded" "$(q ops_restored postgres "$guarded")"
 check "legal holds, releases, personal data, consents and deleted accounts are restored" \
@@ -87,6 +104,26 @@ SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000
 DELETE FROM docs;
 SQL
 )"
+check "an API key made before the dump authenticates on the restored database (its hash was dumped)" \
+    "cccccccc-0000-0000-0000-00000000000c" \
+    "$(q ops_restored ops_app "SELECT warden.authenticate_key('$api_key'); SELECT warden.current_tenant()" | tail -1)"
+check "the classifications are restored" "$src_classified" "$(q ops_restored postgres "$classified")"
+check "...and still enforced: the classified table cannot lose its audit trigger" "ERROR 55000" \
+    "$(q ops_restored postgres "ALTER TABLE cards DISABLE TRIGGER warden_audit_row")"
+decrypt="SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'read');
+         SELECT warden.decrypt_text(number, '1') FROM cards"
+check "the dump alone decrypts nothing: the restored cluster has another master key" "ERROR 55000" \
+    "$(q ops_restored postgres "$decrypt" | tail -1)"
+check "...nor does it reveal a secret" "ERROR 55000" \
+    "$(q ops_restored postgres "SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'read'); SELECT warden.get_secret('smtp')" | tail -1)"
+install -o postgres -m 0400 "$src_master_key" "$CLUSTER_DIR/master.key.source"
+q postgres postgres "ALTER SYSTEM SET warden.master_key_file = '$CLUSTER_DIR/master.key.source'" >/dev/null
+q postgres postgres "SELECT pg_reload_conf()" >/dev/null
+sleep 0.3
+check "with the source's master key configured, the restored ciphertext decrypts" "4111 1111 1111 1111" \
+    "$(q ops_restored postgres "$decrypt" | tail -1)"
+check "...and the restored secret too" "hunter2" \
+    "$(q ops_restored postgres "SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'read'); SELECT warden.get_secret('smtp')" | tail -1)"
 check "verify_holds finds nothing lost after the restore" "" \
     "$(q ops_restored postgres "SELECT string_agg(check_name, ', ') FROM warden.verify_holds() WHERE NOT ok")"
 check "the same indexes after the restore (the event trigger adds none)" "$src_indexes" "$(q ops_restored postgres "$indexes")"
