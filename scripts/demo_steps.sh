@@ -182,3 +182,84 @@ SELECT action, status, changes FROM warden.audit_trail
 SQL
 explain "The trail holds keyed hashes where the values were, <erased> for what erasure replaced,"
 explain "and the erasure itself as an event without a single erased value."
+
+step "12. An API key for a service: hashed, scoped, refused once revoked"
+dba <<SQL
+CREATE TABLE invoices (id int PRIMARY KEY, tenant_id uuid NOT NULL, total numeric NOT NULL);
+INSERT INTO invoices VALUES (1, '$ACME', 120), (2, '$ACME', 80), (3, '$GLOBEX', 999);
+SELECT warden.protect_table('invoices', namespace => 'billing', resource_type => 'invoice') \g /dev/null
+GRANT SELECT, INSERT, UPDATE, DELETE ON invoices TO app;
+SQL
+KEY=$(psql -X -qtA -d demo -c "BEGIN" -c "SELECT warden.set_context('$ACME', '$ALICE', 'admin')" \
+      -c "SELECT warden.create_api_key('reporting', 'read', '{billing:invoice:read}')" -c "COMMIT" | grep '^wdn_')
+explain "create_api_key returned ${KEY:0:20}... once; the database keeps its SHA-256 only:"
+dba -c "SELECT name, 'wdn_' || public_id AS display_prefix, level, scopes, length(key_hash) AS sha256_bytes FROM warden.api_key_records"
+app -v key="$KEY" <<'SQL'
+BEGIN;
+SELECT warden.authenticate_key(:'key') \g /dev/null
+SELECT id, total FROM invoices ORDER BY id;
+UPDATE invoices SET total = 0;
+ROLLBACK;
+SELECT warden.authenticate_key(upper(:'key'));
+SQL
+explain "The key reads its tenant's invoices; its billing:invoice:read scope writes nothing; a case-changed key is refused."
+psql -X -q -d demo -o /dev/null -c "BEGIN" -c "SELECT warden.set_context('$ACME', '$ALICE', 'admin')" \
+    -c "SELECT warden.revoke_api_key(id, 'rotated') FROM warden.api_keys WHERE name = 'reporting'" -c "COMMIT"
+app -v key="$KEY" -c "SELECT warden.authenticate_key('$KEY')"
+
+step "13. Encryption at rest: tenant keys, aad bound to the row, nothing for another tenant"
+dba <<SQL
+CREATE TABLE cards (id int PRIMARY KEY, tenant_id uuid NOT NULL, number bytea);
+SELECT warden.protect_table('cards') \g /dev/null
+GRANT SELECT, INSERT, UPDATE ON cards TO app;
+BEGIN;
+SELECT warden.set_context('$ACME', '$ALICE', 'admin') \g /dev/null
+SELECT warden.create_key('cards') \g /dev/null
+INSERT INTO cards VALUES (1, '$ACME', warden.encrypt('4111 1111 1111 1111', 'cards', '1')),
+                         (2, '$ACME', warden.encrypt('5500 0000 0000 0004', 'cards', '2'));
+COMMIT;
+SELECT id, encode(substr(number, 1, 12), 'hex') || '...' AS stored FROM cards ORDER BY id;
+SQL
+T_ACME_READ=$($MINT $ACME $ALICE read)
+T_GLOBEX=$($MINT $GLOBEX $ALICE admin)
+app -v acme="$T_ACME_READ" -v globex="$T_GLOBEX" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'acme') \g /dev/null
+SELECT id, warden.decrypt_text(number, id::text::bytea) AS number FROM cards ORDER BY id;
+UPDATE cards SET number = (SELECT number FROM cards WHERE id = 2) WHERE id = 1;
+SELECT warden.decrypt_text(number, id::text::bytea) FROM cards WHERE id = 1;
+ROLLBACK;
+BEGIN;
+SELECT warden.authenticate(:'globex') \g /dev/null
+SELECT warden.decrypt(warden.encrypt('x'::text, 'cards'));
+ROLLBACK;
+SQL
+explain "A ciphertext moved to another row does not decrypt; Globex has no key named cards, and could not use Acme's."
+
+step "14. Classification: PHI must stay protected and audited, and every read is on record"
+dba <<SQL
+CREATE TABLE patients (id int PRIMARY KEY, tenant_id uuid NOT NULL, diagnosis text);
+INSERT INTO patients SELECT g, '$ACME', 'dx ' || g FROM generate_series(1, 25) g;
+GRANT SELECT ON patients TO app;
+SQL
+psql -X -q -d demo -c "SELECT warden.classify('patients', 'PHI')" 2>&1 | sed 's/^/   /' || true
+dba <<SQL
+SELECT warden.protect_table('patients') \g /dev/null
+SELECT warden.enable_audit('patients') \g /dev/null
+SELECT warden.classify('patients', 'PHI') \g /dev/null
+SELECT target, level, protected, audited, compliant FROM warden.classifications;
+SQL
+psql -X -q -d demo -c "ALTER TABLE patients DISABLE TRIGGER warden_audit_row" 2>&1 | sed 's/^/   /' || true
+app -v acme="$T_ACME_READ" <<'SQL'
+BEGIN;
+SELECT warden.authenticate(:'acme') \g /dev/null
+SELECT count(*) AS patients_read FROM patients WHERE diagnosis LIKE 'dx 1%';
+COMMIT;
+SQL
+dba <<'SQL'
+SELECT pg_sleep(0.5) \g /dev/null
+SELECT action, status, resource_id AS "table", changes ->> 'rows' AS rows_returned, actor
+  FROM warden.audit_trail WHERE action = 'phi_read' ORDER BY id;
+SQL
+explain "Classifying waits for protection and auditing; DDL that would undo them is refused; the read is an event,"
+explain "one per statement, with the rows it returned, written without slowing the read down."

@@ -22,6 +22,13 @@ CREATE INDEX api_key_records_tenant ON warden.api_key_records (tenant);
 CREATE INDEX api_key_records_created_by ON warden.api_key_records (created_by);
 COMMENT ON TABLE warden.api_key_records IS 'API keys (SHA-256 hashes only), written by warden.create_api_key() and warden.revoke_api_key(); see warden.api_keys.';
 REVOKE ALL ON warden.api_key_records FROM PUBLIC;
+-- Every change, whoever makes it, drops every backend's cache of keys at commit (revocation is
+-- seen by every session's next transaction).
+CREATE FUNCTION warden._keys_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'warden_keys_changed';
+CREATE TRIGGER warden_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON warden.api_key_records
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._keys_changed();
+ALTER TABLE warden.api_key_records ENABLE ALWAYS TRIGGER warden_keys_changed;
 SELECT pg_catalog.pg_extension_config_dump('warden.api_key_records', '');
 
 -- A tenant's keys, for its contexts (hashes for admin level only); every key for warden_admin

@@ -280,7 +280,8 @@ mod tests {
     fn the_context_readers_are_parallel_restricted() {
         let not_restricted = one::<i64>(
             "SELECT count(*) FROM pg_proc WHERE pronamespace = 'warden'::regnamespace
-               AND proname IN ('current_tenant', 'current_actor', 'current_level', 'has_level', 'tenant_with_level')
+               AND proname IN ('current_tenant', 'current_actor', 'current_level', 'has_level', 'tenant_with_level',
+                               'tenant_with_scope', 'key_allows')
                AND proparallel <> 'r'",
         );
         assert_eq!(not_restricted, Some(0));
@@ -369,6 +370,28 @@ mod tests {
         .to_string();
         assert!(plan.contains("InitPlan"), "{plan}");
         assert_eq!(plan.matches("tenant_with_level").count(), 1, "{plan}");
+    }
+
+    /// A table protected with a namespace and resource type (API key scopes), in the direct form
+    /// Citus accepts: the scope check is evaluated once per statement too.
+    #[pg_test]
+    fn scoped_policies_evaluate_the_context_once_per_statement() {
+        Spi::run("CREATE TABLE pgt_scoped (id int PRIMARY KEY, tenant_id uuid, body text)")
+            .unwrap();
+        Spi::run(
+            "SELECT warden.protect_table('pgt_scoped', distributed => true, namespace => 'docs', resource_type => 'document')",
+        )
+        .unwrap();
+        Spi::run("CREATE ROLE pgt_reader4; GRANT SELECT ON pgt_scoped TO pgt_reader4").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_reader4").unwrap();
+        let plan = one::<pgrx::Json>(
+            "EXPLAIN (VERBOSE, FORMAT JSON) SELECT count(*) FROM pgt_scoped WHERE body LIKE '%x%'",
+        )
+        .unwrap()
+        .0
+        .to_string();
+        assert!(plan.contains("InitPlan"), "{plan}");
+        assert_eq!(plan.matches("tenant_with_scope").count(), 1, "{plan}");
     }
 
     #[pg_test]

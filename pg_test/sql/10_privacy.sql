@@ -176,6 +176,13 @@ reset role;
 select id as hold from warden.holds where case_ref = 'REG-Q' \gset
 select warden.release_hold(:'hold', 'closed');
 update p_members set role = 'admin' where actor_id = '00000000-0000-0000-0000-000000000006' and tenant_id = '00000000-0000-0000-0000-00000000000a';
+-- the actor made two API keys, one already revoked; deletion revokes the other
+select pg_temp.ctx('a', '5', 'admin');
+set local role regress_app;
+select warden.create_api_key('actor 5 cli', 'read', '{*:*:read}') as key5 \gset
+select warden.revoke_api_key(id, 'old') from warden.api_keys where name = 'actor 5 cli';
+select warden.create_api_key('actor 5 ci', 'read', '{*:*:read}') as key5b \gset
+reset role;
 -- an admin of the actor's tenant deletes it
 select pg_temp.ctx('a', '6', 'admin');
 set local role regress_app;
@@ -183,6 +190,8 @@ select report - 'deleted_at' from warden.delete_account('00000000-0000-0000-0000
 select pg_temp.try($$select warden.delete_account('00000000-0000-0000-0000-000000000005', 'twice')$$);
 reset role;
 select actor, deleted_by, reason from warden.deleted_accounts;
+select name, revoke_reason from warden.api_key_records where created_by = '00000000-0000-0000-0000-000000000005' order by name;
+select regexp_replace(pg_temp.try(format('select warden.authenticate_key(%L)', :'key5b')), 'wdn_[0-9a-f]{12}', 'wdn_<id>') as refused;
 select pg_temp.try($$delete from warden.deleted_accounts$$);
 -- a context minted for the deleted actor before the deletion's second is refused
 select pg_temp.try($$select pg_temp.ctx('a', '5', 'read')$$);

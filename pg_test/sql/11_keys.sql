@@ -66,6 +66,7 @@ select name, key_hash from warden.api_keys where name = 'reader';
 reset role;
 set local role regress_app;
 select warden.authenticate_key(:'writer');
+select pg_temp.try($$select warden.create_api_key('escalate', 'admin', '{*:*:*}')$$);
 select pg_temp.try($$select warden.create_api_key('wider', 'write', '{docs:*:write}')$$);
 select pg_temp.try($$select warden.create_api_key('narrower', 'read', '{docs:document:read}')$$);
 
@@ -93,10 +94,10 @@ with d as (delete from k_docs where id = 4 returning 1) select count(*) as delet
 
 -- Malformed, case-changed, truncated, padded, unknown: 28000, and on record
 select pg_temp.try(format('select warden.authenticate_key(%L)', upper(:'reader')));
-select pg_temp.try(format('select warden.authenticate_key(%L)', left(:'reader', 17) || translate(substr(:'reader', 18), 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ', 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz')));
+select pg_temp.try(format('select warden.authenticate_key(%L)', left(:'reader', 17) || translate(substr(:'reader', 18, 42), 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ', 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') || right(:'reader', 1)));
 select pg_temp.try(format('select warden.authenticate_key(%L)', left(:'reader', 59)));
 select pg_temp.try(format('select warden.authenticate_key(%L)', :'reader' || ' '));
-select pg_temp.try(format('select warden.authenticate_key(%L)', overlay(:'reader' placing 'A' from 60)));
+select pg_temp.try(format('select warden.authenticate_key(%L)', overlay(:'reader' placing (case when right(:'reader', 1) = 'A' then 'E' else 'A' end) from 60)));
 select pg_temp.try($$select warden.authenticate_key('wdn_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')$$);
 select pg_temp.try($$select warden.authenticate_key(null)$$);
 select pg_temp.try($$select warden.authenticate_key('Bearer eyJhbGciOi')$$);

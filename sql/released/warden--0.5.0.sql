@@ -63,7 +63,7 @@ AS 'MODULE_PATHNAME', '_ddl_in_progress_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:602
+-- src/keys/api.rs:655
 -- warden::keys::api::_key_stale_after
 CREATE  FUNCTION "_key_stale_after"() RETURNS double precision /* f64 */
 STRICT STABLE PARALLEL SAFE
@@ -144,7 +144,7 @@ AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:282
+-- src/keys/api.rs:335
 -- warden::keys::api::authenticate_key
 CREATE  FUNCTION "authenticate_key"(
 	"key" TEXT /* Option < & str > */
@@ -176,7 +176,7 @@ AS 'MODULE_PATHNAME', 'clear_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:350
+-- src/keys/api.rs:403
 -- warden::keys::api::create_api_key
 CREATE  FUNCTION "create_api_key"(
 	"name" TEXT, /* Option < & str > */
@@ -398,7 +398,7 @@ AS 'MODULE_PATHNAME', 'has_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:574
+-- src/keys/api.rs:627
 -- warden::keys::api::key_allows
 -- requires:
 --   planner::_context_support
@@ -535,7 +535,7 @@ AS 'MODULE_PATHNAME', 'release_hold_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:468
+-- src/keys/api.rs:521
 -- warden::keys::api::revoke_api_key
 CREATE  FUNCTION "revoke_api_key"(
 	"id" uuid, /* Option < pgrx :: Uuid > */
@@ -1286,6 +1286,13 @@ CREATE INDEX api_key_records_tenant ON warden.api_key_records (tenant);
 CREATE INDEX api_key_records_created_by ON warden.api_key_records (created_by);
 COMMENT ON TABLE warden.api_key_records IS 'API keys (SHA-256 hashes only), written by warden.create_api_key() and warden.revoke_api_key(); see warden.api_keys.';
 REVOKE ALL ON warden.api_key_records FROM PUBLIC;
+-- Every change, whoever makes it, drops every backend's cache of keys at commit (revocation is
+-- seen by every session's next transaction).
+CREATE FUNCTION warden._keys_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'warden_keys_changed';
+CREATE TRIGGER warden_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON warden.api_key_records
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._keys_changed();
+ALTER TABLE warden.api_key_records ENABLE ALWAYS TRIGGER warden_keys_changed;
 SELECT pg_catalog.pg_extension_config_dump('warden.api_key_records', '');
 
 -- A tenant's keys, for its contexts (hashes for admin level only); every key for warden_admin
@@ -1417,7 +1424,7 @@ GRANT SELECT ON warden.secret_names TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:589
+-- src/keys/api.rs:642
 -- warden::keys::api::tenant_with_scope
 -- requires:
 --   planner::_context_support

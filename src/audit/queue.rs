@@ -14,11 +14,12 @@
 //!
 //! Pure logic, no database: `cargo test --features pg15 --lib audit`.
 
-/// Bytes of the ring (one ring per database the sealing worker serves).
-pub const CAPACITY: usize = 1 << 16;
+/// Bytes of the ring (one ring per database the sealing worker serves): room for a few thousand
+/// events between two passes of the worker (the PHI read log queues one per statement).
+pub const CAPACITY: usize = 1 << 20;
 
-/// A record longer than this is refused outright (it could never fit next to others).
-pub const MAX_RECORD: usize = CAPACITY / 4;
+/// A record longer than this is refused outright (an event is a few hundred bytes).
+pub const MAX_RECORD: usize = 1 << 14;
 
 /// The queue: counters and the ring. `#[repr(C)]` and free of pointers, so it can live in shared
 /// memory as it is.

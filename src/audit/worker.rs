@@ -343,16 +343,21 @@ pub fn touch_key(id: &[u8; 16], at: pg_sys::TimestampTz) {
     push(&rec);
 }
 
-/// Queues a record for this database's worker and wakes it (or starts one), without waiting for
-/// it to be committed. False when it could not be queued (no shared memory, no slot, a full
-/// queue: the overflow is counted).
+/// Queues a record for this database's worker without waiting for it to be committed, and
+/// without waking it: a running worker takes it with its next pass (within
+/// `warden.audit_seal_interval`, in one transaction with everything else queued meanwhile); a
+/// worker is started when none runs. False when it could not be queued (no shared memory, no
+/// slot, a full queue: the overflow is counted).
 pub fn push(rec: &[u8]) -> bool {
     // SAFETY: MyDatabaseId is set in a backend.
     let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
     let start = with_shared(|sh| {
         let i = find_slot(sh, dboid, true)?;
         sh.slots[i].ring.push(rec).ok()?;
-        Some(wake_or_claim(sh, dboid, false))
+        // counted like a commit: it keeps the worker from exiting idle, and does not wake it,
+        // unless the ring is half full
+        let wake = sh.slots[i].ring.used() > super::queue::CAPACITY / 2;
+        Some(wake_or_claim(sh, dboid, !wake))
     })
     .flatten();
     match start {

@@ -257,6 +257,13 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
             tables[0].1
         ));
     }
+    // SAFETY: reads whether this server is a standby.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        refuse(format!(
+            "{} is classified PHI and its reads cannot be recorded on a hot standby: read it on the primary",
+            tables[0].1
+        ));
+    }
     ensure_callback();
     let claims = crate::context::current();
     let lxid = crate::context::local_xid();

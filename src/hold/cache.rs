@@ -79,7 +79,7 @@ impl Snapshot {
 thread_local! {
     static GENERATION: Cell<u64> = const { Cell::new(1) };
     static CURRENT: RefCell<Option<(u64, Rc<Snapshot>)>> = const { RefCell::new(None) };
-    static WATCHED: Cell<[pg_sys::Oid; 5]> = const { Cell::new([pg_sys::InvalidOid; 5]) };
+    static WATCHED: Cell<[pg_sys::Oid; 6]> = const { Cell::new([pg_sys::InvalidOid; 6]) };
     static LINEAGE: RefCell<HashMap<pg_sys::Oid, Rc<Vec<pg_sys::Oid>>>> = RefCell::new(HashMap::new());
     static LINEAGE_RESET: Cell<bool> = const { Cell::new(false) };
 }
@@ -190,6 +190,7 @@ pub fn watch() {
         warden_oid(c"personal_data"),
         warden_oid(c"deleted_accounts"),
         warden_oid(c"classification_rules"),
+        warden_oid(c"api_key_records"),
     ]);
 }
 

@@ -187,7 +187,60 @@ struct Row {
     last_used_at: Option<i64>,
 }
 
-fn lookup(hash: &[u8; 32]) -> Result<Option<Row>, KeyError> {
+finfo_v1!(pg_finfo_warden_keys_changed);
+
+/// The statement trigger on `warden.api_key_records`: any change (a key created, revoked, touched
+/// by the worker, or edited by a superuser) invalidates every backend's cache of keys at commit.
+#[no_mangle]
+#[pg_guard]
+pub unsafe extern "C-unwind" fn warden_keys_changed(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: called by the trigger manager with valid TriggerData.
+    unsafe {
+        let td = crate::audit::trigger::trigger_data(fcinfo, "warden._keys_changed()");
+        pg_sys::CacheInvalidateRelcacheByRelid((*(*td).tg_relation).rd_id);
+    }
+    pg_sys::Datum::from(0usize)
+}
+
+thread_local! {
+    /// Keys found by their hash, valid while no change to the key table was seen (the relcache
+    /// generation of warden's watched tables). Expiry is checked on every use.
+    static FOUND: RefCell<(u64, HashMap<[u8; 32], std::rc::Rc<Row>>)> = RefCell::new((0, HashMap::new()));
+}
+
+/// The key with hash `hash`, from this backend's cache or the table.
+fn lookup(hash: &[u8; 32]) -> Result<Option<std::rc::Rc<Row>>, KeyError> {
+    crate::hold::cache::watch_once(c"api_key_records");
+    let generation = crate::hold::cache::generation();
+    let hit = FOUND.with_borrow_mut(|(g, m)| {
+        if *g != generation {
+            *g = generation;
+            m.clear();
+        }
+        m.get(hash).cloned()
+    });
+    if hit.is_some() {
+        return Ok(hit);
+    }
+    let Some(row) = read(hash)? else {
+        return Ok(None);
+    };
+    let row = std::rc::Rc::new(row);
+    FOUND.with_borrow_mut(|(g, m)| {
+        // an invalidation while reading leaves the row uncached
+        if *g == crate::hold::cache::generation() {
+            if m.len() >= 10_000 {
+                m.clear();
+            }
+            m.insert(*hash, row.clone());
+        }
+    });
+    Ok(Some(row))
+}
+
+fn read(hash: &[u8; 32]) -> Result<Option<Row>, KeyError> {
     privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
