@@ -204,10 +204,13 @@ pub unsafe extern "C-unwind" fn warden_keys_changed(
     pg_sys::Datum::from(0usize)
 }
 
+/// Keys by hash.
+type FoundKeys = HashMap<[u8; 32], std::rc::Rc<Row>>;
+
 thread_local! {
     /// Keys found by their hash, valid while no change to the key table was seen (the relcache
     /// generation of warden's watched tables). Expiry is checked on every use.
-    static FOUND: RefCell<(u64, HashMap<[u8; 32], std::rc::Rc<Row>>)> = RefCell::new((0, HashMap::new()));
+    static FOUND: RefCell<(u64, FoundKeys)> = RefCell::new((0, HashMap::new()));
 }
 
 /// The key with hash `hash`, from this backend's cache or the table.
