@@ -230,8 +230,36 @@ fn check_name(name: Option<&str>) -> Result<&str, CryptoError> {
     Ok(name)
 }
 
+thread_local! {
+    /// The newest version of each key name used in the current transaction (local transaction id,
+    /// by tenant and name): one keyring lookup per name and transaction.
+    static NEWEST: RefCell<(pg_sys::LocalTransactionId, NewestCache)> = RefCell::new((0, HashMap::new()));
+}
+
+/// Newest key versions by tenant and name.
+type NewestCache = HashMap<([u8; 16], String), (KeyRef, bool)>;
+
 /// The newest version of key `name` of `tenant`: its reference, and whether it is destroyed.
 fn newest(tenant: &[u8; 16], name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
+    let lxid = context::local_xid();
+    let hit = NEWEST.with_borrow_mut(|(x, m)| {
+        if *x != lxid {
+            *x = lxid;
+            m.clear();
+        }
+        m.get(&(*tenant, name.to_owned())).copied()
+    });
+    if hit.is_some() {
+        return Ok(hit);
+    }
+    let found = read_newest(tenant, name)?;
+    if let Some(f) = found {
+        NEWEST.with_borrow_mut(|(_, m)| m.insert((*tenant, name.to_owned()), f));
+    }
+    Ok(found)
+}
+
+fn read_newest(tenant: &[u8; 16], name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
     privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
@@ -315,6 +343,10 @@ fn forget_cached_keys() {
         *x = 0;
         m.clear();
     });
+    NEWEST.with_borrow_mut(|(x, m)| {
+        *x = 0;
+        m.clear();
+    });
 }
 
 /// Adds version `version` of key `name` (id `id`) for `tenant`: a fresh random data key, wrapped.
@@ -378,6 +410,7 @@ fn create(tenant: &[u8; 16], name: &str, by: &[u8; 16]) -> Result<KeyRef, Crypto
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn create_key(key_name: Option<&str>) -> Result<pgrx::Uuid, ErrorReport> {
+    crate::errors::ensure_writable(c"warden.create_key()");
     let c = require("warden.create_key()", Some(Level::Admin))?;
     let name = check_name(key_name)?;
     if name.starts_with(SUBJECT_PREFIX) {
@@ -397,6 +430,7 @@ fn create_key(key_name: Option<&str>) -> Result<pgrx::Uuid, ErrorReport> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn rotate_key(key_name: Option<&str>) -> Result<i32, ErrorReport> {
+    crate::errors::ensure_writable(c"warden.rotate_key()");
     let c = require("warden.rotate_key()", Some(Level::Admin))?;
     let name = key_name
         .filter(|n| !n.trim().is_empty())
@@ -441,6 +475,7 @@ fn destroy(tenant: &[u8; 16], name: &str, by: &[u8; 16]) -> Result<i64, CryptoEr
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn destroy_key(key_name: Option<&str>) -> Result<i64, ErrorReport> {
+    crate::errors::ensure_writable(c"warden.destroy_key()");
     let c = require("warden.destroy_key()", Some(Level::Admin))?;
     let name = key_name
         .filter(|n| !n.trim().is_empty())
@@ -486,6 +521,7 @@ fn seal_with(c: &Claims, name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec
         Some((_, true)) => return Err(CryptoError::KeyDestroyed(name.into())),
         // a subject's key, and warden's own secrets key, come into being when first used
         None if name.starts_with(SUBJECT_PREFIX) || name == SECRETS_KEY => {
+            crate::errors::ensure_writable(c"warden.encrypt() with a new subject key");
             create(&tenant, name, c.actor.as_bytes())?
         }
         None => return Err(CryptoError::NoSuchKey(name.into())),
@@ -599,6 +635,7 @@ fn secret_aad(tenant: &[u8; 16], name: &str) -> Vec<u8> {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn put_secret(name: Option<&str>, value: Option<&str>) -> Result<(), ErrorReport> {
+    crate::errors::ensure_writable(c"warden.put_secret()");
     let c = require("warden.put_secret()", Some(Level::Admin))?;
     let name = name
         .filter(|n| !n.trim().is_empty())

@@ -428,6 +428,7 @@ fn create_api_key(
         return Err(KeyError::NoScopes.into());
     }
     let wanted = scope::parse_all(&wanted).map_err(KeyError::Scope)?;
+    crate::errors::ensure_writable(c"warden.create_api_key()");
     let ctx = context::current().ok_or(KeyError::NoContext("warden.create_api_key()"))?;
     check_grant(&ctx, level, &wanted)?;
     if let Some(at) = expires_at {
@@ -528,6 +529,7 @@ fn revoke_api_key(
     reason: default!(Option<&str>, "NULL"),
 ) -> Result<(), ErrorReport> {
     let id = id.ok_or(KeyError::Null("id"))?;
+    crate::errors::ensure_writable(c"warden.revoke_api_key()");
     let ctx = context::current().ok_or(KeyError::NoContext("warden.revoke_api_key()"))?;
     let row = privileged(|| {
         Spi::connect(|c| {

@@ -17,6 +17,9 @@ load_fixture ops_standby
 psql -X -q -d ops_standby -c "SELECT warden.enable_audit('docs')" \
     -c "UPDATE docs SET title = title || '.'" -c "SELECT warden.seal_audit()" >/dev/null
 
+# an API key and an encrypted value made on the primary, for the replica checks below
+api_key=$(q ops_standby postgres "SELECT warden.set_context('$GLOBEX', '$ACTOR', 'admin'); SELECT warden.create_api_key('replica', 'read', '{*:*:read}')" | tail -1)
+sealed=$(q ops_standby postgres "SELECT warden.set_context('$GLOBEX', '$ACTOR', 'admin'); SELECT warden.create_key('standby'); SELECT encode(warden.encrypt('on both'::text, 'standby'), 'hex')" | tail -1)
 cluster_stop standby
 port=$(free_port "$port")
 rm -rf "$dir" && mkdir -p "$dir/sock" && chown -R postgres:postgres "$dir" && chmod 0700 "$dir"
@@ -76,6 +79,12 @@ check "log_event and enable_audit are writes: read-only error on the replica" "E
     "$(q ops_standby postgres "SELECT warden.log_event('x', 'y', 'z')")|$(q ops_standby postgres "SELECT warden.enable_audit('docs')")"
 check "a failed authentication on the replica is refused, and counted as not recorded" "ERROR 28000|t" \
     "$(q ops_standby ops_app "SELECT warden.authenticate('not.a.token')")|$(q ops_standby postgres "SELECT unrecorded > 0 FROM warden.audit_queue_status()")"
+check "an API key authenticates on the replica (its last use is not written there)" "$GLOBEX|2" \
+    "$(q ops_standby ops_app "SELECT warden.authenticate_key('$api_key'); SELECT warden.current_tenant(); SELECT count(*) FROM docs" | grep . | paste -sd'|')"
+check "the replica decrypts what the primary encrypted" "on both" \
+    "$(q ops_standby ops_app "SELECT warden.authenticate_key('$api_key'); SELECT warden.decrypt_text(decode('$sealed', 'hex'))" | tail -1)"
+check "key management and classification are writes: read-only error on the replica" "ERROR 25006|ERROR 25006" \
+    "$(q ops_standby postgres "SELECT warden.set_context('$GLOBEX', '$ACTOR', 'admin'); SELECT warden.create_api_key('x', 'read', '{*:*:read}')" | tail -1)|$(q ops_standby postgres "SELECT warden.classify('docs', 'INTERNAL')")"
 check "the replica's log has no crash" "" "$(grep -E 'terminated by signal|PANIC' "$dir/server.log" || true)"
 as_pg "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
 ops_summary standby
