@@ -198,7 +198,7 @@ app -v key="$KEY" <<'SQL'
 BEGIN;
 SELECT warden.authenticate_key(:'key') \g /dev/null
 SELECT id, total FROM invoices ORDER BY id;
-UPDATE invoices SET total = 0;
+WITH u AS (UPDATE invoices SET total = 0 RETURNING 1) SELECT count(*) AS rows_updated FROM u;
 ROLLBACK;
 SELECT warden.authenticate_key(upper(:'key'));
 SQL
@@ -221,8 +221,9 @@ COMMIT;
 SELECT id, encode(substr(number, 1, 12), 'hex') || '...' AS stored FROM cards ORDER BY id;
 SQL
 T_ACME_READ=$($MINT $ACME $ALICE read)
+T_ACME_WRITE=$($MINT $ACME $ALICE write)
 T_GLOBEX=$($MINT $GLOBEX $ALICE admin)
-app -v acme="$T_ACME_READ" -v globex="$T_GLOBEX" <<'SQL'
+app -v acme="$T_ACME_WRITE" -v globex="$T_GLOBEX" <<'SQL'
 BEGIN;
 SELECT warden.authenticate(:'acme') \g /dev/null
 SELECT id, warden.decrypt_text(number, id::text::bytea) AS number FROM cards ORDER BY id;
@@ -253,7 +254,7 @@ psql -X -q -d demo -c "ALTER TABLE patients DISABLE TRIGGER warden_audit_row" 2>
 app -v acme="$T_ACME_READ" <<'SQL'
 BEGIN;
 SELECT warden.authenticate(:'acme') \g /dev/null
-SELECT count(*) AS patients_read FROM patients WHERE diagnosis LIKE 'dx 1%';
+SELECT id, diagnosis FROM patients WHERE id <= 3 ORDER BY id;
 COMMIT;
 SQL
 dba <<'SQL'
