@@ -58,6 +58,7 @@ reset role;
 insert into cl_clinic.patients select g, '00000000-0000-0000-0000-00000000000a', 'p' || g, 'dx' from generate_series(1, 40) g;
 insert into cl_clinic.patients values (41, '00000000-0000-0000-0000-00000000000b', 'other', 'dx');
 select coalesce(max(id), 0) as base from warden.audit_events \gset
+create temp table phi_base as select :base::bigint as b;
 select pg_temp.ctx('a', '1', 'read');
 set local role regress_app;
 select count(*) from cl_clinic.patients;
@@ -100,7 +101,18 @@ insert into cl_clinic.patients values (42, '00000000-0000-0000-0000-00000000000a
 -- status error: tests/classify.rs)
 reset role;
 -- the events are queued for the sealing worker, which commits them apart from this transaction
-select pg_sleep(1);
+-- (within warden.audit_seal_interval; waited for here, up to 20 s on a slow machine)
+do $$
+begin
+    for i in 1..200 loop
+        exit when (select count(*) from (select action from warden.audit_pending
+                                         union all select action from warden.audit_events
+                                          where id > (select b from phi_base)) e
+                    where e.action = 'phi_read') >= 8;
+        perform pg_sleep(0.1);
+    end loop;
+end
+$$;
 select e.action, e.status, e.resource_type, e.resource_id, e.changes ->> 'rows' as rows,
        e.changes ? 'statement_id' as has_statement_id, e.tenant, e.actor
   from (select action, status, resource_type, resource_id, changes::jsonb as changes, tenant, actor from warden.audit_pending
