@@ -50,3 +50,29 @@ pub fn ensure_writable(what: &std::ffi::CStr) {
     // SAFETY: a plain check of XactReadOnly that raises an ERROR through pgrx's guard.
     unsafe { pgrx::pg_sys::PreventCommandIfReadOnly(what.as_ptr()) }
 }
+
+/// The message of an error caught with `PgTryBuilder` (a PostgreSQL error, a report, or a panic).
+pub fn caught_message(e: pgrx::pg_sys::panic::CaughtError) -> String {
+    use pgrx::pg_sys::panic::CaughtError;
+    match e {
+        CaughtError::PostgresError(r)
+        | CaughtError::ErrorReport(r)
+        | CaughtError::RustPanic { ereport: r, .. } => r.message().to_owned(),
+    }
+}
+
+/// Runs `f` with the thread-local flag `flag` set, and puts its previous value back afterwards,
+/// also when `f` unwinds (a PostgreSQL error).
+pub fn with_flag<R>(
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Reset(&'static std::thread::LocalKey<std::cell::Cell<bool>>, bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    let _reset = Reset(flag, flag.replace(true));
+    f()
+}

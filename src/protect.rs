@@ -114,14 +114,7 @@ thread_local! {
 
 /// Marks warden's own DDL for the duration of `f`; restored on error too (unwinding).
 fn busy<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            BUSY.set(self.0);
-        }
-    }
-    let _reset = Reset(BUSY.replace(true));
-    f()
+    crate::errors::with_flag(&BUSY, f)
 }
 
 /// True while warden's own DDL runs (the utility hook leaves its statements to warden's event).

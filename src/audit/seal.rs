@@ -50,14 +50,7 @@ pub fn reset_flags() {
 
 /// Sets `flag` for the duration of `f`.
 pub fn with_flag<R>(flag: &'static std::thread::LocalKey<Cell<bool>>, f: impl FnOnce() -> R) -> R {
-    struct Reset(&'static std::thread::LocalKey<Cell<bool>>, bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            self.0.set(self.1);
-        }
-    }
-    let _reset = Reset(flag, flag.replace(true));
-    f()
+    crate::errors::with_flag(flag, f)
 }
 
 pub fn with_purging<R>(f: impl FnOnce() -> R) -> R {

@@ -684,14 +684,9 @@ fn run_in_transaction<T>(
     }
     let r = PgTryBuilder::new(body)
         .catch_others(|e| {
-            let msg = match &e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r) => r.message().to_string(),
-                pg_sys::panic::CaughtError::RustPanic { ereport, .. } => {
-                    ereport.message().to_string()
-                }
-            };
-            Err(super::seal::SealError::Worker(msg))
+            Err(super::seal::SealError::Worker(
+                crate::errors::caught_message(e),
+            ))
         })
         .execute();
     // SAFETY: commit or abort the transaction started above.

@@ -358,14 +358,7 @@ thread_local! {
 
 /// Runs `f` with the post-DDL check off; restored on error too.
 pub fn without_ddl_check<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            OWN_DDL.set(self.0);
-        }
-    }
-    let _reset = Reset(OWN_DDL.replace(true));
-    f()
+    crate::errors::with_flag(&OWN_DDL, f)
 }
 
 /// After DDL that can weaken a table (ALTER TABLE, policies, triggers): refuses the statement when

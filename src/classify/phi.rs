@@ -119,15 +119,7 @@ fn rules() -> Result<Option<Rc<Rules>>, String> {
     }
     LOADING.set(true);
     let loaded = PgTryBuilder::new(load)
-        .catch_others(|e| {
-            Err(match e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-                    r.message().to_owned()
-                }
-            })
-        })
+        .catch_others(|e| Err(crate::errors::caught_message(e)))
         .finally(|| LOADING.set(false))
         .execute();
     let r = Rc::new(loaded?);

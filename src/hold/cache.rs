@@ -247,15 +247,7 @@ pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> Result<R, String>) -> R
     }
     let f = std::panic::AssertUnwindSafe(std::cell::Cell::new(Some(f)));
     PgTryBuilder::new(|| (f.take().expect("called once"))())
-        .catch_others(|e| {
-            Err(match e {
-                pg_sys::panic::CaughtError::PostgresError(r)
-                | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-                    r.message().to_owned()
-                }
-            })
-        })
+        .catch_others(|e| Err(crate::errors::caught_message(e)))
         .finally(|| {
             // SAFETY: restores what was saved above.
             unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) }

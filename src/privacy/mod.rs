@@ -151,14 +151,7 @@ pub fn erasing() -> bool {
 
 /// Runs `f` with [`erasing`] set; restored on error too.
 pub fn while_erasing<R>(f: impl FnOnce() -> R) -> R {
-    struct Reset(bool);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            ERASING.set(self.0);
-        }
-    }
-    let _reset = Reset(ERASING.replace(true));
-    f()
+    crate::errors::with_flag(&ERASING, f)
 }
 
 /// The current pseudonym key (see [`method::derive_key`]).
