@@ -11,15 +11,20 @@ use warden_tests::*;
 
 const TENANT_E: &str = "eeeeeeee-0000-0000-0000-00000000000e";
 
+/// Sets a context of tenant E at `level` in `tx`, as the trusted middleware does.
+fn in_tenant_e(tx: &mut postgres::Transaction<'_>, level: &str) {
+    tx.execute(
+        "SELECT warden.set_context($1::text::uuid, $2::text::uuid, $3)",
+        &[&TENANT_E, &ACTOR, &level],
+    )
+    .unwrap();
+}
+
 /// A key created for tenant E by trusted middleware at `level` with `scopes`, committed.
 fn create_key(name: &str, level: &str, scopes: &str) -> String {
     let mut m = connect("it_middleware");
     let mut tx = m.transaction().unwrap();
-    tx.execute(
-        "SELECT warden.set_context($1::text::uuid, $2::text::uuid, 'admin')",
-        &[&TENANT_E, &ACTOR],
-    )
-    .unwrap();
+    in_tenant_e(&mut tx, "admin");
     let key: String = tx
         .query_one(
             "SELECT warden.create_api_key($1, $2, $3::text::text[])",
@@ -116,11 +121,7 @@ fn a_revoked_key_is_refused_in_every_session_at_its_next_transaction_and_on_reco
 
     let mut m = connect("it_middleware");
     let mut mtx = m.transaction().unwrap();
-    mtx.execute(
-        "SELECT warden.set_context($1::text::uuid, $2::text::uuid, 'admin')",
-        &[&TENANT_E, &ACTOR],
-    )
-    .unwrap();
+    in_tenant_e(&mut mtx, "admin");
     mtx.execute(
         "SELECT warden.revoke_api_key(id, 'leaked') FROM warden.api_keys WHERE name = 'it-revoked'",
         &[],
@@ -150,13 +151,7 @@ fn a_revoked_key_is_refused_in_every_session_at_its_next_transaction_and_on_reco
 #[test]
 fn a_destroyed_key_is_refused_in_a_session_that_used_it_a_moment_before() {
     let mut m = connect("it_middleware");
-    let ctx = |c: &mut postgres::Transaction<'_>| {
-        c.execute(
-            "SELECT warden.set_context($1::text::uuid, $2::text::uuid, 'admin')",
-            &[&TENANT_E, &ACTOR],
-        )
-        .unwrap();
-    };
+    let ctx = |c: &mut postgres::Transaction<'_>| in_tenant_e(c, "admin");
     let mut tx = m.transaction().unwrap();
     ctx(&mut tx);
     let sealed: Vec<u8> = tx
@@ -213,11 +208,7 @@ fn a_phi_read_that_fails_after_it_started_is_on_record_after_the_rollback() {
         .unwrap()
         .get(0);
     let mut tx = m.transaction().unwrap();
-    tx.execute(
-        "SELECT warden.set_context($1::text::uuid, $2::text::uuid, 'read')",
-        &[&TENANT_E, &ACTOR],
-    )
-    .unwrap();
+    in_tenant_e(&mut tx, "read");
     // rows 1..9 reach the client before row 10 divides by zero
     let r = tx.query("SELECT dx, 1 / (10 - id) FROM phi_people ORDER BY id", &[]);
     assert_eq!(sqlstate(r), "22012");
@@ -237,11 +228,7 @@ fn a_phi_read_that_fails_after_it_started_is_on_record_after_the_rollback() {
     });
     // and a successful one says how many rows it returned
     let mut tx = m.transaction().unwrap();
-    tx.execute(
-        "SELECT warden.set_context($1::text::uuid, $2::text::uuid, 'read')",
-        &[&TENANT_E, &ACTOR],
-    )
-    .unwrap();
+    in_tenant_e(&mut tx, "read");
     let n = tx
         .query("SELECT dx FROM phi_people WHERE id <= 7", &[])
         .unwrap()
