@@ -101,7 +101,8 @@ free_port() {
 
 # cluster_start NAME PORT: a fresh cluster (any previous one of that NAME is removed), on PORT or,
 # when that is taken, the next free port (callers read PGPORT, not their own variable).
-# Sets CLUSTER_DIR, PGHOST, PGPORT, PGUSER and WARDEN_JWT_SECRET for the caller.
+# Sets CLUSTER_DIR, PGHOST, PGPORT, PGUSER and WARDEN_JWT_SECRET for the caller. CLUSTER_PRELOAD
+# (default warden) is its shared_preload_libraries.
 cluster_start() {
     local name=$1 port=$2
     CLUSTER_DIR=$WARDEN_RUN/$name
@@ -122,7 +123,7 @@ cluster_start() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$CLUSTER_DIR/sock'
-shared_preload_libraries = 'warden'
+shared_preload_libraries = '${CLUSTER_PRELOAD-warden}'
 warden.jwt_secret = '$WARDEN_JWT_SECRET'
 warden.master_key_file = '$CLUSTER_DIR/master.key'
 max_connections = 200

@@ -87,6 +87,30 @@ AS $$
 $$;
 COMMENT ON FUNCTION warden.rls_coverage_percent() IS 'Share of the tables in warden.rls_coverage that are protected, in percent; NULL when there are none.';
 
+-- Whether a table is in a schema warden.guard_schema() guards. SECURITY DEFINER: the event
+-- trigger below runs as whoever ran the DDL, and warden.guarded_schemas has row level security,
+-- so with row_security = off (pg_dump's scripts set it) reading it as an ordinary owner would fail
+-- ("query would be affected by row-level security policy"). Every row is readable by anyone anyway.
+CREATE FUNCTION warden._in_guarded_schema(rel oid) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace
+                    WHERE k.oid = rel)
+$$;
+COMMENT ON FUNCTION warden._in_guarded_schema(oid) IS 'Internal: whether the table is in a schema guarded by warden.guard_schema(), whatever the caller''s row_security.';
+
+-- warden's functions that read or write its row-level-secured tables as their caller
+-- (guarded_schemas, membership_tables, secrets) do so whatever the caller's row_security: its
+-- policies are warden's rules, not the caller's choice, and row_security = off would only turn
+-- them into errors.
+ALTER FUNCTION warden.guard_schema(name) SET row_security = on;
+ALTER FUNCTION warden.unguard_schema(name) SET row_security = on;
+ALTER FUNCTION warden.unprotect_table(regclass) SET row_security = on;
+ALTER FUNCTION warden.register_memberships(regclass, name, name) SET row_security = on;
+ALTER FUNCTION warden.delete_account(uuid, text) SET row_security = on;
+ALTER FUNCTION warden.put_secret(text, text) SET row_security = on;
+ALTER FUNCTION warden.get_secret(text) SET row_security = on;
+
 -- New tables: partitions of protected tables are protected like their root; tables in guarded
 -- schemas start deny-by-default (RLS enabled and forced, no policy).
 CREATE FUNCTION warden._on_ddl_command_end() RETURNS event_trigger
@@ -140,7 +164,8 @@ BEGIN
             PERFORM warden.protect_table(root::regclass, col, form = 'direct', ns, rt);
         -- A table created in a guarded schema starts deny-by-default.
         ELSIF tag IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO')
-              AND EXISTS (SELECT 1 FROM pg_class k JOIN warden.guarded_schemas g ON g.schema_name = k.relnamespace
+              AND warden._in_guarded_schema(obj)
+              AND EXISTS (SELECT 1 FROM pg_class k
                            WHERE k.oid = obj AND NOT (k.relrowsecurity AND k.relforcerowsecurity)) THEN
             EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', obj::regclass);
         END IF;

@@ -26,11 +26,11 @@ mod crypto;
 mod errors;
 mod gucs;
 pub mod hold;
-mod hooks;
 mod jwt;
 mod keys;
 mod level;
 mod planner;
+mod postgres;
 pub mod privacy;
 mod protect;
 mod types;
@@ -78,10 +78,9 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    hooks::init();
+    postgres::init();
     audit::worker::init();
     hold::init();
-    classify::phi::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

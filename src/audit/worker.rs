@@ -585,6 +585,19 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
         }
     }
     let mut last_work = Instant::now();
+    // The first pass waits one interval, as every later one does: a new worker's first pass is
+    // its slowest (cold caches), and it would otherwise run in the middle of the burst of work
+    // whose first commit started the worker, holding back VACUUM's horizon while that work loads
+    // and vacuums its tables. An autonomous event (its caller waits) still wakes it at once.
+    // (A new process's latch may already be set: the wait is for the time, or for a queued record.)
+    let born = Instant::now();
+    while born.elapsed() < pass_interval()
+        && with_shared(|sh| sh.slots[slot].ring.is_empty()).unwrap_or(true)
+    {
+        if !BackgroundWorker::wait_latch(Some(pass_interval().saturating_sub(born.elapsed()))) {
+            return;
+        }
+    }
     // the first pass looks at the whole table (what was pending when the worker started)
     let mut last_full: Option<Instant> = None;
     loop {

@@ -24,23 +24,6 @@ use pgrx::prelude::*;
 use super::Classification;
 use crate::audit::{NewEvent, Status};
 
-static mut PREV_START: pg_sys::ExecutorStart_hook_type = None;
-static mut PREV_RUN: pg_sys::ExecutorRun_hook_type = None;
-static mut PREV_END: pg_sys::ExecutorEnd_hook_type = None;
-
-/// Installs the executor hooks (from `_PG_init`).
-pub fn init() {
-    // SAFETY: hook installation, once per process.
-    unsafe {
-        PREV_START = pg_sys::ExecutorStart_hook;
-        pg_sys::ExecutorStart_hook = Some(executor_start);
-        PREV_RUN = pg_sys::ExecutorRun_hook;
-        pg_sys::ExecutorRun_hook = Some(executor_run);
-        PREV_END = pg_sys::ExecutorEnd_hook;
-        pg_sys::ExecutorEnd_hook = Some(executor_end);
-    }
-}
-
 /// The PHI rules: tables and schemas classified PHI (other levels log nothing).
 #[derive(Default)]
 struct Rules {
@@ -201,9 +184,12 @@ fn refuse(msg: String) -> ! {
     unreachable!("ERROR does not return")
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i32) {
-    // SAFETY: reads flags and backend state; the previous hook gets the arguments unchanged.
+/// Before ExecutorStart: notes a PHI read, or refuses it when it could not be recorded.
+///
+/// # Safety
+/// `qd` and `eflags` are what PostgreSQL passed to its ExecutorStart hook.
+pub unsafe fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i32) {
+    // SAFETY: reads flags and backend state.
     unsafe {
         let explain_only = eflags & pg_sys::EXEC_FLAG_EXPLAIN_ONLY as i32 != 0;
         // a parallel worker runs part of a plan its leader has already recorded
@@ -215,10 +201,6 @@ unsafe extern "C-unwind" fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i
             && !qd.is_null()
         {
             track(qd);
-        }
-        match PREV_START {
-            Some(prev) => prev(qd, eflags),
-            None => pg_sys::standard_ExecutorStart(qd, eflags),
         }
     }
 }
@@ -264,6 +246,11 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
     STATEMENTS.set((lxid, statement));
     PENDING.with_borrow_mut(|p| {
         p.retain(|x| x.lxid == lxid);
+        // an entry of this address is a statement that failed before its end (its QueryDesc is
+        // gone): it stays, detached, and is recorded as failed at the end of the transaction
+        for x in p.iter_mut().filter(|x| x.query == qd) {
+            x.query = std::ptr::null_mut();
+        }
         p.push(Pending {
             query: qd,
             tenant: claims.as_ref().map(|c| *c.tenant.as_bytes()),
@@ -276,19 +263,16 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
     });
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_run(
-    qd: *mut pg_sys::QueryDesc,
-    direction: pg_sys::ScanDirection::Type,
-    count: u64,
-    execute_once: bool,
-) {
-    // SAFETY: the previous hook gets the arguments unchanged; the counter is read after it ran.
+/// After ExecutorRun: the rows this run returned, for a tracked statement.
+///
+/// # Safety
+/// `qd` is the QueryDesc PostgreSQL has just run.
+pub unsafe fn executor_run(qd: *mut pg_sys::QueryDesc) {
+    if PENDING.with_borrow(|p| p.is_empty()) {
+        return;
+    }
+    // SAFETY: the counter of the statement that has just run.
     unsafe {
-        match PREV_RUN {
-            Some(prev) => prev(qd, direction, count, execute_once),
-            None => pg_sys::standard_ExecutorRun(qd, direction, count, execute_once),
-        }
         if !qd.is_null() && !(*qd).estate.is_null() {
             let n = (*(*qd).estate).es_processed;
             PENDING.with_borrow_mut(|p| {
@@ -300,28 +284,19 @@ unsafe extern "C-unwind" fn executor_run(
     }
 }
 
-#[pg_guard]
-unsafe extern "C-unwind" fn executor_end(qd: *mut pg_sys::QueryDesc) {
-    // SAFETY: reads the finished statement's counters before the executor frees its state.
-    unsafe {
-        let pending =
-            PENDING.with_borrow_mut(|p| p.iter().position(|x| x.query == qd).map(|i| p.remove(i)));
-        let query_id = if qd.is_null() || (*qd).plannedstmt.is_null() {
-            0
-        } else {
-            (*(*qd).plannedstmt).queryId
-        };
-        match PREV_END {
-            Some(prev) => prev(qd),
-            None => pg_sys::standard_ExecutorEnd(qd),
-        }
-        if let Some(p) = pending {
-            if !record(&p, Some(p.rows), query_id, Status::Success) {
-                refuse(format!(
-                    "the read of {} could not be recorded: the audit queue is full (see warden.audit_queue_status())",
-                    p.tables.join(", ")
-                ));
-            }
+/// After ExecutorEnd: the tracked statement's event, or a refusal when it cannot be queued.
+pub fn executor_end(qd: *mut pg_sys::QueryDesc, query_id: u64) {
+    if PENDING.with_borrow(|p| p.is_empty()) {
+        return;
+    }
+    let pending =
+        PENDING.with_borrow_mut(|p| p.iter().position(|x| x.query == qd).map(|i| p.remove(i)));
+    if let Some(p) = pending {
+        if !record(&p, Some(p.rows), query_id, Status::Success) {
+            refuse(format!(
+                "the read of {} could not be recorded: the audit queue is full (see warden.audit_queue_status())",
+                p.tables.join(", ")
+            ));
         }
     }
 }

@@ -20,16 +20,6 @@ use pgrx::prelude::*;
 use crate::context::ContextError;
 use crate::gucs::CONTEXT_TOKEN_NAME;
 
-static mut PREVIOUS: pg_sys::ProcessUtility_hook_type = None;
-
-pub fn init() {
-    // SAFETY: called once from _PG_init in the postmaster (or a backend), before any statement.
-    unsafe {
-        PREVIOUS = pg_sys::ProcessUtility_hook;
-        pg_sys::ProcessUtility_hook = Some(process_utility);
-    }
-}
-
 /// When `stmt` is a session-level `SET warden.context_token = <value>`: `Some(Some(value))`, or
 /// `Some(None)` when the value is not a single string constant.
 unsafe fn session_level_carrier_set(stmt: *mut pg_sys::Node) -> Option<Option<Vec<u8>>> {
@@ -65,20 +55,23 @@ unsafe fn session_level_carrier_set(stmt: *mut pg_sys::Node) -> Option<Option<Ve
     }
 }
 
-#[pg_guard]
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C-unwind" fn process_utility(
+/// What warden noted before a utility statement ran, for [`after`].
+pub struct Before {
+    event: Option<UtilityEvent>,
+    hold_check: Option<crate::hold::guard::PostCheck>,
+    classification_check: Option<String>,
+}
+
+/// Before the statement: refuses a session-level SET of the carrier, and notes the audit event,
+/// hold check and classification check to make after it. Raises warden's own errors only.
+///
+/// # Safety
+/// `pstmt` and `query_string` are what PostgreSQL passed to its ProcessUtility hook.
+pub unsafe fn before(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const std::ffi::c_char,
-    read_only_tree: bool,
-    context: pg_sys::ProcessUtilityContext::Type,
-    params: pg_sys::ParamListInfo,
-    query_env: *mut pg_sys::QueryEnvironment,
-    dest: *mut pg_sys::DestReceiver,
-    qc: *mut pg_sys::QueryCompletion,
-) {
-    // SAFETY: PostgreSQL passes a valid PlannedStmt; the previous hook (or the standard function)
-    // gets exactly the arguments we were given.
+) -> Before {
+    // SAFETY: PostgreSQL passes a valid PlannedStmt (or null).
     unsafe {
         if let Some(value) = (!pstmt.is_null())
             .then(|| session_level_carrier_set((*pstmt).utilityStmt))
@@ -116,37 +109,28 @@ unsafe extern "C-unwind" fn process_utility(
         } else {
             may_weaken((*pstmt).utilityStmt)
         };
-        match PREVIOUS {
-            Some(previous) => previous(
-                pstmt,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
-            None => pg_sys::standard_ProcessUtility(
-                pstmt,
-                query_string,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
+        Before {
+            event,
+            hold_check,
+            classification_check,
         }
-        if let Some(pc) = hold_check {
-            crate::hold::guard::after_utility(pc);
-        }
-        if let Some(operation) = classification_check {
-            crate::classify::api::after_utility(&operation);
-        }
-        if let Some(ev) = event {
-            record_utility(ev, pstmt);
-        }
+    }
+}
+
+/// After the statement succeeded: the hold and classification checks, then its audit event.
+///
+/// # Safety
+/// `pstmt` is the statement [`before`] saw, which has just run.
+pub unsafe fn after(b: Before, pstmt: *mut pg_sys::PlannedStmt) {
+    if let Some(pc) = b.hold_check {
+        crate::hold::guard::after_utility(pc);
+    }
+    if let Some(operation) = b.classification_check {
+        crate::classify::api::after_utility(&operation);
+    }
+    if let Some(ev) = b.event {
+        // SAFETY: the statement PostgreSQL ran.
+        unsafe { record_utility(ev, pstmt) };
     }
 }
 
