@@ -15,7 +15,7 @@ declare -A RESULT
 
 bash scripts/setup.sh
 mkdir -p "$LOGS"
-trap 'pgbouncer_stop; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; cluster_stop audit_crash; cluster_stop no_preload; clean_set_aside' EXIT
+trap 'pgbouncer_stop; cluster_stop pgreg_plain; cluster_stop pgreg_warden; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; cluster_stop audit_crash; cluster_stop no_preload; clean_set_aside' EXIT
 
 # cargo_counts LOG: "passed failed" summed over every "test result:" line of a cargo test log.
 cargo_counts() {
@@ -88,6 +88,19 @@ for t in upgrade standby dump_restore live_reinstall audit_crash no_preload; do
     set -e
     [ "$rc" -eq 0 ] || { ops_rc=1; say "tests/ops/$t.sh failed (log: $LOGS/ops-$t.log)"; }
 done
+say "PostgreSQL's own regression suite, with and without warden (tests/ops/pg_regress_suite.sh)"
+set +e
+bash tests/ops/pg_regress_suite.sh 2>&1 | tee "$LOGS/pg_regress_suite.log" | grep -E '^\S*\[warden\]|^allowed:|^warden-only|^no warden-only|difference'
+pgs_rc=${PIPESTATUS[0]}
+set -e
+pgs_total=$(grep -oE 'warden cluster: [0-9]+ of [0-9]+' "$LOGS/pg_regress_suite.log" | awk '{print $5}' | tail -1)
+pgs_allowed=$(grep -c '^allowed:' "$LOGS/pg_regress_suite.log" || true)
+if [ "$pgs_rc" -eq 0 ]; then
+    RESULT[pgsuite]="${pgs_total:-?} tests, no warden-only failure ($pgs_allowed allowlisted)"
+else
+    RESULT[pgsuite]="FAILED (log: $LOGS/pg_regress_suite.log)"
+fi
+
 op=$(cat "$LOGS"/ops-*.log | grep -c '^ok ' || true)
 of=$(cat "$LOGS"/ops-*.log | grep -c '^not ok ' || true)
 RESULT[ops]="$op passed, $of failed"
@@ -96,7 +109,9 @@ echo
 say "summary"
 printf '  %-28s %s\n' "rustfmt" "${RESULT[fmt]}" "clippy -D warnings" "${RESULT[clippy]}" \
     "unit (Rust + #[pg_test])" "${RESULT[unit]}" "regression (pg_regress)" "${RESULT[regress]}" \
-    "integration (tests/)" "${RESULT[integration]}" "operations (tests/ops/)" "${RESULT[ops]}"
+    "integration (tests/)" "${RESULT[integration]}" "operations (tests/ops/)" "${RESULT[ops]}" \
+    "PostgreSQL's suite" "${RESULT[pgsuite]}"
 [ "$it_rc" -eq 0 ] || { say "integration tests failed (log: $LOGS/integration.log)"; exit 1; }
 [ "$ops_rc" -eq 0 ] || { say "operations tests failed (logs: $LOGS/ops-*.log)"; exit 1; }
+[ "$pgs_rc" -eq 0 ] || { say "PostgreSQL's regression suite differs with warden (log: $LOGS/pg_regress_suite.log)"; exit 1; }
 say "all tests passed"

@@ -34,7 +34,6 @@ SRC
         apt-get update -qq
     fi
     command -v dpkg-source >/dev/null || apt-get install -y -qq --no-install-recommends dpkg-dev >/dev/null
-    for p in bison flex; do command -v $p >/dev/null || apt-get install -y -qq --no-install-recommends $p >/dev/null; done
     rm -rf "$src_root" && mkdir -p "$src_root"
     # newest first; a version whose files the archive no longer serves is skipped
     got=
