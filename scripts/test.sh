@@ -27,6 +27,10 @@ say "cargo fmt --check"
 cargo fmt --all --check
 RESULT[fmt]=ok
 
+say "architecture: the floors (scripts/check_floors.py)"
+python3 scripts/check_floors.py src
+RESULT[floors]=ok
+
 say "cargo clippy -D warnings"
 cargo clippy --features pg15 --all-targets -- -D warnings
 cargo clippy -p warden-tests --all-targets -- -D warnings
@@ -107,7 +111,7 @@ RESULT[ops]="$op passed, $of failed"
 
 echo
 say "summary"
-printf '  %-28s %s\n' "rustfmt" "${RESULT[fmt]}" "clippy -D warnings" "${RESULT[clippy]}" \
+printf '  %-28s %s\n' "rustfmt" "${RESULT[fmt]}" "floors" "${RESULT[floors]}" "clippy -D warnings" "${RESULT[clippy]}" \
     "unit (Rust + #[pg_test])" "${RESULT[unit]}" "regression (pg_regress)" "${RESULT[regress]}" \
     "integration (tests/)" "${RESULT[integration]}" "operations (tests/ops/)" "${RESULT[ops]}" \
     "PostgreSQL's suite" "${RESULT[pgsuite]}"

@@ -21,6 +21,8 @@
 //!   transaction-local.
 //!
 //! Without a valid, transaction-local token every accessor returns NULL/false: fail closed.
+//!
+//! Floor 2, authentication: uses the ground, `jwt` and `revocation`; reports to the event path through the [`Sink`] it registers.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -112,7 +114,7 @@ impl SqlError for ContextError {
         Some(h.to_string())
     }
 }
-crate::sql_error!(ContextError);
+crate::errors::sql_error!(ContextError);
 
 /// The last token verified in this backend, with the generation of the verification settings it
 /// was verified under (secret, audience, issuer, leeway).
@@ -232,7 +234,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
 
 /// Refuses the claims of an account deleted after the token was issued (warden.delete_account).
 fn not_deleted(claims: Claims) -> Result<Claims, JwtError> {
-    match crate::privacy::accounts::deleted_before(claims.actor.as_bytes(), claims.iat) {
+    match crate::revocation::deleted_before(claims.actor.as_bytes(), claims.iat) {
         Ok(None) => Ok(claims),
         Ok(Some(at)) => Err(JwtError::Revoked(format!(
             "the account of {} was deleted at {at} (Unix time), after this token was issued",
@@ -340,6 +342,11 @@ fn refuse(e: ContextError) -> bool {
         }
     }
     false
+}
+
+/// Defines the carrier with its check hook (from `_PG_init`).
+pub fn init() {
+    crate::gucs::define_carrier(check_carrier);
 }
 
 /// Check hook of `warden.context_token`: only a token that verifies may be stored, and only by a
@@ -483,15 +490,45 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         }
     };
     install(token, None)?;
-    if gucs::AUDIT_AUTHENTICATION.get() == gucs::AuditAuthentication::All
-        && crate::audit::record::installed()
-    {
-        let ev = crate::audit::NewEvent::in_context("authenticate", crate::audit::Status::Success)
-            .resource("actor", Some(&claims.actor.to_string()))
-            .changes(format!("{{\"level\":\"{}\"}}", claims.level.as_str()));
-        crate::audit::record(&ev).map_err(crate::audit::AuditError::from)?;
+    if gucs::AUDIT_AUTHENTICATION.get() == gucs::AuditAuthentication::All {
+        if let Some(sink) = SINK.get() {
+            (sink.success)(&claims.actor.to_string(), claims.level.as_str())?;
+        }
     }
     Ok(())
+}
+
+/// A failed authentication, as this floor reports it to the event path (see [`Sink`]).
+pub struct Failure<'a> {
+    /// Why it failed (the error's message).
+    pub reason: String,
+    /// What the token claimed, when its payload parsed.
+    pub claimed_tenant: Option<String>,
+    pub claimed_subject: Option<String>,
+    /// The signature verified (the token was genuine but expired, not yet valid, for another
+    /// audience or issuer, or revoked): the claims are the issuer's.
+    pub genuine: bool,
+    /// The server's configuration is at fault (no secret...), not the caller.
+    pub configuration: bool,
+    /// Where the token was given, when not to `authenticate` (`SET warden.context_token`).
+    pub via: Option<&'a str>,
+}
+
+/// Where authentications are recorded: the event path registers itself at `_PG_init` (this floor
+/// is below it and never names it).
+pub struct Sink {
+    /// Records a failure so that it survives the transaction's rollback; never raises.
+    pub failure: fn(&Failure<'_>),
+    /// Records a successful `authenticate` (when `warden.audit_authentication = all`), in the
+    /// transaction: `actor` and `level` of the verified claims.
+    pub success: fn(actor: &str, level: &str) -> Result<(), ErrorReport>,
+}
+
+static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Registers the event path's recorders (once, from `_PG_init`).
+pub fn register_sink(sink: Sink) {
+    let _ = SINK.set(sink);
 }
 
 /// Records a failed authentication as a denied event that survives the rollback: the reason, and
@@ -510,37 +547,17 @@ pub fn audit_failure(token: Option<&str>, e: &ContextError, via: Option<&str>) {
                 | JwtError::Revoked(_)
         )
     );
-    let as_uuid = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| uuid::Uuid::try_parse(s).ok())
-            .map(|u| *u.as_bytes())
-    };
     let configuration = matches!(e, ContextError::Token(j) if j.is_configuration());
-    let quote = |s: &Option<String>| {
-        s.as_deref()
-            .map_or("null".to_string(), crate::audit::record::json_str)
-    };
-    let ev = crate::audit::NewEvent {
-        tenant: if genuine { as_uuid(&tenant) } else { None },
-        actor: if genuine { as_uuid(&sub) } else { None },
-        action: "authenticate".into(),
-        resource_type: Some("actor".into()),
-        resource_id: sub.clone(),
-        changes: Some(format!(
-            "{{\"reason\":{},\"claimed_tenant\":{},\"claimed_subject\":{},\"signature_verified\":{}}}",
-            crate::audit::record::json_str(&e.to_string()),
-            quote(&tenant),
-            quote(&sub),
-            genuine
-        )),
-        status: if configuration {
-            crate::audit::Status::Error
-        } else {
-            crate::audit::Status::Denied
-        },
-        context_extra: via.map(|v| format!("\"via\":{}", crate::audit::record::json_str(v))),
-    };
-    crate::audit::record_autonomous(&ev);
+    if let Some(sink) = SINK.get() {
+        (sink.failure)(&Failure {
+            reason: e.to_string(),
+            claimed_tenant: tenant,
+            claimed_subject: sub,
+            genuine,
+            configuration,
+            via,
+        });
+    }
 }
 
 /// A token for `claims` issued at `now`, signed with the server secret, for the configured issuer

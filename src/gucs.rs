@@ -1,7 +1,9 @@
 //! warden's configuration parameters. Everything that decides how tokens are verified is
 //! superuser-only to set (`PGC_SUSET`) and the secret is superuser-only to read. The context carrier,
 //! `warden.context_token`, can be set by anyone, but only to a token that verifies (its check hook is
-//! `context::check_carrier`), and it only counts as a context while it is transaction-local.
+//! its owner's, `context`, which defines it with [`define_carrier`]), and it only counts as a context while it is transaction-local.
+//!
+//! Floor 1, ground: settings only; each owner registers its own hooks (the carrier: `context`).
 
 use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -219,9 +221,28 @@ pub fn init() {
         GucContext::Suset,
         HIDDEN,
     );
+}
+
+/// Reserves the `warden.` prefix, once every setting is defined (last in `_PG_init`): any other
+/// warden.* name is an error rather than a free-for-all placeholder, so `SET warden.tenant` fails
+/// loudly instead of looking like it did something.
+pub fn reserve_prefix() {
+    // SAFETY: called once from _PG_init.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"warden".as_ptr()) };
+}
+
+/// Defines the carrier, `warden.context_token`, with its owner's check hook (`context::init`).
+pub fn define_carrier(
+    check: unsafe extern "C-unwind" fn(
+        *mut *mut std::ffi::c_char,
+        *mut *mut std::ffi::c_void,
+        pg_sys::GucSource::Type,
+    ) -> bool,
+) {
     // Settable by any role, but the check hook admits only a token that verifies, and only from a
     // SET or SET LOCAL (never from ALTER ROLE/DATABASE, the startup packet or a function's SET
     // clause). Reading it stays superuser-only: a minted token is a bearer credential.
+    // SAFETY: the check hook is a pgrx-guarded function; the assign hook bumps a counter.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             CONTEXT_TOKEN_NAME,
@@ -232,14 +253,11 @@ pub fn init() {
             HIDDEN
                 | GucFlags::DISALLOW_IN_FILE
                 | GucFlags::DISALLOW_IN_AUTO_FILE,
-            Some(crate::context::check_carrier),
+            Some(check),
             Some(bump_carrier),
             None,
         );
     }
-    // Any other warden.* name is an error rather than a free-for-all placeholder: `SET warden.tenant`
-    // fails loudly instead of looking like it did something.
-    unsafe { pg_sys::MarkGUCPrefixReserved(c"warden".as_ptr()) };
 }
 
 static CARRIER_CONFIG: std::sync::atomic::AtomicPtr<pg_sys::config_generic> =

@@ -3,6 +3,8 @@
 //! Pure logic, no database: `cargo test --features pg15 --lib jwt`. The order of the checks is a
 //! security property: the header's algorithm is checked before anything else is trusted, the
 //! signature before the payload is parsed, and the payload's times before its claims are used.
+//!
+//! Floor 2, authentication: uses the ground and `scope`.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -15,8 +17,8 @@ use serde_json::Value;
 use sha2::Sha256;
 use uuid::Uuid;
 
-use crate::keys::scope::{self, Scope};
 use crate::level::Level;
+use crate::scope::{self, Scope};
 
 type HmacSha256 = Hmac<Sha256>;
 

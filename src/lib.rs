@@ -19,21 +19,31 @@ macro_rules! finfo_v1 {
     };
 }
 
-pub mod audit;
-mod classify;
-mod context;
-mod crypto;
+// Floors (README, "Layout"; scripts/check_floors.py enforces them): each module uses only its own
+// floor and those below; a capability never names another capability.
+// 1. ground
+mod catalog;
 mod errors;
 mod gucs;
-pub mod hold;
-mod jwt;
-mod keys;
 mod level;
 mod planner;
-mod postgres;
+mod types;
+// 2. authentication
+mod context;
+mod jwt;
+mod revocation;
+mod scope;
+// 3. the event path
+pub mod audit;
+// 4. capabilities
+mod classify;
+mod crypto;
+pub mod hold;
+mod keys;
 pub mod privacy;
 mod protect;
-mod types;
+// 5. PostgreSQL's entry points
+mod postgres;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -78,9 +88,17 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
-    postgres::init();
-    audit::worker::init();
+    context::init();
+    gucs::reserve_prefix();
+    catalog::init();
+    catalog::subjects::init();
+    revocation::init();
+    audit::init();
     hold::init();
+    keys::api::init();
+    crypto::api::init();
+    classify::api::init();
+    postgres::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -3,8 +3,8 @@
 //! A table is protected when row level security is enabled and forced and the four warden
 //! policies exist; everything warden reports (`warden.protected_tables`, `warden.rls_coverage`)
 //! is derived from the catalogs, so it survives pg_dump and cannot drift from the truth.
-
-use std::cell::Cell;
+//!
+//! Floor 4, capability: uses the floors below; never another capability.
 
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -51,8 +51,6 @@ pub enum ProtectError {
     Spi(#[from] pgrx::spi::Error),
     #[error("{0}")]
     Audit(#[from] crate::audit::record::RecordError),
-    #[error("the legal holds could not be read: {0}")]
-    Holds(String),
     #[error("{0}")]
     Resource(String),
 }
@@ -72,7 +70,6 @@ impl SqlError for ProtectError {
             ProtectError::Null(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             ProtectError::Audit(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            ProtectError::Holds(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             ProtectError::Resource(_) => ERRCODE_INVALID_PARAMETER_VALUE,
         }
     }
@@ -97,7 +94,6 @@ impl SqlError for ProtectError {
                 format!("Use the direct form: SELECT warden.protect_table('{table}', distributed => true);")
             }
             ProtectError::Audit(_) => "CREATE EXTENSION warden; (or ALTER EXTENSION warden UPDATE)".into(),
-            ProtectError::Holds(_) => "SELECT * FROM warden.verify_holds();".into(),
             ProtectError::Resource(_) => {
                 "SELECT warden.protect_table('docs', namespace => 'docs', resource_type => 'document');".into()
             }
@@ -105,21 +101,13 @@ impl SqlError for ProtectError {
         })
     }
 }
-crate::sql_error!(ProtectError);
+crate::errors::sql_error!(ProtectError);
 
-thread_local! {
-    /// Set while warden itself runs DDL, so that the DDL event trigger does not react to it.
-    static BUSY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks warden's own DDL for the duration of `f`; restored on error too (unwinding).
+/// Marks warden's own DDL for the duration of `f` (`catalog::in_own_ddl`: the utility hook leaves
+/// its statements to warden's event, the DDL event trigger does not react to them); restored on
+/// error too.
 fn busy<R>(f: impl FnOnce() -> R) -> R {
-    crate::errors::with_flag(&BUSY, f)
-}
-
-/// True while warden's own DDL runs (the utility hook leaves its statements to warden's event).
-pub fn in_own_ddl() -> bool {
-    BUSY.get()
+    crate::catalog::with_own_ddl(f)
 }
 
 /// Records one of warden's own administrative calls as an audit event.
@@ -145,7 +133,7 @@ fn regclass_text(oid: pg_sys::Oid) -> Result<String, ProtectError> {
 /// True while warden.protect_table() or unprotect_table() is running in this backend.
 #[pg_extern(stable, parallel_safe)]
 fn _ddl_in_progress() -> bool {
-    BUSY.get()
+    crate::catalog::in_own_ddl()
 }
 
 /// What protect_table needs to know about one relation.
@@ -285,9 +273,9 @@ fn resource(
     };
     let resource_type = resource_type.unwrap_or(table_name);
     let probe = format!("{namespace}:{resource_type}:read");
-    match probe.parse::<crate::keys::scope::Scope>() {
-        Ok(s) if !matches!(s.namespace, crate::keys::scope::Segment::Any)
-            && !matches!(s.resource_type, crate::keys::scope::Segment::Any) =>
+    match probe.parse::<crate::scope::Scope>() {
+        Ok(s) if !matches!(s.namespace, crate::scope::Segment::Any)
+            && !matches!(s.resource_type, crate::scope::Segment::Any) =>
         {
             Ok(Some(Resource {
                 namespace: namespace.into(),
@@ -531,32 +519,12 @@ fn guards_installed(c: &SpiClient<'_>) -> Result<bool, ProtectError> {
 
 fn unprotect_one(c: &mut SpiClient<'_>, t: &Target) -> Result<(), ProtectError> {
     let q = &t.qualified;
-    // A held table keeps its guards and its protection until the hold is released.
-    let snap = crate::hold::cache::snapshot().map_err(ProtectError::Holds)?;
-    if !snap.holds.is_empty() {
-        let lineage = crate::hold::cache::lineage(t.oid).map_err(ProtectError::Holds)?;
-        if let Some(h) = snap.first_covering(&lineage) {
-            crate::hold::guard::refuse_held("warden.unprotect_table()", q, h, "data in the table");
-        }
+    // what other capabilities installed with the protection goes first, or refuses (a held
+    // table keeps its guards and its protection until the hold is released)
+    if let Err(e) = crate::catalog::registry::before_unprotect(t.oid, q) {
+        e.report(PgLogLevel::ERROR);
     }
     drop_warden_policies(c, t)?;
-    for trigger in [
-        crate::hold::guard::ROW_TRIGGER,
-        crate::hold::guard::STATEMENT_TRIGGER,
-    ] {
-        let exists = c
-            .select(
-                "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2)",
-                Some(1),
-                &[t.oid.into(), trigger.into()],
-            )?
-            .first()
-            .get_one::<bool>()?
-            == Some(true);
-        if exists {
-            c.update(&format!("DROP TRIGGER {trigger} ON {q}"), None, &[])?;
-        }
-    }
     let keep = c
                 .select(
                     "SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = $1)
@@ -587,7 +555,7 @@ fn unprotect_table(tbl: PgRelation) -> Result<(), ErrorReport> {
     let oid = tbl.oid();
     drop(tbl);
     let name = regclass_text(oid)?;
-    crate::classify::api::refuse_weakening(oid, "warden.unprotect_table()", &name)?;
+    crate::catalog::registry::check_weakening(oid, "warden.unprotect_table()", &name)?;
     each_in_tree(oid, unprotect_one)?;
     audit(
         "unprotect_table",

@@ -1,4 +1,6 @@
 //! SQL types pgrx has no mapping for, so that function signatures read as the SQL reference says.
+//!
+//! Floor 1, ground: uses nothing of warden.
 
 use std::ffi::CStr;
 

@@ -105,7 +105,7 @@ fn enable_audit(
         .flatten()
         .map(|n| n.0)
         .collect();
-    let changed = crate::classify::api::without_ddl_check(|| {
+    let changed = crate::catalog::without_weakening_check(|| {
         Spi::connect_mut(|c| -> Result<bool, AuditError> {
             let t = table(c, tbl, true)?;
             for col in &redact {
@@ -263,7 +263,7 @@ fn disable_audit(tbl: Option<pgrx::PgRelation>) -> Result<(), ErrorReport> {
         .ok()
         .flatten()
         .unwrap_or_default();
-    crate::classify::api::refuse_weakening(tbl, "warden.disable_audit()", &name)?;
+    crate::catalog::registry::check_weakening(tbl, "warden.disable_audit()", &name)?;
     let was = Spi::connect_mut(|c| -> Result<bool, AuditError> {
         let t = table(c, tbl, true)?;
         if audit_args(c, t.oid)?.is_none() {

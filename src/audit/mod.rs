@@ -6,9 +6,13 @@
 //! - `record`: the event path other modules call, [`record`] and [`record_autonomous`].
 //! - `trigger`: the row and TRUNCATE triggers of audited tables, and the immutability trigger.
 //! - `seal` and `worker`: numbering and chaining committed events, in a background worker.
+//! - `auth`: the authentication floor's reports (`context::Sink`) as events.
 //! - `api`: the SQL functions (enable_audit, log_event, verify_audit, purge_audit, ...).
+//!
+//! Floor 3, the event path: uses the ground and the authentication floor; knows no capability.
 
 pub mod api;
+pub mod auth;
 pub mod canonical;
 pub mod chain;
 pub mod queue;
@@ -22,6 +26,12 @@ pub mod worker;
 use pgrx::PgSqlErrorCode;
 
 pub use record::{record, record_autonomous, record_queued, NewEvent, Status};
+
+/// The sealing worker's shared memory and the authentication sink (from `_PG_init`).
+pub fn init() {
+    worker::init();
+    auth::init();
+}
 
 use crate::errors::SqlError;
 
@@ -47,6 +57,8 @@ pub enum AuditError {
     NeedsAdmin { what: &'static str, current: String },
     #[error("only a superuser may call {0}")]
     NotSuperuser(&'static str),
+    #[error("the personal data registry could not be read: {0}")]
+    PersonalData(String),
     #[error("internal error: {0}")]
     Spi(#[from] pgrx::spi::Error),
     #[error("{0}")]
@@ -60,7 +72,8 @@ impl SqlError for AuditError {
             AuditError::Immutable { .. }
             | AuditError::NotOwner { .. }
             | AuditError::NeedsAdmin { .. }
-            | AuditError::NotSuperuser(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            | AuditError::NotSuperuser(_)
+            | AuditError::PersonalData(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             AuditError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             AuditError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             AuditError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
@@ -92,9 +105,10 @@ impl SqlError for AuditError {
                 "Authenticate with a token of level admin (or run it as a superuser).".into()
             }
             AuditError::NotSuperuser(_) => "Run it as a superuser.".into(),
+            AuditError::PersonalData(_) => "SELECT * FROM warden.verify_holds();".into(),
             AuditError::Seal(e) => return e.hint(),
             AuditError::Null(_) | AuditError::Spi(_) => return None,
         })
     }
 }
-crate::sql_error!(AuditError);
+crate::errors::sql_error!(AuditError);

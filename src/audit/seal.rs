@@ -91,7 +91,7 @@ impl SqlError for SealError {
         }
     }
 }
-crate::sql_error!(SealError);
+crate::errors::sql_error!(SealError);
 
 /// The chain's head: the last sealed event, else the last purge checkpoint, else (0, GENESIS).
 pub fn head(c: &pgrx::spi::SpiClient<'_>) -> Result<(i64, Hash), pgrx::spi::Error> {

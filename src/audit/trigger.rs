@@ -217,7 +217,7 @@ unsafe fn personal_json(typid: pg_sys::Oid, value: pg_sys::Datum, key: &[u8], ou
             CStr::from_ptr(p).to_bytes()
         };
         out.push_str("\"hmac:");
-        out.push_str(&crate::privacy::method::pseudonym(key, text));
+        out.push_str(&crate::catalog::subjects::pseudonym(key, text));
         out.push('"');
     }
 }
@@ -239,7 +239,7 @@ unsafe fn personal_columns(rel: pg_sys::Relation) -> Option<Registered> {
     // SAFETY: an open relation.
     let relid = unsafe { (*rel).rd_id };
     let lxid = crate::context::local_xid();
-    let generation = crate::hold::cache::generation();
+    let generation = crate::catalog::generation();
     if let Some(hit) = PERSONAL.with_borrow(|p| {
         p.as_ref()
             .filter(|(l, r, g, _)| lxid != 0 && *l == lxid && *r == relid && *g == generation)
@@ -247,19 +247,24 @@ unsafe fn personal_columns(rel: pg_sys::Relation) -> Option<Registered> {
     }) {
         return hit;
     }
-    let snap = match crate::hold::cache::snapshot() {
-        Ok(s) => s,
+    let registry = match crate::catalog::subjects::registry() {
+        Ok(r) => r,
         Err(e) => fail_personal(format!("the personal data registry could not be read: {e}")),
     };
-    let found = if snap.personal_columns.is_empty() {
+    let found = if registry.personal_columns.is_empty() {
         None
     } else {
-        let lineage = match crate::hold::cache::lineage(relid) {
+        let lineage = match crate::catalog::lineage(relid) {
             Ok(l) => l,
             Err(e) => fail_personal(e),
         };
-        snap.personal_columns(&lineage).map(|cols| {
-            let key = crate::privacy::key().unwrap_or_else(|e| fail_personal(e.to_string()));
+        registry.personal_columns(&lineage).map(|cols| {
+            let key = crate::catalog::subjects::key().unwrap_or_else(|| {
+                fail_personal(
+                    "no key for keyed hashes: neither warden.pseudonym_key nor warden.jwt_secret is set"
+                        .into(),
+                )
+            });
             std::rc::Rc::new((cols.to_vec(), key))
         })
     };
@@ -270,7 +275,7 @@ unsafe fn personal_columns(rel: pg_sys::Relation) -> Option<Registered> {
 /// Registered values must never reach the trail: when warden cannot tell which they are, the
 /// write fails (fail closed).
 fn fail_personal(reason: String) -> ! {
-    let e = crate::privacy::PrivacyError::Registry(reason);
+    let e = super::AuditError::PersonalData(reason);
     crate::errors::report(&e).report(PgLogLevel::ERROR);
     unreachable!()
 }
@@ -403,7 +408,7 @@ pub unsafe extern "C-unwind" fn warden_audit_row(
             erased: false,
         });
         let erasing = personal.as_ref().map(|p| Personal {
-            erased: crate::privacy::erasing(),
+            erased: crate::catalog::subjects::erasing(),
             ..*p
         });
         let (p, old_p) = (personal.as_ref(), erasing.as_ref());

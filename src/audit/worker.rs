@@ -384,7 +384,7 @@ fn decode_touch(rec: &[u8]) -> Option<([u8; 16], i64)> {
 /// Writes the queued `last_used_at` values: at most one write per key per minute, whatever the
 /// number of requests.
 fn write_touches(touches: &[([u8; 16], i64)]) -> Result<(), super::seal::SealError> {
-    if crate::hold::cache::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
         return Ok(());
     }
     for (id, at) in touches {

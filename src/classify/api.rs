@@ -82,7 +82,7 @@ impl SqlError for ClassifyError {
         })
     }
 }
-crate::sql_error!(ClassifyError);
+crate::errors::sql_error!(ClassifyError);
 
 /// What `classify` was given: a schema or a table, resolved.
 enum Target {
@@ -198,7 +198,7 @@ fn classify(target: Option<&str>, level: Option<&str>) -> Result<(), ErrorReport
         .parse()
         .map_err(ClassifyError::Level)?;
     crate::errors::ensure_writable(c"warden.classify()");
-    let rules = crate::hold::cache::warden_oid(c"classification_rules");
+    let rules = crate::catalog::warden_oid(c"classification_rules");
     if rules == pg_sys::InvalidOid {
         return Err(ClassifyError::NotInstalled.into());
     }
@@ -241,7 +241,7 @@ fn classify_resolved(
     };
     let mut gaps = Vec::new();
     let mut fixes = Vec::new();
-    let preloaded = crate::hold::preloaded();
+    let preloaded = crate::catalog::preloaded();
     if level.logs_reads() && !preloaded {
         gaps.push(
             "warden is not in shared_preload_libraries, so reads of PHI cannot be logged"
@@ -278,7 +278,7 @@ fn classify_resolved(
         Target::Schema { oid, .. } => ("schema_name", *oid),
         Target::Table { oid, .. } => ("tbl", *oid),
     };
-    crate::hold::cache::as_owner_of(c"classification_rules", "", || {
+    crate::catalog::as_owner_of(c"classification_rules", "", || {
         Spi::connect_mut(|c| {
             c.update(
                 &format!(
@@ -322,7 +322,7 @@ fn classify_resolved(
 /// The effective classification of table `oid` (own, partition root's, schema's), if any.
 /// Nothing in a database whose warden SQL has no classifications.
 pub fn level_of(oid: pg_sys::Oid) -> Result<Option<Classification>, String> {
-    if crate::hold::cache::warden_oid(c"classification_rules") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"classification_rules") == pg_sys::InvalidOid {
         return Ok(None);
     }
     let level = Spi::get_one_with_args::<String>(
@@ -350,15 +350,15 @@ pub fn refuse_weakening(oid: pg_sys::Oid, what: &str, table: &str) -> Result<(),
     }
 }
 
-thread_local! {
-    /// Set while warden's own functions run DDL that passes through a weaker state on its way
-    /// (enable_audit replacing a trigger): the check waits for their end result.
-    static OWN_DDL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// [`refuse_weakening`] as `registry::check_weakening` asks for it.
+fn check_weakening(oid: pg_sys::Oid, what: &str, table: &str) -> Result<(), ErrorReport> {
+    refuse_weakening(oid, what, table).map_err(ErrorReport::from)
 }
 
-/// Runs `f` with the post-DDL check off; restored on error too.
-pub fn without_ddl_check<R>(f: impl FnOnce() -> R) -> R {
-    crate::errors::with_flag(&OWN_DDL, f)
+/// Registers the weakening check and watches the classification rules (from `_PG_init`).
+pub fn init() {
+    crate::catalog::watch_tables(&[c"classification_rules"]);
+    crate::catalog::registry::provide_weakening_check(check_weakening);
 }
 
 /// After DDL that can weaken a table (ALTER TABLE, policies, triggers): refuses the statement when
@@ -369,14 +369,14 @@ pub fn after_utility(operation: &str) {
     // SAFETY: reads backend globals. A superuser with row_security off is how pg_restore runs:
     // it restores the classifications before the policies and triggers they require.
     let restore = unsafe { !pg_sys::row_security && pg_sys::superuser() };
-    if OWN_DDL.get()
-        || crate::protect::in_own_ddl()
+    if crate::catalog::weakening_unchecked()
+        || crate::catalog::in_own_ddl()
         || unsafe { pg_sys::creating_extension }
         || restore
     {
         return;
     }
-    if crate::hold::cache::warden_oid(c"classification_rules") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"classification_rules") == pg_sys::InvalidOid {
         return;
     }
     // SAFETY: makes the statement's own catalog changes visible to the check.

@@ -8,6 +8,8 @@
 //! classification, else its schema's, else none; CONFIDENTIAL and PHI tables must be protected and
 //! audited, and PHI needs warden preloaded (its reads are logged by an executor hook).
 //! `cargo test --features pg15 --lib classify`.
+//!
+//! Floor 4, capability: uses the floors below; never another capability.
 pub mod api;
 pub mod phi;
 

@@ -88,11 +88,11 @@ fn load() -> Result<Rules, String> {
 
 /// The rules, reloaded after a change; None in a database without warden's classifications.
 fn rules() -> Result<Option<Rc<Rules>>, String> {
-    if crate::hold::cache::warden_oid(c"classification_rules") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"classification_rules") == pg_sys::InvalidOid {
         return Ok(None);
     }
-    crate::hold::cache::watch_once(c"classification_rules");
-    let generation = crate::hold::cache::generation();
+    crate::catalog::watch_once(c"classification_rules");
+    let generation = crate::catalog::generation();
     if let Some(r) = RULES.with_borrow(|c| {
         c.as_ref()
             .filter(|(g, _)| *g == generation)
@@ -106,7 +106,7 @@ fn rules() -> Result<Option<Rc<Rules>>, String> {
         .finally(|| LOADING.set(false))
         .execute();
     let r = Rc::new(loaded?);
-    if crate::hold::cache::generation() == generation {
+    if crate::catalog::generation() == generation {
         RULES.set(Some((generation, r.clone())));
     }
     Ok(Some(r))
@@ -114,7 +114,7 @@ fn rules() -> Result<Option<Rc<Rules>>, String> {
 
 /// Whether relation `oid` is PHI: its own rule, its partition root's, or its schema's.
 fn is_phi(rules: &Rules, oid: pg_sys::Oid) -> Result<bool, String> {
-    let lineage = crate::hold::cache::lineage(oid)?;
+    let lineage = crate::catalog::lineage(oid)?;
     let own = lineage.iter().find_map(|r| rules.tables.get(r).copied());
     let schema = if own.is_none() && !rules.schemas.is_empty() {
         // SAFETY: a catalog lookup.
@@ -225,7 +225,7 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
     if tables.is_empty() {
         return;
     }
-    if !crate::hold::preloaded() {
+    if !crate::catalog::preloaded() {
         refuse(format!(
             "{} is classified PHI and its reads cannot be recorded: warden is not in shared_preload_libraries",
             tables[0].1

@@ -131,7 +131,7 @@ impl SqlError for CryptoError {
         })
     }
 }
-crate::sql_error!(CryptoError);
+crate::errors::sql_error!(CryptoError);
 
 thread_local! {
     /// The master key read from `warden.master_key_file`, with the path it came from.
@@ -195,10 +195,10 @@ const MISSING: &str =
     "warden's keyring is not installed in this database (ALTER EXTENSION warden UPDATE)";
 
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, CryptoError> {
-    if crate::hold::cache::warden_oid(c"keyring") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"keyring") == pg_sys::InvalidOid {
         return Err(CryptoError::NotInstalled);
     }
-    crate::hold::cache::as_owner_of(c"keyring", MISSING, || f().map_err(|e| e.to_string()))
+    crate::catalog::as_owner_of(c"keyring", MISSING, || f().map_err(|e| e.to_string()))
         .map_err(CryptoError::Internal)
 }
 
@@ -496,10 +496,31 @@ pub fn destroy_subject_key(
     subject: &[u8; 16],
     by: &[u8; 16],
 ) -> Result<i64, CryptoError> {
-    if crate::hold::cache::warden_oid(c"keyring") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"keyring") == pg_sys::InvalidOid {
         return Ok(0);
     }
     destroy(tenant, &subject_key_name(subject), by)
+}
+
+/// [`destroy_subject_key`] as `erase_subject` asks for it (`registry::subject_erased`): the
+/// report's `subject_key` entry when a key was destroyed.
+fn on_subject_erased(
+    tenant: &[u8; 16],
+    subject: &[u8; 16],
+    by: &[u8; 16],
+) -> Result<Option<(&'static str, serde_json::Value)>, String> {
+    let shredded = destroy_subject_key(tenant, subject, by).map_err(|e| e.to_string())?;
+    Ok((shredded > 0).then(|| {
+        (
+            "subject_key",
+            serde_json::json!({ "name": subject_key_name(subject), "destroyed_versions": shredded }),
+        )
+    }))
+}
+
+/// Registers what encryption provides to the other capabilities (from `_PG_init`).
+pub fn init() {
+    crate::catalog::registry::provide_subject_erased(on_subject_erased);
 }
 
 pub fn subject_key_name(subject: &[u8; 16]) -> String {

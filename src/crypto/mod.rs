@@ -4,6 +4,8 @@
 //! - `envelope`: the ciphertext format (version header naming the key and its version, nonce, aad
 //!   binding) and the wrapping of data keys under the master key (pure logic).
 //! - `api`: the keyring and the SQL functions.
+//!
+//! Floor 4, capability: uses the floors below; never another capability.
 
 pub mod api;
 pub mod envelope;

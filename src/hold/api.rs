@@ -76,7 +76,7 @@ fn place_hold(
     let tenant = tenant.ok_or(HoldError::Null("tenant"))?;
     let tenant_bytes = bytes(&tenant);
     let actor = authorize("placing a legal hold", &tenant_bytes)?;
-    if !super::preloaded() {
+    if !crate::catalog::preloaded() {
         return Err(HoldError::NotPreloaded.into());
     }
     crate::errors::ensure_writable(c"warden.place_hold()");

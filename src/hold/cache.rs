@@ -1,20 +1,23 @@
-//! This backend's copy of the active legal holds and of the personal-data registry.
+//! This backend's copy of the active legal holds.
 //!
 //! Read as the `warden_guard` role (so an application role needs no access to the holds, and a
 //! revoked grant makes the lookup fail, which the guards turn into a refusal), and kept until
-//! PostgreSQL invalidates the relcache entry of `warden.holds`, `warden.hold_releases` or
-//! `warden.personal_data`: `place_hold`, `release_hold` and `register_personal_data` send that
-//! invalidation, which every backend processes before its next statement takes a lock, and the
-//! writing transaction sees at once (its own invalidations apply at the next command). A GRANT or
-//! REVOKE on those tables invalidates it too. So a guard with no hold in sight costs one
-//! thread-local read.
+//! PostgreSQL invalidates the relcache entry of `warden.holds` or `warden.hold_releases`
+//! (`catalog`'s watch): `place_hold` and `release_hold` send that invalidation, which every
+//! backend processes before its next statement takes a lock, and the writing transaction sees at
+//! once (its own invalidations apply at the next command). A GRANT or REVOKE on those tables
+//! invalidates it too. So a guard with no hold in sight costs one thread-local read. Subject holds
+//! find their rows through the personal-data registry (`subjects`), loaded with the holds.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pgrx::{pg_sys, PgTryBuilder};
+
+use crate::catalog;
+use crate::catalog::subjects;
 
 /// One active hold.
 #[derive(Debug, Clone)]
@@ -26,17 +29,15 @@ pub struct Hold {
     pub subject: Option<[u8; 16]>,
 }
 
-/// The active holds and the registry, as one immutable snapshot.
+/// The active holds and the personal-data registry they were read with, as one immutable
+/// snapshot.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// False when this database has no warden holds table (not installed, or older SQL).
     pub installed: bool,
     pub holds: Vec<Hold>,
     by_tenant: HashMap<[u8; 16], Vec<usize>>,
-    /// Registered table → the column naming the data subject.
-    pub subject_columns: HashMap<pg_sys::Oid, String>,
-    /// Registered table → its personal-data columns.
-    pub personal_columns: HashMap<pg_sys::Oid, Vec<String>>,
+    pub registry: Rc<subjects::Registry>,
 }
 
 impl Snapshot {
@@ -51,15 +52,7 @@ impl Snapshot {
     /// The subject column of a relation, looked up along its lineage (a partition inherits its
     /// root's registration).
     pub fn subject_column(&self, lineage: &[pg_sys::Oid]) -> Option<&str> {
-        lineage
-            .iter()
-            .find_map(|r| self.subject_columns.get(r).map(String::as_str))
-    }
-
-    pub fn personal_columns(&self, lineage: &[pg_sys::Oid]) -> Option<&[String]> {
-        lineage
-            .iter()
-            .find_map(|r| self.personal_columns.get(r).map(Vec::as_slice))
+        self.registry.subject_column(lineage)
     }
 
     /// Whether `h` can cover rows of a relation with this lineage (itself first, then its
@@ -77,53 +70,17 @@ impl Snapshot {
 }
 
 thread_local! {
-    static GENERATION: Cell<u64> = const { Cell::new(1) };
     static CURRENT: RefCell<Option<(u64, Rc<Snapshot>)>> = const { RefCell::new(None) };
-    static WATCHED: Cell<[pg_sys::Oid; 6]> = const { Cell::new([pg_sys::InvalidOid; 6]) };
-    static LINEAGE: RefCell<HashMap<pg_sys::Oid, Rc<Vec<pg_sys::Oid>>>> = RefCell::new(HashMap::new());
-    static LINEAGE_RESET: Cell<bool> = const { Cell::new(false) };
 }
 
-static mut REGISTERED: bool = false;
-
-/// Registers the relcache callback (once per process; from `_PG_init`).
+/// Watches the holds' tables (from `_PG_init`).
 pub fn init() {
-    // SAFETY: _PG_init runs once per process, single-threaded.
-    unsafe {
-        if !REGISTERED {
-            pg_sys::CacheRegisterRelcacheCallback(Some(on_relcache), pg_sys::Datum::from(0usize));
-            REGISTERED = true;
-        }
-    }
-}
-
-/// Must not raise: it runs while PostgreSQL processes invalidation messages.
-unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
-    let watched = WATCHED.get();
-    if relid == pg_sys::InvalidOid || watched.contains(&relid) {
-        GENERATION.set(GENERATION.get().wrapping_add(1));
-    }
-    let cleared = LINEAGE
-        .try_with(|l| match l.try_borrow_mut() {
-            Ok(mut l) => {
-                if relid == pg_sys::InvalidOid {
-                    l.clear();
-                } else {
-                    l.remove(&relid);
-                }
-                true
-            }
-            Err(_) => false,
-        })
-        .unwrap_or(false);
-    if !cleared {
-        let _ = LINEAGE_RESET.try_with(|r| r.set(true));
-    }
+    catalog::watch_tables(&[c"holds", c"hold_releases"]);
 }
 
 /// The current snapshot, loaded when the holds changed since the last one.
 pub fn snapshot() -> Result<Rc<Snapshot>, String> {
-    let generation = GENERATION.get();
+    let generation = catalog::generation();
     if let Some(s) = CURRENT.with_borrow(|c| {
         c.as_ref()
             .filter(|(g, _)| *g == generation)
@@ -135,124 +92,15 @@ pub fn snapshot() -> Result<Rc<Snapshot>, String> {
     // an invalidation during the load leaves the copy unusable for the next caller; and a
     // database without the tables is asked again each time (cheap: two catalog cache lookups),
     // since no invalidation would say when `CREATE`/`ALTER EXTENSION` in another session adds them
-    if s.installed && GENERATION.get() == generation {
+    if s.installed && catalog::generation() == generation {
         CURRENT.set(Some((generation, s.clone())));
     }
     Ok(s)
 }
 
-/// The relation itself, then its ancestors (partitioned tables), nearest first.
-pub fn lineage(relid: pg_sys::Oid) -> Result<Rc<Vec<pg_sys::Oid>>, String> {
-    if LINEAGE_RESET.replace(false) {
-        LINEAGE.with_borrow_mut(|l| l.clear());
-    }
-    if let Some(l) = LINEAGE.with_borrow(|l| l.get(&relid).cloned()) {
-        return Ok(l);
-    }
-    // SAFETY: a catalog flag lookup.
-    let is_partition = unsafe { pg_sys::get_rel_relispartition(relid) };
-    let l = if is_partition {
-        Spi::connect(|c| {
-            let mut out = Vec::new();
-            for row in c.select(
-                "SELECT relid FROM pg_catalog.pg_partition_ancestors($1)",
-                None,
-                &[relid.into()],
-            )? {
-                if let Some(o) = row.get::<pg_sys::Oid>(1)? {
-                    out.push(o);
-                }
-            }
-            Ok::<_, pgrx::spi::Error>(out)
-        })
-        .map_err(|e| e.to_string())?
-    } else {
-        vec![relid]
-    };
-    let l = Rc::new(l);
-    LINEAGE.with_borrow_mut(|m| m.insert(relid, l.clone()));
-    Ok(l)
-}
-
-/// The generation of warden's guarded tables (holds, releases, personal data, deleted accounts):
-/// bumped whenever PostgreSQL invalidates the relcache entry of one of them, which is when a copy
-/// read from them must be read again.
-pub fn generation() -> u64 {
-    GENERATION.get()
-}
-
-/// Notes the oids of the tables whose invalidation bumps [`generation`] (from every loader: they
-/// change when the extension is reinstalled).
-pub fn watch() {
-    WATCHED.set([
-        holds_relid(),
-        warden_oid(c"hold_releases"),
-        warden_oid(c"personal_data"),
-        warden_oid(c"deleted_accounts"),
-        warden_oid(c"classification_rules"),
-        warden_oid(c"api_key_records"),
-    ]);
-}
-
-/// [`watch`], unless `warden.<table>` is already watched (cheap enough for every statement).
-pub fn watch_once(table: &std::ffi::CStr) {
-    let oid = warden_oid(table);
-    if oid != pg_sys::InvalidOid && !WATCHED.get().contains(&oid) {
-        watch();
-    }
-}
-
-/// Runs `f` as `warden_guard`, the role warden's own lookups read the closed tables as.
-pub fn as_guard<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
-    // SAFETY: catalog lookup with missing_ok.
-    let role = unsafe { pg_sys::get_role_oid(c"warden_guard".as_ptr(), true) };
-    if role == pg_sys::InvalidOid {
-        return Err("role warden_guard does not exist".into());
-    }
-    as_role(role, f)
-}
-
-/// The oid of `warden.<name>`, or InvalidOid.
-pub fn warden_oid(name: &std::ffi::CStr) -> pg_sys::Oid {
-    // SAFETY: catalog lookups with missing_ok.
-    unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"warden".as_ptr(), true);
-        if nsp == pg_sys::InvalidOid {
-            return pg_sys::InvalidOid;
-        }
-        pg_sys::get_relname_relid(name.as_ptr(), nsp)
-    }
-}
-
 /// The oid of `warden.holds`, or InvalidOid when this database has none.
 pub fn holds_relid() -> pg_sys::Oid {
-    warden_oid(c"holds")
-}
-
-/// Runs `f` as `role` (a local user id change, restricted: no temp objects, no session state),
-/// and as the caller again afterwards, also when `f` fails; a failure comes back as its message.
-pub fn as_role<R>(role: pg_sys::Oid, f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
-    let mut saved_user = pg_sys::InvalidOid;
-    let mut saved_context = 0;
-    // SAFETY: saving and switching the current user id, as SECURITY DEFINER functions do; the
-    // `finally` below restores it on every path, and a transaction abort restores it too.
-    unsafe {
-        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            role,
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
-        );
-    }
-    let f = std::panic::AssertUnwindSafe(std::cell::Cell::new(Some(f)));
-    PgTryBuilder::new(|| (f.take().expect("called once"))())
-        .catch_others(|e| Err(crate::errors::caught_message(e)))
-        .finally(|| {
-            // SAFETY: restores what was saved above.
-            unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) }
-        })
-        .execute()
+    catalog::warden_oid(c"holds")
 }
 
 fn uuid_bytes(u: &pgrx::Uuid) -> [u8; 16] {
@@ -266,11 +114,13 @@ fn load() -> Result<Snapshot, String> {
     if holds == pg_sys::InvalidOid {
         return Ok(Snapshot::default());
     }
-    watch();
-    as_guard(|| {
+    catalog::watch();
+    let registry = subjects::registry()?;
+    catalog::as_guard(|| {
         Spi::connect(|c| {
             let mut s = Snapshot {
                 installed: true,
+                registry,
                 ..Snapshot::default()
             };
             for row in c.select(
@@ -291,20 +141,6 @@ fn load() -> Result<Snapshot, String> {
                     subject: row.get::<pgrx::Uuid>(5)?.map(|u| uuid_bytes(&u)),
                 });
             }
-            for row in c.select(
-                "SELECT tbl::oid, subject_column::text, column_name::text FROM warden.personal_data
-                  ORDER BY tbl, column_name",
-                None,
-                &[],
-            )? {
-                let Some(tbl) = row.get::<pg_sys::Oid>(1)? else { continue };
-                s.subject_columns
-                    .insert(tbl, row.get::<String>(2)?.unwrap_or_default());
-                s.personal_columns
-                    .entry(tbl)
-                    .or_default()
-                    .push(row.get::<String>(3)?.unwrap_or_default());
-            }
             for (i, h) in s.holds.iter().enumerate() {
                 s.by_tenant.entry(h.tenant).or_default().push(i);
             }
@@ -314,50 +150,15 @@ fn load() -> Result<Snapshot, String> {
     })
 }
 
-/// Makes every backend (this one at its next command) read the holds and the deleted accounts
-/// again: called by whatever writes `warden.holds`, `hold_releases`, `personal_data` or
-/// `deleted_accounts`.
+/// Makes every backend (this one at its next command) read the holds again.
 pub fn invalidate() {
-    let holds = holds_relid();
-    if holds != pg_sys::InvalidOid {
-        // SAFETY: queues a relcache invalidation, sent at commit.
-        unsafe { pg_sys::CacheInvalidateRelcacheByRelid(holds) };
-    }
+    catalog::invalidate(c"holds");
 }
 
 /// Runs `f` as the owner of `warden.holds` (the extension's owner): how warden writes the tables
 /// no other role may, after it has authorized the caller itself.
 pub fn as_holds_owner<R>(f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
-    as_owner_of(c"holds", "warden's legal-hold tables are not installed in this database (ALTER EXTENSION warden UPDATE)", f)
-}
-
-/// Runs `f` as the owner of `warden.<table>` (the extension's owner): how warden's functions read
-/// and write the tables closed to every other role. `missing` is the error when the table does not
-/// exist (a database whose warden SQL predates it).
-pub fn as_owner_of<R>(
-    table: &std::ffi::CStr,
-    missing: &str,
-    f: impl FnOnce() -> Result<R, String>,
-) -> Result<R, String> {
-    let relid = warden_oid(table);
-    if relid == pg_sys::InvalidOid {
-        return Err(missing.into());
-    }
-    // SAFETY: a syscache lookup of an existing relation.
-    let owner = unsafe {
-        let tuple = pg_sys::SearchSysCache1(
-            pg_sys::SysCacheIdentifier::RELOID as i32,
-            pg_sys::Datum::from(relid),
-        );
-        if tuple.is_null() {
-            return Err(format!("warden.{} disappeared", table.to_string_lossy()));
-        }
-        let form = pg_sys::GETSTRUCT(tuple).cast::<pg_sys::FormData_pg_class>();
-        let owner = (*form).relowner;
-        pg_sys::ReleaseSysCache(tuple);
-        owner
-    };
-    as_role(owner, f)
+    catalog::as_owner_of(c"holds", "warden's legal-hold tables are not installed in this database (ALTER EXTENSION warden UPDATE)", f)
 }
 
 #[cfg(test)]
@@ -387,9 +188,11 @@ mod tests {
         for (i, h) in s.holds.iter().enumerate() {
             s.by_tenant.entry(h.tenant).or_default().push(i);
         }
+        let mut r = subjects::Registry::default();
         for (t, c) in registered {
-            s.subject_columns.insert(oid(*t), (*c).into());
+            r.subject_columns.insert(oid(*t), (*c).into());
         }
+        s.registry = Rc::new(r);
         s
     }
 

@@ -21,6 +21,7 @@
 
 use std::ffi::CStr;
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgLogLevel};
 
@@ -31,6 +32,36 @@ use crate::audit::{record_autonomous, NewEvent, Status};
 
 pub const ROW_TRIGGER: &str = "warden_hold_row";
 pub const STATEMENT_TRIGGER: &str = "warden_hold_statement";
+
+/// Before `unprotect_table` removes warden's policies from one table (`registry::before_unprotect`):
+/// a held table keeps its guards and its protection until the hold is released; any other loses
+/// its guard triggers with the policies.
+pub fn before_unprotect(relid: pg_sys::Oid, qualified: &str) -> Result<(), ErrorReport> {
+    let snap = cache::snapshot().map_err(HoldError::Unreadable)?;
+    if !snap.holds.is_empty() {
+        let lineage = crate::catalog::lineage(relid).map_err(HoldError::Unreadable)?;
+        if let Some(h) = snap.first_covering(&lineage) {
+            refuse_held(
+                "warden.unprotect_table()",
+                qualified,
+                h,
+                "data in the table",
+            );
+        }
+    }
+    for trigger in [ROW_TRIGGER, STATEMENT_TRIGGER] {
+        let exists = Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2)",
+            &[relid.into(), trigger.into()],
+        )
+        .map_err(HoldError::from)?
+            == Some(true);
+        if exists {
+            Spi::run(&format!("DROP TRIGGER {trigger} ON {qualified}")).map_err(HoldError::from)?;
+        }
+    }
+    Ok(())
+}
 
 finfo_v1!(pg_finfo_warden_hold_guard_row);
 finfo_v1!(pg_finfo_warden_hold_guard_statement);
@@ -111,7 +142,7 @@ fn lineage_or_refuse(
     operation: &str,
     table: impl FnOnce() -> String,
 ) -> std::rc::Rc<Vec<pg_sys::Oid>> {
-    match cache::lineage(relid) {
+    match crate::catalog::lineage(relid) {
         Ok(l) => l,
         Err(e) => refuse_undetermined(
             operation,
@@ -250,7 +281,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                     if let Some(s) = subject_col {
                         cols.push(s);
                     }
-                    if let Some(p) = snap.personal_columns(&lineage) {
+                    if let Some(p) = snap.registry.personal_columns(&lineage) {
                         cols.extend(p.iter().map(String::as_str));
                     }
                     changes_any(old, (*td).tg_newtuple, desc, &cols)

@@ -1,13 +1,15 @@
 //! Legal holds: data a hold covers survives every way PostgreSQL offers to destroy it, and every
 //! attempt is on record. See README, "Legal holds".
 //!
-//! - `cache`: this backend's copy of the active holds and of the personal-data registry, read as
-//!   the `warden_guard` role and dropped when either table changes (relcache invalidation), so a
-//!   guard costs a hash lookup, not a query.
+//! - `cache`: this backend's copy of the active holds, read as the `warden_guard` role and dropped
+//!   when they change (relcache invalidation, `catalog`), so a guard costs a hash lookup, not a
+//!   query.
 //! - `guard`: the C triggers on protected tables (DELETE per row, UPDATE of personal data per row,
 //!   DELETE and TRUNCATE per statement) and the checks the utility hook runs around DROP, ALTER
 //!   TABLE and DROP EXTENSION.
 //! - `api`: place_hold, release_hold, verify_holds.
+//!
+//! Floor 4, capability: uses the floors below; never another capability (provides `catalog::registry` slots).
 
 pub mod api;
 pub mod cache;
@@ -52,6 +54,8 @@ pub enum HoldError {
     Released(String),
     #[error("legal holds need warden in shared_preload_libraries")]
     NotPreloaded,
+    #[error("the legal holds could not be read: {0}")]
+    Unreadable(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("internal error: {0}")]
@@ -67,7 +71,8 @@ impl SqlError for HoldError {
             HoldError::Held { .. }
             | HoldError::Undetermined { .. }
             | HoldError::Immutable { .. }
-            | HoldError::NotAllowed { .. } => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            | HoldError::NotAllowed { .. }
+            | HoldError::Unreadable(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             HoldError::Null(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             HoldError::NoSuchHold(_) => ERRCODE_UNDEFINED_OBJECT,
             HoldError::NotProtected(_)
@@ -106,26 +111,35 @@ impl SqlError for HoldError {
                 "Add warden to shared_preload_libraries and restart: the guards on DROP and ALTER TABLE live in its utility hook.".into()
             }
             HoldError::Record(_) => "ALTER EXTENSION warden UPDATE;".into(),
+            HoldError::Unreadable(_) => "SELECT * FROM warden.verify_holds();".into(),
             HoldError::Spi(_) | HoldError::Internal(_) => return None,
         })
     }
 }
-crate::sql_error!(HoldError);
+crate::errors::sql_error!(HoldError);
 
-static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Registers the cache's invalidation callback and notes whether warden is preloaded; from
-/// `_PG_init`.
+/// Watches the holds' tables and registers what holds provide to the other capabilities (from
+/// `_PG_init`).
 pub fn init() {
-    // SAFETY: reads a flag PostgreSQL sets while it loads shared_preload_libraries.
-    if unsafe { pgrx::pg_sys::process_shared_preload_libraries_in_progress } {
-        PRELOADED.store(true, std::sync::atomic::Ordering::Relaxed);
-    }
     cache::init();
+    crate::catalog::registry::provide_active_holds(active_holds);
+    crate::catalog::registry::provide_before_unprotect(guard::before_unprotect);
 }
 
-/// Whether warden was loaded through shared_preload_libraries (so its utility hook is in every
-/// backend from the start).
-pub fn preloaded() -> bool {
-    PRELOADED.load(std::sync::atomic::Ordering::Relaxed)
+/// The active holds, for the capabilities that must not destroy what they cover
+/// (`registry::active_holds`).
+fn active_holds() -> Result<std::rc::Rc<Vec<crate::catalog::registry::HoldInfo>>, String> {
+    let snap = cache::snapshot()?;
+    Ok(std::rc::Rc::new(
+        snap.holds
+            .iter()
+            .map(|h| crate::catalog::registry::HoldInfo {
+                id: h.id.clone(),
+                case_ref: h.case_ref.clone(),
+                tenant: h.tenant,
+                tbl: h.tbl,
+                subject: h.subject,
+            })
+            .collect(),
+    ))
 }

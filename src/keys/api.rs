@@ -16,7 +16,6 @@ use pgrx::PgSqlErrorCode;
 use serde_json::json;
 
 use super::format::{self, KeyFormatError};
-use super::scope::{self, Scope, ScopeError};
 use crate::audit::{NewEvent, Status};
 use crate::context::{self, ContextError};
 use crate::errors::SqlError;
@@ -24,6 +23,7 @@ use crate::jwt::{Claims, Scopes};
 use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
 use crate::planner;
+use crate::scope::{self, Scope, ScopeError};
 
 /// At most one `last_used_at` write per key per this many seconds.
 pub const TOUCH_EVERY: i64 = 60;
@@ -150,17 +150,17 @@ impl SqlError for KeyError {
         })
     }
 }
-crate::sql_error!(KeyError);
+crate::errors::sql_error!(KeyError);
 
 const MISSING: &str =
     "warden's API key table is not installed in this database (ALTER EXTENSION warden UPDATE)";
 
 /// Runs `f` as the owner of warden's key table, after the caller was authorized.
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, KeyError> {
-    if crate::hold::cache::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
         return Err(KeyError::NotInstalled);
     }
-    crate::hold::cache::as_owner_of(c"api_key_records", MISSING, || {
+    crate::catalog::as_owner_of(c"api_key_records", MISSING, || {
         f().map_err(|e| e.to_string())
     })
     .map_err(KeyError::Internal)
@@ -215,8 +215,8 @@ thread_local! {
 
 /// The key with hash `hash`, from this backend's cache or the table.
 fn lookup(hash: &[u8; 32]) -> Result<Option<std::rc::Rc<Row>>, KeyError> {
-    crate::hold::cache::watch_once(c"api_key_records");
-    let generation = crate::hold::cache::generation();
+    crate::catalog::watch_once(c"api_key_records");
+    let generation = crate::catalog::generation();
     let hit = FOUND.with_borrow_mut(|(g, m)| {
         if *g != generation {
             *g = generation;
@@ -233,7 +233,7 @@ fn lookup(hash: &[u8; 32]) -> Result<Option<std::rc::Rc<Row>>, KeyError> {
     let row = std::rc::Rc::new(row);
     FOUND.with_borrow_mut(|(g, m)| {
         // an invalidation while reading leaves the row uncached
-        if *g == crate::hold::cache::generation() {
+        if *g == crate::catalog::generation() {
             if m.len() >= 10_000 {
                 m.clear();
             }
@@ -600,7 +600,7 @@ fn revoke_api_key(
 /// Revokes every active key `actor` created, in every tenant (`warden.delete_account`). Returns
 /// how many; 0 in a database whose warden SQL has no keys.
 pub fn revoke_created_by(actor: &uuid::Uuid, by: &uuid::Uuid) -> Result<i64, KeyError> {
-    if crate::hold::cache::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
+    if crate::catalog::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
         return Ok(0);
     }
     privileged(|| {
@@ -620,6 +620,26 @@ pub fn revoke_created_by(actor: &uuid::Uuid, by: &uuid::Uuid) -> Result<i64, Key
             Ok(n.unwrap_or(0))
         })
     })
+}
+
+/// [`revoke_created_by`] as `delete_account` asks for it (`registry::account_deleted`).
+fn on_account_deleted(
+    actor: &[u8; 16],
+    by: &[u8; 16],
+) -> Result<(&'static str, serde_json::Value), String> {
+    let n = revoke_created_by(
+        &uuid::Uuid::from_bytes(*actor),
+        &uuid::Uuid::from_bytes(*by),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(("api_keys_revoked", n.into()))
+}
+
+/// Registers what API keys provide to the other capabilities, and watches the key table (from
+/// `_PG_init`).
+pub fn init() {
+    crate::catalog::watch_tables(&[c"api_key_records"]);
+    crate::catalog::registry::provide_account_deleted(on_account_deleted);
 }
 
 fn op(operation: &str) -> Result<Level, KeyError> {

@@ -2,10 +2,10 @@
 //!
 //! - `format`: the key format, minting from strong random bytes, parsing, hashing, constant-time
 //!   comparison (pure logic).
-//! - `scope`: `namespace:resource_type:operation` scopes, matching and coverage (pure logic).
 //! - `api`: the SQL functions (`create_api_key`, `authenticate_key`, `revoke_api_key`,
 //!   `key_allows`, `tenant_with_scope`).
+//!
+//! Floor 4, capability: uses the floors below; never another capability.
 
 pub mod api;
 pub mod format;
-pub mod scope;

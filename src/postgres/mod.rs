@@ -1,6 +1,8 @@
 //! PostgreSQL's entry points into warden: the hooks (utility, executor) in C (`hooks.c`), which
 //! call the previous hook outside any pgrx guard so that PostgreSQL's errors pass through
 //! unchanged, and the Rust halves they call before and after, which dispatch to the capabilities.
+//!
+//! Floor 5, PostgreSQL's entry points: may use every floor; dispatches to the capabilities.
 
 use pgrx::pg_sys;
 use pgrx::prelude::*;

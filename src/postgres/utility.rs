@@ -238,7 +238,7 @@ unsafe fn audited(
         if pstmt.is_null()
             || pg_sys::creating_extension
             || pg_sys::IsBinaryUpgrade
-            || crate::protect::in_own_ddl()
+            || crate::catalog::in_own_ddl()
             || (!pg_sys::row_security && pg_sys::superuser())
         {
             return None;

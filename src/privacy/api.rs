@@ -16,13 +16,19 @@ use super::method::{Method, PSEUDONYM_LEN, REDACTED};
 use super::PrivacyError;
 use crate::audit::record::json_str;
 use crate::audit::{record, record_autonomous, NewEvent, Status};
-use crate::hold::cache::{self, Hold};
+use crate::catalog as cache;
+use crate::catalog::registry::{self, HoldInfo as Hold};
 use crate::jwt::Claims;
 use crate::level::Level;
 use crate::types::SqlName;
 
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, PrivacyError> {
-    cache::as_holds_owner(|| f().map_err(|e| e.to_string())).map_err(PrivacyError::Internal)
+    cache::as_owner_of(
+        c"personal_data",
+        "warden's personal-data tables are not installed in this database (ALTER EXTENSION warden UPDATE)",
+        || f().map_err(|e| e.to_string()),
+    )
+    .map_err(PrivacyError::Internal)
 }
 
 fn quote_ident(s: &str) -> String {
@@ -152,8 +158,8 @@ fn covering_hold(
     tenants: &[[u8; 16]],
     reg: &[Registered],
 ) -> Result<Option<Hold>, PrivacyError> {
-    let snap = cache::snapshot().map_err(PrivacyError::Registry)?;
-    for h in &snap.holds {
+    let holds = registry::active_holds().map_err(PrivacyError::Registry)?;
+    for h in holds.iter() {
         if tenants.contains(&h.tenant) && hold_covers(h, subject, reg)? {
             return Ok(Some(h.clone()));
         }
@@ -403,7 +409,7 @@ fn register_personal_data(
             Ok(())
         })
     })?;
-    cache::invalidate();
+    cache::invalidate(c"personal_data");
     let table = Spi::get_one_with_args::<String>("SELECT $1::regclass::text", &[oid.into()])
         .map_err(PrivacyError::from)?
         .unwrap_or_default();
@@ -479,9 +485,8 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
     }
     let tables = erase_rows(subject, Some(uuid_of(&tenant)), &reg)?;
     // crypto-shredding: whatever was encrypted with the subject's key, backups included, is gone
-    let shredded =
-        crate::crypto::api::destroy_subject_key(&tenant, &bytes(&subject), claims.actor.as_bytes())
-            .map_err(|e| PrivacyError::Internal(e.to_string()))?;
+    let destroyed = registry::subject_erased(&tenant, &bytes(&subject), claims.actor.as_bytes())
+        .map_err(PrivacyError::Internal)?;
     let erased_at = Spi::get_one::<String>(
         "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
     )
@@ -492,12 +497,12 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
         "tenant": claims.tenant.to_string(),
         "erased_at": erased_at,
         "tables": tables,
-        "subject_key": if shredded > 0 {
-            json!({ "name": crate::crypto::api::subject_key_name(&bytes(&subject)), "destroyed_versions": shredded })
-        } else {
-            Value::Null
-        },
+        "subject_key": Value::Null,
     });
+    let mut report = report;
+    for (k, v) in destroyed {
+        report[k] = v;
+    }
     let ev = NewEvent::in_context("erase_subject", Status::Success)
         .resource("subject", Some(&subject.to_string()))
         .changes(json!({ "reason": reason, "tables": report["tables"], "subject_key": report["subject_key"] }).to_string());
@@ -788,8 +793,8 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         failures.push(format!("the account is the last admin of tenant {t}: transfer ownership to another admin first"));
     }
     let subject = bytes(&actor);
-    let snap = cache::snapshot().map_err(PrivacyError::Registry)?;
-    for h in &snap.holds {
+    let holds = registry::active_holds().map_err(PrivacyError::Registry)?;
+    for h in holds.iter() {
         // a hold on the actor covers them wherever it was placed
         let covers = h.subject == Some(subject)
             || (tenants.contains(&h.tenant) && hold_covers(h, &subject, &reg)?);
@@ -860,10 +865,10 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         })
     })?
     .unwrap_or_default();
-    let keys_revoked =
-        crate::keys::api::revoke_created_by(&uuid::Uuid::from_bytes(*actor.as_bytes()), &me)
-            .map_err(|e| PrivacyError::Internal(e.to_string()))?;
-    cache::invalidate();
+    // the account's API keys, revoked
+    let ended = registry::account_deleted(actor.as_bytes(), me.as_bytes())
+        .map_err(PrivacyError::Internal)?;
+    cache::invalidate(c"deleted_accounts");
     let tenants: Vec<String> = tenants
         .iter()
         .map(|t| uuid::Uuid::from_bytes(*t).to_string())
@@ -874,8 +879,11 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         "tenants": tenants,
         "erased": erased,
         "tokens": "refused when issued at or before deleted_at",
-        "api_keys_revoked": keys_revoked,
     });
+    let mut report = report;
+    for (k, v) in ended {
+        report[k] = v;
+    }
     let ev = NewEvent::in_context("delete_account", Status::Success)
         .resource("actor", Some(&actor.to_string()))
         .changes(

@@ -2,14 +2,12 @@
 //! holds, export, consent, account deletion. See README, "Personal data and GDPR".
 //!
 //! - `method`: anonymization methods and keyed hashes (pure logic).
-//! - `accounts`: the deleted-account set every authentication path checks.
 //! - `api`: the SQL functions.
+//!
+//! Floor 4, capability: uses the floors below; never another capability (asks through `catalog::registry`).
 
-pub mod accounts;
 pub mod api;
 pub mod method;
-
-use std::cell::Cell;
 
 use pgrx::PgSqlErrorCode;
 
@@ -137,28 +135,11 @@ impl SqlError for PrivacyError {
         })
     }
 }
-crate::sql_error!(PrivacyError);
+crate::errors::sql_error!(PrivacyError);
 
-thread_local! {
-    /// Set while `erase_subject` or `delete_account` anonymizes: the audit row trigger then
-    /// records registered columns' old values as erased, not even as keyed hashes.
-    static ERASING: Cell<bool> = const { Cell::new(false) };
-}
+pub use crate::catalog::subjects::{erasing, while_erasing};
 
-pub fn erasing() -> bool {
-    ERASING.get()
-}
-
-/// Runs `f` with [`erasing`] set; restored on error too.
-pub fn while_erasing<R>(f: impl FnOnce() -> R) -> R {
-    crate::errors::with_flag(&ERASING, f)
-}
-
-/// The current pseudonym key (see [`method::derive_key`]).
+/// The current pseudonym key (see [`crate::catalog::subjects::derive_key`]).
 pub fn key() -> Result<Vec<u8>, PrivacyError> {
-    let explicit = crate::gucs::with_bytes(&crate::gucs::PSEUDONYM_KEY, |k| k.to_vec());
-    crate::gucs::with_bytes(&crate::gucs::JWT_SECRET, |s| {
-        method::derive_key(&explicit, s)
-    })
-    .ok_or(PrivacyError::NoKey)
+    crate::catalog::subjects::key().ok_or(PrivacyError::NoKey)
 }

@@ -1,12 +1,14 @@
-//! API key scopes: `namespace:resource_type:operation`, each segment a name or `*`, operations
+//! Scopes of API keys and tokens, `namespace:resource_type:operation`, each segment a name or `*`, operations
 //! `read`, `write`, `delete`, `admin` with the implication order of levels.
 //!
-//! Pure logic, no database: `cargo test --features pg15 --lib keys::scope`.
+//! Pure logic, no database: `cargo test --features pg15 --lib scope`.
 //!
 //! Segments match whole: `docs:*:read` allows namespace `docs` and never `docs_admin` (no prefix or
 //! pattern matching anywhere). A set of scopes allows what any one of them allows, and one set
 //! covers another when each scope of the other is covered by one scope of the first (how a key is
 //! kept from carrying wider scopes than its creator).
+//!
+//! Floor 2, authentication: uses the ground.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,10 +1,13 @@
-//! Deleted accounts: the set every authentication path checks, so that a token issued before
-//! `warden.delete_account` ran no longer authenticates.
+//! The deleted accounts, the set every authentication path checks, so that
+//! a token issued before `warden.delete_account` ran no longer authenticates. The table,
+//! `warden.deleted_accounts`, is read here and written by `privacy`'s `delete_account`.
 //!
 //! Kept in this backend as a hash map (actor → deletion time), read as `warden_guard` and dropped
-//! with the holds' copy when `warden.deleted_accounts` changes (`hold::cache`'s relcache watch;
-//! `delete_account` sends the invalidation). A token
+//! when `warden.deleted_accounts` changes (`catalog`'s relcache watch; `delete_account` sends the
+//! invalidation). A token
 //! check costs a generation compare and, when any account was ever deleted, one hash lookup.
+//!
+//! Floor 2, authentication: uses the ground.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,13 +16,18 @@ use std::rc::Rc;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
-use crate::hold::cache;
+use crate::catalog as cache;
 
 /// Deleted actors and their deletion time (Unix seconds, rounded up).
 type Deleted = Rc<HashMap<[u8; 16], i64>>;
 
 thread_local! {
     static CURRENT: RefCell<Option<(u64, Deleted)>> = const { RefCell::new(None) };
+}
+
+/// Watches the table (from `_PG_init`).
+pub fn init() {
+    cache::watch_tables(&[c"deleted_accounts"]);
 }
 
 fn in_transaction() -> bool {
