@@ -83,10 +83,10 @@ wait $plain_pid || true
 wait $warden_pid || true
 say "both runs done in $((SECONDS - start)) s"
 
-failed() { sed -n -E 's/^ *(test +)?([a-z_0-9]+) +\.\.\. +FAILED.*/\2/p' "$1" | sort -u; }
+failed() { sed -n -E 's/^ *(test +)?([a-z_0-9.]+) +\.\.\. +FAILED.*/\2/p' "$1" | sort -u; }
 failed "$out/plain.log" >"$out/plain.failed"
 failed "$out/warden.log" >"$out/warden.failed"
-total=$(grep -cE '^ *(test +)?[a-z_0-9]+ +\.\.\. ' "$out/warden.log" || true)
+total=$(grep -cE '^ *(test +)?[a-z_0-9.]+ +\.\.\. ' "$out/warden.log" || true)
 say "plain cluster: $(wc -l <"$out/plain.failed") of $total tests fail: $(tr '\n' ' ' <"$out/plain.failed")"
 say "warden cluster: $(wc -l <"$out/warden.failed") of $total tests fail: $(tr '\n' ' ' <"$out/warden.failed")"
 [ "$total" -gt 200 ] || { say "the suite did not run (see $out/warden.log)"; tail -20 "$out/warden.log"; exit 1; }
