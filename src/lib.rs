@@ -25,6 +25,7 @@ macro_rules! finfo_v1 {
 mod catalog;
 mod errors;
 mod gucs;
+mod ident;
 mod level;
 mod planner;
 mod types;
