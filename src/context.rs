@@ -34,6 +34,7 @@ use pgrx::{PgSqlErrorCode, Uuid};
 
 use crate::errors::SqlError;
 use crate::gucs;
+use crate::ident::Ident;
 use crate::jwt::{self, Claims, Expectations, JwtError, Key};
 use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
@@ -56,6 +57,11 @@ pub enum ContextError {
     Level(#[from] UnknownLevel),
     #[error("{0} must not be NULL")]
     Null(&'static str),
+    #[error("{what} {reason}")]
+    BadIdentifier {
+        what: &'static str,
+        reason: crate::ident::IdentError,
+    },
     #[error("cannot mint a context token: {0}")]
     Mint(JwtError),
     #[error("warden.context_token is transaction-local: it cannot be {0}")]
@@ -77,6 +83,7 @@ impl SqlError for ContextError {
             ContextError::NotSetter(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             ContextError::Level(_)
             | ContextError::Null(_)
+            | ContextError::BadIdentifier { .. }
             | ContextError::Mint(_)
             | ContextError::NotTransactional(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             ContextError::Utility(_) => ERRCODE_INTERNAL_ERROR,
@@ -102,10 +109,13 @@ impl SqlError for ContextError {
                 "The token was issued for another audience or by another issuer (warden.jwt_audience, warden.jwt_issuer)."
             }
             ContextError::Token(_) | ContextError::NoToken => {
-                "Pass a compact JWT with the claims tenant_id (uuid), sub (uuid), role (read|write|delete|admin) and exp."
+                "Pass a compact JWT with the claims tenant_id and sub (each a string or an integer: a uuid, a number or a provider's id), role (read|write|delete|admin) and exp."
             }
             ContextError::NotSetter(_) => "A superuser grants it: GRANT warden_context_setter TO <middleware role>;",
             ContextError::Level(_) => "Use one of: read, write, delete, admin.",
+            ContextError::BadIdentifier { .. } => {
+                "An identifier is 1 to 255 bytes of text without control characters: a uuid, a number or a provider's id (org_2abc...)."
+            }
             ContextError::NotTransactional(_) => {
                 "Authenticate in every transaction: SELECT warden.authenticate($1), or SET LOCAL warden.context_token = $1, between BEGIN and COMMIT."
             }
@@ -234,7 +244,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
 
 /// Refuses the claims of an account deleted after the token was issued (warden.delete_account).
 fn not_deleted(claims: Claims) -> Result<Claims, JwtError> {
-    match crate::revocation::deleted_before(claims.actor.as_bytes(), claims.iat) {
+    match crate::revocation::deleted_before(&claims.actor, claims.iat) {
         Ok(None) => Ok(claims),
         Ok(Some(at)) => Err(JwtError::Revoked(format!(
             "the account of {} was deleted at {at} (Unix time), after this token was issued",
@@ -611,7 +621,21 @@ fn ensure_setter() -> Result<(), ContextError> {
 }
 
 /// The trusted setter for an application's own auth middleware: mints a context token with the
-/// server secret and installs it. Only members of `warden_context_setter` may call it.
+/// server secret and installs it. Only members of `warden_context_setter` may call it. Tenant and
+/// actor are identifiers (`ident`): a uuid, a number or a provider's id.
+#[pg_extern(volatile, parallel_unsafe, name = "set_context")]
+fn set_context_ids(
+    tenant: Option<&str>,
+    actor: Option<&str>,
+    level: Option<&str>,
+) -> Result<(), ErrorReport> {
+    ensure_setter()?;
+    let tenant = ident_arg(tenant, "tenant")?;
+    let actor = ident_arg(actor, "actor")?;
+    set_context_claims(tenant, actor, level)
+}
+
+/// `set_context` with uuids, as before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe)]
 fn set_context(
     tenant: Option<Uuid>,
@@ -621,14 +645,29 @@ fn set_context(
     ensure_setter()?;
     let tenant = tenant.ok_or(ContextError::Null("tenant"))?;
     let actor = actor.ok_or(ContextError::Null("actor"))?;
+    set_context_claims(
+        Ident::from_uuid(&from_pg(tenant)),
+        Ident::from_uuid(&from_pg(actor)),
+        level,
+    )
+}
+
+/// An identifier argument of a SQL function: NULL, empty, too long or with control characters
+/// is 22023.
+pub fn ident_arg(v: Option<&str>, what: &'static str) -> Result<Ident, ContextError> {
+    let v = v.ok_or(ContextError::Null(what))?;
+    Ident::parse(v).map_err(|e| ContextError::BadIdentifier { what, reason: e })
+}
+
+fn set_context_claims(tenant: Ident, actor: Ident, level: Option<&str>) -> Result<(), ErrorReport> {
     let level: Level = level
         .ok_or(ContextError::Null("level"))?
         .parse()
         .map_err(ContextError::Level)?;
     let now = now_secs();
     let claims = Claims {
-        tenant: from_pg(tenant),
-        actor: from_pg(actor),
+        tenant,
+        actor,
         level,
         exp: now + i64::from(gucs::CONTEXT_TTL.get()),
         nbf: None,
@@ -645,8 +684,8 @@ fn set_context(
 /// in every tenant through each tenant's own row level security, after authorizing the caller.
 /// An error in `f` aborts the transaction (or the savepoint), which restores the carrier anyway.
 pub fn with_tenant_context<R>(
-    tenant: uuid::Uuid,
-    actor: uuid::Uuid,
+    tenant: Ident,
+    actor: Ident,
     f: impl FnOnce() -> R,
 ) -> Result<R, ContextError> {
     let saved = gucs::string(&gucs::CONTEXT_TOKEN);
@@ -681,14 +720,29 @@ fn clear_context() -> Result<(), ErrorReport> {
     Ok(())
 }
 
+/// The current tenant when it is a uuid (as before 0.6.0: hand-written `tenant_id =
+/// warden.current_tenant()` policies of uuid columns keep working); NULL for any other identifier.
 #[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn current_tenant() -> Option<Uuid> {
-    current().map(|c| to_pg(c.tenant))
+    current().and_then(|c| c.tenant.as_uuid()).map(to_pg)
 }
 
+/// The current actor when it is a uuid; NULL for any other identifier.
 #[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn current_actor() -> Option<Uuid> {
-    current().map(|c| to_pg(c.actor))
+    current().and_then(|c| c.actor.as_uuid()).map(to_pg)
+}
+
+/// The current tenant's identifier, whatever its kind.
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn current_tenant_id() -> Option<String> {
+    current().map(|c| c.tenant.into_string())
+}
+
+/// The current actor's identifier, whatever its kind.
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn current_actor_id() -> Option<String> {
+    current().map(|c| c.actor.into_string())
 }
 
 #[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
@@ -708,8 +762,32 @@ fn has_level(level: &str) -> Result<bool, ErrorReport> {
 /// support function turns a direct call into a once-per-statement InitPlan too.
 #[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
 fn tenant_with_level(level: &str) -> Result<Option<Uuid>, ErrorReport> {
+    Ok(tenant_at(level)?.and_then(|t| t.as_uuid()).map(to_pg))
+}
+
+/// [`tenant_with_level`] for a text or varchar tenant column: the identifier as it is.
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn tenant_with_level_text(level: &str) -> Result<Option<String>, ErrorReport> {
+    Ok(tenant_at(level)?.map(Ident::into_string))
+}
+
+/// [`tenant_with_level`] for a bigint tenant column: the identifier when it is a bigint in
+/// canonical decimal form, else NULL (matches no row).
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn tenant_with_level_bigint(level: &str) -> Result<Option<i64>, ErrorReport> {
+    Ok(tenant_at(level)?.and_then(|t| t.as_i64()))
+}
+
+/// [`tenant_with_level`] for an integer tenant column.
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn tenant_with_level_int(level: &str) -> Result<Option<i32>, ErrorReport> {
+    Ok(tenant_at(level)?.and_then(|t| t.as_i32()))
+}
+
+/// The current tenant when the context holds `level`.
+fn tenant_at(level: &str) -> Result<Option<Ident>, ContextError> {
     let required: Level = level.parse().map_err(ContextError::Level)?;
     Ok(current()
         .filter(|c| c.level.implies(required))
-        .map(|c| to_pg(c.tenant)))
+        .map(|c| c.tenant))
 }

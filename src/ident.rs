@@ -18,13 +18,14 @@
 //! Floor 1, ground: uses nothing of warden.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Longest identifier accepted, in bytes.
 pub const MAX_LEN: usize = 255;
 
-/// A validated, normalized identifier.
+/// A validated, normalized identifier (cheap to clone: a context is read by every statement).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Ident(String);
+pub struct Ident(Arc<str>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentError {
@@ -51,9 +52,9 @@ impl Ident {
             return Err(IdentError::Control(c as u32));
         }
         if is_hyphenated_uuid(s) {
-            return Ok(Ident(s.to_ascii_lowercase()));
+            return Ok(Ident(s.to_ascii_lowercase().into()));
         }
-        Ok(Ident(s.to_owned()))
+        Ok(Ident(s.into()))
     }
 
     /// An identifier from a JSON value in a token: a string, or an integer (its decimal text).
@@ -76,7 +77,7 @@ impl Ident {
 
     /// The identifier of a uuid.
     pub fn from_uuid(u: &uuid::Uuid) -> Ident {
-        Ident(u.hyphenated().to_string())
+        Ident(u.hyphenated().to_string().into())
     }
 
     pub fn as_str(&self) -> &str {
@@ -84,7 +85,7 @@ impl Ident {
     }
 
     pub fn into_string(self) -> String {
-        self.0
+        self.0.to_string()
     }
 
     /// As a uuid, when it is one in the hyphenated form.
@@ -99,7 +100,7 @@ impl Ident {
     /// As a bigint, when it is one in canonical decimal form.
     pub fn as_i64(&self) -> Option<i64> {
         let n: i64 = self.0.parse().ok()?;
-        (n.to_string() == self.0).then_some(n)
+        (n.to_string() == *self.0).then_some(n)
     }
 
     /// As an integer, when it is one in canonical decimal form.

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Sha256;
-use uuid::Uuid;
 
+use crate::ident::Ident;
 use crate::level::Level;
 use crate::scope::{self, Scope};
 
@@ -33,8 +33,10 @@ pub type Scopes = std::rc::Rc<[Scope]>;
 /// The claims warden acts on, after verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
-    pub tenant: Uuid,
-    pub actor: Uuid,
+    /// `tenant_id`: a string or an integer (see `ident`).
+    pub tenant: Ident,
+    /// `sub`: a string or an integer.
+    pub actor: Ident,
     pub level: Level,
     /// Expiry, seconds since the Unix epoch.
     pub exp: i64,
@@ -191,8 +193,17 @@ pub fn claimed_identity(token: &str) -> (Option<String>, Option<String>) {
     };
     let get = |k: &str| {
         v.get(k)
-            .and_then(|x| x.as_str())
-            .map(|s| s.chars().take(64).collect::<String>())
+            .and_then(|x| match x {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+                _ => None,
+            })
+            .map(|s| {
+                s.chars()
+                    .filter(|c| !c.is_control())
+                    .take(64)
+                    .collect::<String>()
+            })
     };
     (get("tenant_id"), get("sub"))
 }
@@ -261,8 +272,8 @@ pub fn verify(token: &str, expect: &Expectations<'_>) -> Result<Claims, JwtError
         }
     }
 
-    let tenant = uuid_claim(payload.tenant_id, "tenant_id")?;
-    let actor = uuid_claim(payload.sub, "sub")?;
+    let tenant = ident_claim(payload.tenant_id, "tenant_id")?;
+    let actor = ident_claim(payload.sub, "sub")?;
     let role = string_claim(payload.role, "role")?;
     let level = role.parse::<Level>().map_err(|e| JwtError::InvalidClaim {
         claim: "role",
@@ -365,13 +376,16 @@ fn string_claim<'a>(
     serde_json::from_str::<Cow<'a, str>>(raw.get()).map_err(|_| invalid(claim, "not a string"))
 }
 
-fn uuid_claim(raw: Option<&RawValue>, claim: &'static str) -> Result<Uuid, JwtError> {
-    Uuid::parse_str(&string_claim(raw, claim)?).map_err(|_| invalid(claim, "not a uuid"))
+/// An identifier claim: a JSON string or integer, validated (see `ident`).
+fn ident_claim(raw: Option<&RawValue>, claim: &'static str) -> Result<Ident, JwtError> {
+    let raw = raw.ok_or(JwtError::MissingClaim(claim))?;
+    let v: Value = serde_json::from_str(raw.get()).map_err(|_| invalid(claim, "not JSON"))?;
+    Ident::from_json(&v).map_err(|e| invalid(claim, &format!("the identifier {e}")))
 }
 
 /// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`, for `audience` if any.
 pub fn sign(claims: &Claims, iat: i64, issuer: &str, audience: Option<&str>, key: &Key) -> String {
-    // Every value is a uuid, a level name, a number or a JSON-escaped string: built directly.
+    // Every value is a level name, a number or a JSON-escaped string: built directly.
     let issuer = Value::from(issuer);
     let aud = audience
         .map(|a| format!(r#","aud":{}"#, Value::from(a)))
@@ -389,9 +403,9 @@ pub fn sign(claims: &Claims, iat: i64, issuer: &str, audience: Option<&str>, key
         })
         .unwrap_or_default();
     let payload = format!(
-        r#"{{"iss":{issuer}{aud},"sub":"{}","tenant_id":"{}","role":"{}","iat":{iat},"exp":{}{nbf}{scopes}}}"#,
-        claims.actor,
-        claims.tenant,
+        r#"{{"iss":{issuer}{aud},"sub":{},"tenant_id":{},"role":"{}","iat":{iat},"exp":{}{nbf}{scopes}}}"#,
+        Value::from(claims.actor.as_str()),
+        Value::from(claims.tenant.as_str()),
         claims.level.as_str(),
         claims.exp
     );

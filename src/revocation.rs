@@ -19,7 +19,7 @@ use pgrx::prelude::*;
 use crate::catalog as cache;
 
 /// Deleted actors and their deletion time (Unix seconds, rounded up).
-type Deleted = Rc<HashMap<[u8; 16], i64>>;
+type Deleted = Rc<HashMap<String, i64>>;
 
 thread_local! {
     static CURRENT: RefCell<Option<(u64, Deleted)>> = const { RefCell::new(None) };
@@ -58,14 +58,12 @@ fn deleted() -> Result<Deleted, String> {
             Spi::connect(|c| {
                 let mut m = HashMap::new();
                 for row in c.select(
-                    "SELECT actor, ceil(extract(epoch FROM deleted_at))::int8 FROM warden.deleted_accounts",
+                    "SELECT actor::text, ceil(extract(epoch FROM deleted_at))::int8 FROM warden.deleted_accounts",
                     None,
                     &[],
                 )? {
-                    if let (Some(a), Some(t)) = (row.get::<pgrx::Uuid>(1)?, row.get::<i64>(2)?) {
-                        let mut b = [0u8; 16];
-                        b.copy_from_slice(a.as_bytes());
-                        m.insert(b, t);
+                    if let (Some(a), Some(t)) = (row.get::<String>(1)?, row.get::<i64>(2)?) {
+                        m.insert(a, t);
                     }
                 }
                 Ok::<_, pgrx::spi::Error>(m)
@@ -83,9 +81,12 @@ fn deleted() -> Result<Deleted, String> {
 /// Whether a token of `actor` issued at `iat` (Unix seconds; None: unknown) belongs to a
 /// deleted account: Ok(Some(deletion time)) when it does, so it must be refused. A token issued
 /// after the deletion (a new account with the same id) is not. Err when it cannot be determined.
-pub fn deleted_before(actor: &[u8; 16], iat: Option<i64>) -> Result<Option<i64>, String> {
+pub fn deleted_before(
+    actor: &crate::ident::Ident,
+    iat: Option<i64>,
+) -> Result<Option<i64>, String> {
     let m = deleted()?;
-    Ok(m.get(actor)
+    Ok(m.get(actor.as_str())
         .copied()
         .filter(|&at| iat.is_none_or(|i| i <= at)))
 }

@@ -5,19 +5,16 @@ use pgrx::pg_sys::panic::ErrorReport;
 
 use super::record::json_str;
 use super::{record, record_autonomous, AuditError, NewEvent, Status};
+use crate::ident::Ident;
 
 /// A failed authentication: a denied (or, for a configuration problem, error) event that survives
 /// the rollback. Never the token itself.
 fn failure(f: &crate::context::Failure<'_>) {
-    let as_uuid = |s: &Option<String>| {
-        s.as_deref()
-            .and_then(|s| uuid::Uuid::try_parse(s).ok())
-            .map(|u| *u.as_bytes())
-    };
+    let as_ident = |s: &Option<String>| s.as_deref().and_then(|s| Ident::parse(s).ok());
     let quote = |s: &Option<String>| s.as_deref().map_or("null".to_string(), json_str);
     let ev = NewEvent {
-        tenant: if f.genuine { as_uuid(&f.claimed_tenant) } else { None },
-        actor: if f.genuine { as_uuid(&f.claimed_subject) } else { None },
+        tenant: if f.genuine { as_ident(&f.claimed_tenant) } else { None },
+        actor: if f.genuine { as_ident(&f.claimed_subject) } else { None },
         action: "authenticate".into(),
         resource_type: Some("actor".into()),
         resource_id: f.claimed_subject.clone(),

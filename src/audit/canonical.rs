@@ -6,10 +6,12 @@
 //! time: every value is reduced to a form defined below, and a verifier outside the database (see
 //! README) can reproduce it from an export.
 //!
-//! Format, version 1 (`warden.audit.v1`):
+//! Format, version 2 (`warden.audit.v2`, events sealed by 0.6.0 and later), and version 1
+//! (`warden.audit.v1`, before), the same but for the tenant and actor: each event's `serialization`
+//! column says which one its hash covers.
 //!
 //! ```text
-//! event  = "warden.audit.v1" field{10}
+//! event  = "warden.audit.v2" field{10}      (version 1: "warden.audit.v1" field{10})
 //! field  = tag:u8 length:u32 (big-endian) bytes[length]
 //! fields, in this order: id, occurred_at, tenant, actor, action, resource_type, resource_id,
 //!                        changes, status, context
@@ -17,6 +19,9 @@
 //!          'T' text, its UTF-8 bytes     'U' uuid, 36 lower-case hex and hyphens
 //!          'S' timestamptz, UTC ISO 8601 with microseconds ("2026-11-23T18:35:37.000000Z")
 //!          'J' json, canonical JSON (below)
+//! tenant, actor: version 2 'T' (the identifier's text: a uuid in lower case, a number in
+//!                decimal, a provider's id as it is) or 'N'; version 1 'U' or 'N' (tenants and
+//!                actors were uuids)
 //! ```
 //!
 //! Canonical JSON: no insignificant whitespace; object members sorted by the UTF-8 bytes of their
@@ -30,6 +35,10 @@
 
 /// Prefix of every version-1 serialization.
 pub const MAGIC_V1: &[u8] = b"warden.audit.v1";
+/// Prefix of every version-2 serialization.
+pub const MAGIC_V2: &[u8] = b"warden.audit.v2";
+/// The version events are sealed with.
+pub const CURRENT_VERSION: i16 = 2;
 
 /// One field value of an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +56,12 @@ pub enum Field<'a> {
 /// The fields of an event, in chain order.
 #[derive(Debug, Clone)]
 pub struct Event<'a> {
+    /// The serialization version (1 or 2).
+    pub version: i16,
     pub id: i64,
     pub occurred_at: i64,
-    pub tenant: Option<[u8; 16]>,
-    pub actor: Option<[u8; 16]>,
+    pub tenant: Option<&'a str>,
+    pub actor: Option<&'a str>,
     pub action: &'a str,
     pub resource_type: Option<&'a str>,
     pub resource_id: Option<&'a str>,
@@ -65,6 +76,10 @@ pub enum CanonicalError {
     Json { at: usize, what: &'static str },
     #[error("a field of {0} bytes is longer than a canonical field may be")]
     TooLong(usize),
+    #[error("a version-1 event's {0} is not a uuid")]
+    NotUuid(&'static str),
+    #[error("serialization version {0} is unknown")]
+    Version(i16),
 }
 
 impl Event<'_> {
@@ -77,8 +92,21 @@ impl Event<'_> {
 
     /// The canonical bytes, written into `out` (cleared first): a verifier reuses one buffer.
     pub fn canonical_into(&self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-        fn opt_uuid(u: Option<[u8; 16]>) -> Field<'static> {
-            u.map_or(Field::Null, Field::Uuid)
+        fn ident<'b>(
+            version: i16,
+            v: Option<&'b str>,
+            what: &'static str,
+        ) -> Result<Field<'b>, CanonicalError> {
+            Ok(match (version, v) {
+                (_, None) => Field::Null,
+                (1, Some(t)) => Field::Uuid(
+                    *uuid::Uuid::try_parse(t)
+                        .map_err(|_| CanonicalError::NotUuid(what))?
+                        .as_bytes(),
+                ),
+                (2, Some(t)) => Field::Text(t),
+                (v, _) => return Err(CanonicalError::Version(v)),
+            })
         }
         fn opt_text(t: Option<&str>) -> Field<'_> {
             t.map_or(Field::Null, Field::Text)
@@ -89,8 +117,8 @@ impl Event<'_> {
         let fields = [
             Field::Int(self.id),
             Field::Timestamp(self.occurred_at),
-            opt_uuid(self.tenant),
-            opt_uuid(self.actor),
+            ident(self.version, self.tenant, "tenant")?,
+            ident(self.version, self.actor, "actor")?,
             Field::Text(self.action),
             opt_text(self.resource_type),
             opt_text(self.resource_id),
@@ -99,7 +127,11 @@ impl Event<'_> {
             opt_json(self.context),
         ];
         out.clear();
-        out.extend_from_slice(MAGIC_V1);
+        out.extend_from_slice(if self.version == 1 {
+            MAGIC_V1
+        } else {
+            MAGIC_V2
+        });
         for f in &fields {
             encode_field(f, out)?;
         }
@@ -672,9 +704,10 @@ mod tests {
 
     fn event<'a>(changes: Option<&'a str>, occurred_at: i64) -> Event<'a> {
         Event {
+            version: 1,
             id: 42,
             occurred_at,
-            tenant: Some([0xaa; 16]),
+            tenant: Some("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"),
             actor: None,
             action: "update",
             resource_type: Some("public.docs"),
@@ -683,6 +716,69 @@ mod tests {
             status: "success",
             context: Some(r#"{"pid": 123, "application_name": "app"}"#),
         }
+    }
+
+    #[test]
+    fn version_1_keeps_uuid_tenants_and_version_2_writes_identifiers_as_text() {
+        let v1 = event(None, 0);
+        let b1 = v1.canonical().unwrap();
+        assert!(b1.starts_with(MAGIC_V1));
+        // id, occurred_at, then the tenant as a uuid field
+        let mut uuid_field = Vec::new();
+        encode_field(&Field::Uuid([0xaa; 16]), &mut uuid_field).unwrap();
+        assert!(b1.windows(uuid_field.len()).any(|w| w == uuid_field));
+        let v2 = Event {
+            version: 2,
+            ..event(None, 0)
+        };
+        let b2 = v2.canonical().unwrap();
+        assert!(b2.starts_with(MAGIC_V2));
+        let mut text_field = Vec::new();
+        encode_field(
+            &Field::Text("aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa"),
+            &mut text_field,
+        )
+        .unwrap();
+        assert!(b2.windows(text_field.len()).any(|w| w == text_field));
+        assert_ne!(b1, b2, "the version is part of what is hashed");
+        for t in ["42", "org_2abcXYZ9kQ", "auth0|5f7c"] {
+            let e = Event {
+                version: 2,
+                tenant: Some(t),
+                actor: Some(t),
+                ..event(None, 0)
+            };
+            assert!(e.canonical().is_ok());
+            let old = Event {
+                version: 1,
+                tenant: Some(t),
+                ..event(None, 0)
+            };
+            assert_eq!(
+                old.canonical(),
+                Err(CanonicalError::NotUuid("tenant")),
+                "a v1 event had uuid tenants"
+            );
+        }
+        let bigint = Event {
+            version: 2,
+            tenant: Some("42"),
+            ..event(None, 0)
+        };
+        let text = Event {
+            version: 2,
+            tenant: Some("042"),
+            ..event(None, 0)
+        };
+        assert_ne!(bigint.canonical().unwrap(), text.canonical().unwrap());
+        assert_eq!(
+            Event {
+                version: 3,
+                ..event(None, 0)
+            }
+            .canonical(),
+            Err(CanonicalError::Version(3))
+        );
     }
 
     #[test]

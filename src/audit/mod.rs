@@ -91,6 +91,7 @@ impl SqlError for AuditError {
                 "Events leave the trail only through warden.purge_audit(), once they are older than warden.audit_retention.".into()
             }
             AuditError::Record(record::RecordError::NotInstalled) => "CREATE EXTENSION warden;".into(),
+            AuditError::Record(record::RecordError::NeedsUpdate) => "ALTER EXTENSION warden UPDATE;".into(),
             AuditError::Record(record::RecordError::Altered) => {
                 "Reinstall warden's audit tables: DROP EXTENSION warden; CREATE EXTENSION warden; (after a dump).".into()
             }

@@ -14,6 +14,7 @@ use std::ffi::CStr;
 use pgrx::pg_sys;
 
 use super::canonical::{escape_into, format_timestamp};
+use crate::ident::Ident;
 
 /// Seconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01, in microseconds.
 pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
@@ -50,8 +51,8 @@ impl Status {
 /// An event before it is sealed: everything but the id and the hashes.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
-    pub tenant: Option<[u8; 16]>,
-    pub actor: Option<[u8; 16]>,
+    pub tenant: Option<Ident>,
+    pub actor: Option<Ident>,
     pub action: String,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
@@ -68,8 +69,8 @@ impl NewEvent {
     pub fn in_context(action: &str, status: Status) -> NewEvent {
         let claims = crate::context::current();
         NewEvent {
-            tenant: claims.as_ref().map(|c| *c.tenant.as_bytes()),
-            actor: claims.as_ref().map(|c| *c.actor.as_bytes()),
+            tenant: claims.as_ref().map(|c| c.tenant.clone()),
+            actor: claims.as_ref().map(|c| c.actor.clone()),
             action: action.to_owned(),
             resource_type: None,
             resource_id: None,
@@ -231,6 +232,8 @@ pub enum RecordError {
     NotInstalled,
     #[error("warden.audit_pending has been altered (it must have {PENDING_COLUMNS} columns and no index)")]
     Altered,
+    #[error("this database's audit trail records uuid tenants and actors only, until its warden SQL is updated")]
+    NeedsUpdate,
 }
 
 /// Whether this database has the audit trail (an older version of warden's SQL, before
@@ -310,8 +313,26 @@ pub fn insert_pending(
         let mut values = [pg_sys::Datum::from(0usize); PENDING_COLUMNS];
         let mut nulls = [false; PENDING_COLUMNS];
         values[0] = pg_sys::Datum::from(occurred_at);
-        set_uuid(&mut values[1], &mut nulls[1], ev.tenant);
-        set_uuid(&mut values[2], &mut nulls[2], ev.actor);
+        // tenant and actor are text since 0.6.0; a database not yet updated has uuid columns,
+        // which take uuid identifiers only (anything else waits for ALTER EXTENSION UPDATE)
+        let uuid_columns = (*(*desc).attrs.as_ptr().add(1)).atttypid == pg_sys::UUIDOID;
+        for (i, id) in [(1, ev.tenant.as_ref()), (2, ev.actor.as_ref())] {
+            if uuid_columns {
+                let u = match id {
+                    None => None,
+                    Some(id) => match id.as_uuid() {
+                        Some(u) => Some(*u.as_bytes()),
+                        None => {
+                            pg_sys::table_close(rel, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
+                            return Err(RecordError::NeedsUpdate);
+                        }
+                    },
+                };
+                set_uuid(&mut values[i], &mut nulls[i], u);
+            } else {
+                set_text(&mut values[i], &mut nulls[i], id.map(Ident::as_str));
+            }
+        }
         set_text(&mut values[3], &mut nulls[3], Some(&ev.action));
         set_text(&mut values[4], &mut nulls[4], ev.resource_type.as_deref());
         set_text(&mut values[5], &mut nulls[5], ev.resource_id.as_deref());

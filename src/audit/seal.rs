@@ -145,7 +145,7 @@ pub fn seal_all() -> Result<i64, SealError> {
 /// The batch: committed pending events in the table's physical order (cheap: no sort of the whole
 /// table, whatever its backlog), ordered in Rust by time and position.
 const TAKE: &str =
-    "SELECT ctid::text, occurred_at, tenant, actor, action, resource_type, resource_id, \
+    "SELECT ctid::text, occurred_at, tenant::text, actor::text, action, resource_type, resource_id, \
             changes::text, status, context::text \
        FROM warden.audit_pending LIMIT $1";
 
@@ -162,6 +162,30 @@ const PUT: &str = "WITH d AS (DELETE FROM warden.audit_pending \
        FROM d JOIN unnest($1::text[]::tid[], $2::bigint[], $3::bytea[], $4::bytea[]) \
                    AS u (pos, id, prev_hash, hash) ON u.pos = d.pos";
 
+/// [`PUT`] for a database whose events record their serialization version (0.6.0 and later).
+const PUT_V2: &str = "WITH d AS (DELETE FROM warden.audit_pending \
+                  WHERE ctid = ANY ($1::text[]::tid[]) RETURNING ctid AS pos, *) \
+     INSERT INTO warden.audit_events \
+     (id, occurred_at, tenant, actor, action, resource_type, resource_id, changes, status, context, \
+      prev_hash, hash, serialization) \
+     SELECT u.id, d.occurred_at, d.tenant, d.actor, d.action, d.resource_type, d.resource_id, \
+            d.changes, d.status, d.context, u.prev_hash, u.hash, 2::int2 \
+       FROM d JOIN unnest($1::text[]::tid[], $2::bigint[], $3::bytea[], $4::bytea[]) \
+                   AS u (pos, id, prev_hash, hash) ON u.pos = d.pos";
+
+/// The serialization new events are sealed with: 2, or 1 in a database whose warden SQL predates
+/// 0.6.0 (its events have no `serialization` column, and uuid tenants).
+pub fn serialization_version() -> i16 {
+    let relid = crate::catalog::warden_oid(c"audit_events");
+    // SAFETY: a syscache lookup of a column by name.
+    let attnum = unsafe { pg_sys::get_attnum(relid, c"serialization".as_ptr()) };
+    if relid != pg_sys::InvalidOid && attnum != pg_sys::InvalidAttrNumber as i16 {
+        super::canonical::CURRENT_VERSION
+    } else {
+        1
+    }
+}
+
 fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
     Spi::connect_mut(|c| {
         c.update(
@@ -170,6 +194,7 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
             &[],
         )?;
         let (mut id, mut prev) = head(c)?;
+        let version = serialization_version();
         // the upper bound is exclusive: the first tuple of the block after `hi` (a block number
         // is at most 0xFFFFFFFE, so hi + 1 still names one, as ctid '(4294967295,0)')
         let start = format!("({lo},0)");
@@ -187,8 +212,8 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
             pos: String,
             at: TimestampWithTimeZone,
             block_offset: (u64, u64),
-            tenant: Option<pgrx::Uuid>,
-            actor: Option<pgrx::Uuid>,
+            tenant: Option<String>,
+            actor: Option<String>,
             action: String,
             rtype: Option<String>,
             rid: Option<String>,
@@ -224,10 +249,11 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
         for t in taken {
             id += 1;
             let ev = Event {
+                version,
                 id,
                 occurred_at: t.at.into_inner().saturating_add(PG_EPOCH_OFFSET_US),
-                tenant: t.tenant.map(|u| *u.as_bytes()),
-                actor: t.actor.map(|u| *u.as_bytes()),
+                tenant: t.tenant.as_deref(),
+                actor: t.actor.as_deref(),
                 action: &t.action,
                 resource_type: t.rtype.as_deref(),
                 resource_id: t.rid.as_deref(),
@@ -243,7 +269,7 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
             prev = hash;
         }
         let moved = c.update(
-            PUT,
+            if version == 1 { PUT } else { PUT_V2 },
             None,
             &[positions.into(), ids.into(), prevs.into(), hashes.into()],
         )?;

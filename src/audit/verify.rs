@@ -15,8 +15,9 @@ use super::chain::{link, Hash, Report, Verifier};
 use super::record::PG_EPOCH_OFFSET_US;
 use super::seal::to_hash;
 
-/// Columns of `warden.audit_events`.
-const COLUMNS: usize = 12;
+/// Columns of `warden.audit_events` (0.6.0: `serialization` last; before, 12 and uuid tenants).
+const COLUMNS: usize = 13;
+const COLUMNS_V1: usize = 12;
 
 unsafe fn text_of<'a>(d: pg_sys::Datum) -> &'a [u8] {
     // SAFETY: a text or bytea datum; detoasted (packed form kept) into the current context.
@@ -55,6 +56,7 @@ unsafe fn uuid_of(d: pg_sys::Datum) -> [u8; 16] {
 unsafe fn content_ok(
     values: &[pg_sys::Datum; COLUMNS],
     nulls: &[bool; COLUMNS],
+    natts: usize,
     prev: &Hash,
     hash: &Hash,
     buf: &mut Vec<u8>,
@@ -65,11 +67,30 @@ unsafe fn content_ok(
             (!nulls[i]).then(|| std::str::from_utf8(text_of(values[i])).unwrap_or("\u{fffd}"))
         };
         let json = |i: usize| -> Option<&str> { (!nulls[i]).then(|| json_of(values[i])) };
+        // 0.6.0's layout: text identifiers and the version; before, uuids and version 1
+        let (version, tenant, actor) = if natts == COLUMNS {
+            let version = if nulls[12] {
+                0
+            } else {
+                values[12].value() as i16
+            };
+            (
+                version,
+                text(2).map(str::to_owned),
+                text(3).map(str::to_owned),
+            )
+        } else {
+            let u = |i: usize| {
+                (!nulls[i]).then(|| uuid::Uuid::from_bytes(uuid_of(values[i])).to_string())
+            };
+            (1, u(2), u(3))
+        };
         let ev = Event {
+            version,
             id: values[0].value() as i64,
             occurred_at: (values[1].value() as i64).saturating_add(PG_EPOCH_OFFSET_US),
-            tenant: (!nulls[2]).then(|| uuid_of(values[2])),
-            actor: (!nulls[3]).then(|| uuid_of(values[3])),
+            tenant: tenant.as_deref(),
+            actor: actor.as_deref(),
             action: text(4).unwrap_or_default(),
             resource_type: text(5),
             resource_id: text(6),
@@ -100,14 +121,15 @@ pub unsafe extern "C-unwind" fn warden_audit_event_ok(
         let mut tuple: pg_sys::HeapTupleData = std::mem::zeroed();
         tuple.t_len = pgrx::varlena::varsize_any(header.cast()) as u32;
         tuple.t_data = header;
-        let ok = if (*desc).natts as usize == COLUMNS {
+        let natts = (*desc).natts as usize;
+        let ok = if natts == COLUMNS || natts == COLUMNS_V1 {
             let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
-            let mut nulls = [false; COLUMNS];
+            let mut nulls = [true; COLUMNS];
             pg_sys::heap_deform_tuple(&mut tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
             let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
             let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
             let mut buf = Vec::with_capacity(1024);
-            content_ok(&values, &nulls, &prev, &hash, &mut buf)
+            content_ok(&values, &nulls, natts, &prev, &hash, &mut buf)
         } else {
             false
         };
@@ -146,7 +168,7 @@ pub fn scan_links(relid: pg_sys::Oid, start: Option<(i64, Hash)>, from: i64, to:
     unsafe {
         let rel = pg_sys::table_open(relid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let desc = (*rel).rd_att;
-        if (*desc).natts as usize != COLUMNS {
+        if (*desc).natts as usize != COLUMNS && (*desc).natts as usize != COLUMNS_V1 {
             pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             pgrx::error!("warden.audit_events has been altered: it must have {COLUMNS} columns");
         }

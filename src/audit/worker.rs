@@ -25,6 +25,7 @@ use pgrx::prelude::*;
 use super::canonical::{decode_fields, encode_field, Field};
 use super::queue::Ring;
 use super::record::{NewEvent, Status};
+use crate::ident::Ident;
 
 /// Databases served at the same time (a further database waits for a free slot: its events stay
 /// pending until then).
@@ -271,16 +272,13 @@ pub fn notify(dboid: pg_sys::Oid) {
 /// An autonomous event as queued: its fields, encoded as the canonical serialization encodes
 /// fields (occurred_at as PostgreSQL microseconds).
 pub fn encode(ev: &NewEvent, occurred_at: pg_sys::TimestampTz, context: &str) -> Vec<u8> {
-    fn uuid(u: Option<[u8; 16]>) -> Field<'static> {
-        u.map_or(Field::Null, Field::Uuid)
-    }
     fn text(t: Option<&str>) -> Field<'_> {
         t.map_or(Field::Null, Field::Text)
     }
     let fields = [
         Field::Int(occurred_at),
-        uuid(ev.tenant),
-        uuid(ev.actor),
+        text(ev.tenant.as_ref().map(Ident::as_str)),
+        text(ev.actor.as_ref().map(Ident::as_str)),
         Field::Text(&ev.action),
         text(ev.resource_type.as_deref()),
         text(ev.resource_id.as_deref()),
@@ -305,19 +303,20 @@ fn decode(rec: &[u8]) -> Option<(NewEvent, pg_sys::TimestampTz, String)> {
     let text = |i: usize| -> Option<String> {
         (f[i].0 != b'N').then(|| String::from_utf8_lossy(f[i].1).into_owned())
     };
-    let uuid = |i: usize| -> Option<[u8; 16]> {
-        (f[i].0 == b'U')
-            .then(|| {
-                uuid::Uuid::try_parse_ascii(f[i].1)
-                    .ok()
-                    .map(|u| *u.as_bytes())
-            })
-            .flatten()
+    // an identifier: text, or a uuid queued by a library before 0.6.0 (a reinstall under load)
+    let ident = |i: usize| -> Option<Ident> {
+        match f[i].0 {
+            b'T' => Ident::parse(&String::from_utf8_lossy(f[i].1)).ok(),
+            b'U' => uuid::Uuid::try_parse_ascii(f[i].1)
+                .ok()
+                .map(|u| Ident::from_uuid(&u)),
+            _ => None,
+        }
     };
     let at: i64 = std::str::from_utf8(f[0].1).ok()?.parse().ok()?;
     let ev = NewEvent {
-        tenant: uuid(1),
-        actor: uuid(2),
+        tenant: ident(1),
+        actor: ident(2),
         action: text(3)?,
         resource_type: text(4),
         resource_id: text(5),

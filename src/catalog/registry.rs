@@ -17,6 +17,8 @@ use std::rc::Rc;
 use std::sync::RwLock;
 
 use pgrx::pg_sys;
+
+use crate::ident::Ident;
 use pgrx::pg_sys::panic::ErrorReport;
 
 /// One active legal hold, as the holds' owner reports it.
@@ -24,9 +26,9 @@ use pgrx::pg_sys::panic::ErrorReport;
 pub struct HoldInfo {
     pub id: String,
     pub case_ref: String,
-    pub tenant: [u8; 16],
+    pub tenant: Ident,
     pub tbl: Option<pg_sys::Oid>,
-    pub subject: Option<[u8; 16]>,
+    pub subject: Option<Ident>,
 }
 
 /// The active holds (Err: they could not be read; the caller refuses).
@@ -41,14 +43,14 @@ pub type BeforeUnprotect = fn(relid: pg_sys::Oid, qualified: &str) -> Result<(),
 /// After `erase_subject` anonymized the subject's rows: what the capability also destroyed, as a
 /// (report key, value) pair for the erasure's report.
 pub type SubjectErased = fn(
-    tenant: &[u8; 16],
-    subject: &[u8; 16],
-    by: &[u8; 16],
+    tenant: &Ident,
+    subject: &Ident,
+    by: &Ident,
 ) -> Result<Option<(&'static str, serde_json::Value)>, String>;
 /// After `delete_account` recorded the deletion of `actor` (run by `by`): what the capability
 /// also ended, as a (report key, value) pair.
 pub type AccountDeleted =
-    fn(actor: &[u8; 16], by: &[u8; 16]) -> Result<(&'static str, serde_json::Value), String>;
+    fn(actor: &Ident, by: &Ident) -> Result<(&'static str, serde_json::Value), String>;
 
 struct Slots {
     active_holds: Option<ActiveHolds>,
@@ -122,9 +124,9 @@ pub fn before_unprotect(relid: pg_sys::Oid, qualified: &str) -> Result<(), Error
 
 /// What the providers destroyed with the subject's data.
 pub fn subject_erased(
-    tenant: &[u8; 16],
-    subject: &[u8; 16],
-    by: &[u8; 16],
+    tenant: &Ident,
+    subject: &Ident,
+    by: &Ident,
 ) -> Result<Vec<(&'static str, serde_json::Value)>, String> {
     let mut out = Vec::new();
     for f in read(|s| s.erased.clone()) {
@@ -135,8 +137,8 @@ pub fn subject_erased(
 
 /// What the providers ended with the account.
 pub fn account_deleted(
-    actor: &[u8; 16],
-    by: &[u8; 16],
+    actor: &Ident,
+    by: &Ident,
 ) -> Result<Vec<(&'static str, serde_json::Value)>, String> {
     let mut out = Vec::new();
     for f in read(|s| s.deleted.clone()) {

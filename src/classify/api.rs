@@ -273,7 +273,7 @@ fn classify_resolved(
             fixes,
         });
     }
-    let actor = crate::context::current().map(|c| pgrx::Uuid::from_bytes(*c.actor.as_bytes()));
+    let actor = crate::context::current().map(|c| c.actor.into_string());
     let (column, oid) = match &t {
         Target::Schema { oid, .. } => ("schema_name", *oid),
         Target::Table { oid, .. } => ("tbl", *oid),

@@ -43,8 +43,8 @@ impl Rules {
 /// A PHI read in progress.
 struct Pending {
     query: *mut pg_sys::QueryDesc,
-    tenant: Option<[u8; 16]>,
-    actor: Option<[u8; 16]>,
+    tenant: Option<crate::ident::Ident>,
+    actor: Option<crate::ident::Ident>,
     lxid: pg_sys::LocalTransactionId,
     statement: u64,
     tables: Vec<String>,
@@ -253,8 +253,8 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
         }
         p.push(Pending {
             query: qd,
-            tenant: claims.as_ref().map(|c| *c.tenant.as_bytes()),
-            actor: claims.as_ref().map(|c| *c.actor.as_bytes()),
+            tenant: claims.as_ref().map(|c| c.tenant.clone()),
+            actor: claims.as_ref().map(|c| c.actor.clone()),
             lxid,
             statement,
             tables: tables.into_iter().map(|(_, n)| n).collect(),
@@ -315,8 +315,8 @@ fn event(p: &Pending, table: &str, rows: Option<u64>, query_id: u64, status: Sta
         changes["failed"] = "the statement or its transaction failed after the read started".into();
     }
     NewEvent {
-        tenant: p.tenant,
-        actor: p.actor,
+        tenant: p.tenant.clone(),
+        actor: p.actor.clone(),
         action: "phi_read".into(),
         resource_type: Some("table".into()),
         resource_id: Some(table.to_owned()),

@@ -18,6 +18,7 @@ use super::envelope::{self, EnvelopeError, KeyRef, NONCE_LEN};
 use crate::audit::{NewEvent, Status};
 use crate::context;
 use crate::errors::SqlError;
+use crate::ident::Ident;
 use crate::jwt::Claims;
 use crate::level::Level;
 
@@ -146,7 +147,7 @@ type KeyCache = HashMap<([u8; 16], u32), Unwrapped>;
 
 #[derive(Clone)]
 struct Unwrapped {
-    tenant: [u8; 16],
+    tenant: Ident,
     name: String,
     key: Option<[u8; 32]>,
 }
@@ -237,36 +238,36 @@ thread_local! {
 }
 
 /// Newest key versions by tenant and name.
-type NewestCache = HashMap<([u8; 16], String), (KeyRef, bool)>;
+type NewestCache = HashMap<(Ident, String), (KeyRef, bool)>;
 
 /// The newest version of key `name` of `tenant`: its reference, and whether it is destroyed.
-fn newest(tenant: &[u8; 16], name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
+fn newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
     let lxid = context::local_xid();
     let hit = NEWEST.with_borrow_mut(|(x, m)| {
         if *x != lxid {
             *x = lxid;
             m.clear();
         }
-        m.get(&(*tenant, name.to_owned())).copied()
+        m.get(&(tenant.clone(), name.to_owned())).copied()
     });
     if hit.is_some() {
         return Ok(hit);
     }
     let found = read_newest(tenant, name)?;
     if let Some(f) = found {
-        NEWEST.with_borrow_mut(|(_, m)| m.insert((*tenant, name.to_owned()), f));
+        NEWEST.with_borrow_mut(|(_, m)| m.insert((tenant.clone(), name.to_owned()), f));
     }
     Ok(found)
 }
 
-fn read_newest(tenant: &[u8; 16], name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
+fn read_newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
     privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
                 "SELECT id, version, wrapped IS NULL FROM warden.keyring
                   WHERE tenant = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
                 Some(1),
-                &[pg_uuid(tenant).into(), name.into()],
+                &[tenant.as_str().into(), name.into()],
             )?;
             let Some(r) = rows.into_iter().next() else {
                 return Ok(None);
@@ -303,7 +304,7 @@ fn data_key(r: KeyRef) -> Result<Option<Unwrapped>, CryptoError> {
     let row = privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
-                "SELECT tenant, name, wrapped FROM warden.keyring WHERE id = $1 AND version = $2",
+                "SELECT tenant::text, name, wrapped FROM warden.keyring WHERE id = $1 AND version = $2",
                 Some(1),
                 &[pg_uuid(&r.id).into(), (r.version as i32).into()],
             )?;
@@ -311,9 +312,7 @@ fn data_key(r: KeyRef) -> Result<Option<Unwrapped>, CryptoError> {
                 return Ok(None);
             };
             Ok(Some((
-                row.get::<pgrx::Uuid>(1)?
-                    .map(|u| *u.as_bytes())
-                    .unwrap_or([0; 16]),
+                row.get::<String>(1)?.unwrap_or_default(),
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<Vec<u8>>(3)?,
             )))
@@ -322,6 +321,8 @@ fn data_key(r: KeyRef) -> Result<Option<Unwrapped>, CryptoError> {
     let Some((tenant, name, wrapped)) = row else {
         return Ok(None);
     };
+    let tenant = Ident::parse(&tenant)
+        .map_err(|e| CryptoError::Internal(format!("the keyring names a tenant that {e}")))?;
     let key = match wrapped {
         None => None,
         Some(w) => Some(
@@ -351,11 +352,11 @@ fn forget_cached_keys() {
 
 /// Adds version `version` of key `name` (id `id`) for `tenant`: a fresh random data key, wrapped.
 fn add_version(
-    tenant: &[u8; 16],
+    tenant: &Ident,
     name: &str,
     id: [u8; 16],
     version: u32,
-    by: &[u8; 16],
+    by: &Ident,
 ) -> Result<(), CryptoError> {
     let master = master_key()?;
     let mut dk = random::<32>()?;
@@ -371,10 +372,10 @@ fn add_version(
                 &[
                     pg_uuid(&id).into(),
                     (version as i32).into(),
-                    pg_uuid(tenant).into(),
+                    tenant.as_str().into(),
                     name.into(),
                     wrapped.into(),
-                    pg_uuid(by).into(),
+                    by.as_str().into(),
                 ],
             )
             .map(|_| ())
@@ -400,7 +401,7 @@ fn audit(action: &str, name: &str, changes: serde_json::Value) -> Result<(), Cry
     Ok(())
 }
 
-fn create(tenant: &[u8; 16], name: &str, by: &[u8; 16]) -> Result<KeyRef, CryptoError> {
+fn create(tenant: &Ident, name: &str, by: &Ident) -> Result<KeyRef, CryptoError> {
     let id = new_id()?;
     add_version(tenant, name, id, 1, by)?;
     Ok(KeyRef { id, version: 1 })
@@ -416,11 +417,11 @@ fn create_key(key_name: Option<&str>) -> Result<pgrx::Uuid, ErrorReport> {
     if name.starts_with(SUBJECT_PREFIX) {
         return Err(CryptoError::Reserved(SUBJECT_PREFIX).into());
     }
-    let tenant = *c.tenant.as_bytes();
+    let tenant = c.tenant.clone();
     if newest(&tenant, name)?.is_some() {
         return Err(CryptoError::KeyExists(name.into()).into());
     }
-    let r = create(&tenant, name, c.actor.as_bytes())?;
+    let r = create(&tenant, name, &c.actor)?;
     audit("create_key", name, json!({ "version": 1 }))?;
     Ok(pg_uuid(&r.id))
 }
@@ -435,7 +436,7 @@ fn rotate_key(key_name: Option<&str>) -> Result<i32, ErrorReport> {
     let name = key_name
         .filter(|n| !n.trim().is_empty())
         .ok_or(CryptoError::Null("key_name"))?;
-    let tenant = *c.tenant.as_bytes();
+    let tenant = c.tenant.clone();
     let Some((r, destroyed)) = newest(&tenant, name)? else {
         return Err(CryptoError::NoSuchKey(name.into()).into());
     };
@@ -443,14 +444,14 @@ fn rotate_key(key_name: Option<&str>) -> Result<i32, ErrorReport> {
         return Err(CryptoError::KeyDestroyed(name.into()).into());
     }
     let version = r.version + 1;
-    add_version(&tenant, name, r.id, version, c.actor.as_bytes())?;
+    add_version(&tenant, name, r.id, version, &c.actor)?;
     audit("rotate_key", name, json!({ "version": version }))?;
     Ok(version as i32)
 }
 
 /// Destroys every version of `name` of `tenant` (the key material; the rows stay, so that
 /// decryption says why it fails). Returns how many versions were destroyed.
-fn destroy(tenant: &[u8; 16], name: &str, by: &[u8; 16]) -> Result<i64, CryptoError> {
+fn destroy(tenant: &Ident, name: &str, by: &Ident) -> Result<i64, CryptoError> {
     let n = privileged(|| {
         Spi::connect_mut(|c| {
             c.update(
@@ -459,7 +460,7 @@ fn destroy(tenant: &[u8; 16], name: &str, by: &[u8; 16]) -> Result<i64, CryptoEr
                              WHERE tenant = $1 AND name = $2 AND wrapped IS NOT NULL RETURNING 1)
                  SELECT count(*)::int8 FROM d",
                 Some(1),
-                &[pg_uuid(tenant).into(), name.into(), pg_uuid(by).into()],
+                &[tenant.as_str().into(), name.into(), by.as_str().into()],
             )?
             .first()
             .get_one::<i64>()
@@ -480,11 +481,11 @@ fn destroy_key(key_name: Option<&str>) -> Result<i64, ErrorReport> {
     let name = key_name
         .filter(|n| !n.trim().is_empty())
         .ok_or(CryptoError::Null("key_name"))?;
-    let tenant = *c.tenant.as_bytes();
+    let tenant = c.tenant.clone();
     if newest(&tenant, name)?.is_none() {
         return Err(CryptoError::NoSuchKey(name.into()).into());
     }
-    let n = destroy(&tenant, name, c.actor.as_bytes())?;
+    let n = destroy(&tenant, name, &c.actor)?;
     audit("destroy_key", name, json!({ "versions": n }))?;
     Ok(n)
 }
@@ -492,9 +493,9 @@ fn destroy_key(key_name: Option<&str>) -> Result<i64, ErrorReport> {
 /// Crypto-shredding for `warden.erase_subject`: destroys the subject's key in `tenant`, if any.
 /// Returns the versions destroyed (0 when the subject has no key or the keyring is not installed).
 pub fn destroy_subject_key(
-    tenant: &[u8; 16],
-    subject: &[u8; 16],
-    by: &[u8; 16],
+    tenant: &Ident,
+    subject: &Ident,
+    by: &Ident,
 ) -> Result<i64, CryptoError> {
     if crate::catalog::warden_oid(c"keyring") == pg_sys::InvalidOid {
         return Ok(0);
@@ -505,9 +506,9 @@ pub fn destroy_subject_key(
 /// [`destroy_subject_key`] as `erase_subject` asks for it (`registry::subject_erased`): the
 /// report's `subject_key` entry when a key was destroyed.
 fn on_subject_erased(
-    tenant: &[u8; 16],
-    subject: &[u8; 16],
-    by: &[u8; 16],
+    tenant: &Ident,
+    subject: &Ident,
+    by: &Ident,
 ) -> Result<Option<(&'static str, serde_json::Value)>, String> {
     let shredded = destroy_subject_key(tenant, subject, by).map_err(|e| e.to_string())?;
     Ok((shredded > 0).then(|| {
@@ -523,27 +524,29 @@ pub fn init() {
     crate::catalog::registry::provide_subject_erased(on_subject_erased);
 }
 
-pub fn subject_key_name(subject: &[u8; 16]) -> String {
-    format!("{SUBJECT_PREFIX}{}", uuid::Uuid::from_bytes(*subject))
+pub fn subject_key_name(subject: &Ident) -> String {
+    format!("{SUBJECT_PREFIX}{subject}")
 }
 
 /// The name of data subject `subject`'s own key: encrypt the subject's data with it, and
 /// `warden.erase_subject` destroys it (crypto-shredding). Created on first use.
 #[pg_extern(immutable, parallel_safe)]
 fn subject_key(subject: pgrx::Uuid) -> String {
-    subject_key_name(subject.as_bytes())
+    subject_key_name(&Ident::from_uuid(&uuid::Uuid::from_bytes(
+        *subject.as_bytes(),
+    )))
 }
 
 /// Encrypts under the newest version of `name` of the context's tenant.
 fn seal_with(c: &Claims, name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let tenant = *c.tenant.as_bytes();
+    let tenant = c.tenant.clone();
     let r = match newest(&tenant, name)? {
         Some((r, false)) => r,
         Some((_, true)) => return Err(CryptoError::KeyDestroyed(name.into())),
         // a subject's key, and warden's own secrets key, come into being when first used
         None if name.starts_with(SUBJECT_PREFIX) || name == SECRETS_KEY => {
             crate::errors::ensure_writable(c"warden.encrypt() with a new subject key");
-            create(&tenant, name, c.actor.as_bytes())?
+            create(&tenant, name, &c.actor)?
         }
         None => return Err(CryptoError::NoSuchKey(name.into())),
     };
@@ -567,7 +570,7 @@ fn seal_with(c: &Claims, name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec
 fn open_with(c: &Claims, ciphertext: &[u8], aad: &[u8]) -> Result<(Vec<u8>, String), CryptoError> {
     let r = envelope::key_ref(ciphertext).map_err(CryptoError::Envelope)?;
     let u = data_key(r)?.ok_or(CryptoError::UnknownKey)?;
-    if u.tenant != *c.tenant.as_bytes() {
+    if u.tenant != c.tenant {
         return Err(CryptoError::OtherTenant);
     }
     let key = u.key.ok_or_else(|| CryptoError::Destroyed {
@@ -646,8 +649,19 @@ fn reencrypt(
     Ok(Some(seal_with(&c, &name, aad, &plain)?))
 }
 
-fn secret_aad(tenant: &[u8; 16], name: &str) -> Vec<u8> {
-    let mut a = tenant.to_vec();
+/// A secret's associated data: its tenant and name. A uuid tenant by its 16 bytes, as before
+/// 0.6.0 (secrets stored then still decrypt); another identifier by a label, its length and text.
+fn secret_aad(tenant: &Ident, name: &str) -> Vec<u8> {
+    let mut a = match tenant.as_uuid() {
+        Some(u) => u.as_bytes().to_vec(),
+        None => {
+            let t = tenant.as_str().as_bytes();
+            let mut a = b"id:".to_vec();
+            a.extend_from_slice(&(t.len() as u16).to_be_bytes());
+            a.extend_from_slice(t);
+            a
+        }
+    };
     a.extend_from_slice(name.as_bytes());
     a
 }
@@ -662,7 +676,7 @@ fn put_secret(name: Option<&str>, value: Option<&str>) -> Result<(), ErrorReport
         .filter(|n| !n.trim().is_empty())
         .ok_or(CryptoError::Null("name"))?;
     let value = value.ok_or(CryptoError::Null("value"))?;
-    let tenant = *c.tenant.as_bytes();
+    let tenant = c.tenant.clone();
     let sealed = seal_with(
         &c,
         SECRETS_KEY,
@@ -679,10 +693,10 @@ fn put_secret(name: Option<&str>, value: Option<&str>) -> Result<(), ErrorReport
                         updated_by = excluded.updated_by",
                 None,
                 &[
-                    pg_uuid(&tenant).into(),
+                    tenant.as_str().into(),
                     name.into(),
                     sealed.into(),
-                    pg_uuid(c.actor.as_bytes()).into(),
+                    c.actor.as_str().into(),
                 ],
             )
             .map(|_| ())
@@ -706,13 +720,13 @@ fn get_secret(name: Option<&str>) -> Result<String, ErrorReport> {
     let name = name
         .filter(|n| !n.trim().is_empty())
         .ok_or(CryptoError::Null("name"))?;
-    let tenant = *c.tenant.as_bytes();
+    let tenant = c.tenant.clone();
     let sealed = privileged(|| {
         Spi::connect(|s| {
             let rows = s.select(
                 "SELECT ciphertext FROM warden.secrets WHERE tenant = $1 AND name = $2",
                 Some(1),
-                &[pg_uuid(&tenant).into(), name.into()],
+                &[tenant.as_str().into(), name.into()],
             )?;
             match rows.into_iter().next() {
                 Some(r) => r.get::<Vec<u8>>(1),

@@ -16,6 +16,7 @@
 //! header and nonce followed by the caller's `aad`: a header edited to point at another key, or a
 //! ciphertext moved to a row whose aad differs, fails authentication, never decrypts to garbage.
 
+use crate::ident::Ident;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 
@@ -122,12 +123,26 @@ pub fn open(key: &[u8; 32], ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>, En
         .map_err(|_| EnvelopeError::Authentication)
 }
 
-/// The associated data of a wrapped data key: a label and the tenant the key belongs to.
-fn wrap_aad(tenant: &[u8; 16]) -> [u8; 31] {
-    let mut a = [0u8; 31];
-    a[..15].copy_from_slice(b"warden data key");
-    a[15..].copy_from_slice(tenant);
-    a
+/// The associated data of a wrapped data key: a label and the tenant the key belongs to. A uuid
+/// tenant is bound by its 16 bytes, as before 0.6.0 (keys wrapped then still unwrap); any other
+/// identifier by its length and text under another label, so the two forms never coincide.
+fn wrap_aad(tenant: &Ident) -> Vec<u8> {
+    match tenant.as_uuid() {
+        Some(u) => {
+            let mut a = Vec::with_capacity(31);
+            a.extend_from_slice(b"warden data key");
+            a.extend_from_slice(u.as_bytes());
+            a
+        }
+        None => {
+            let t = tenant.as_str().as_bytes();
+            let mut a = Vec::with_capacity(20 + t.len());
+            a.extend_from_slice(b"warden data key id");
+            a.extend_from_slice(&(t.len() as u16).to_be_bytes());
+            a.extend_from_slice(t);
+            a
+        }
+    }
 }
 
 /// Wraps a data key under the master key, bound to the data key's identity and its tenant (so a
@@ -136,7 +151,7 @@ pub fn wrap(
     master: &[u8; 32],
     data_key: &[u8; 32],
     key_ref: KeyRef,
-    tenant: &[u8; 16],
+    tenant: &Ident,
     nonce: &[u8; NONCE_LEN],
 ) -> Vec<u8> {
     seal(master, key_ref, nonce, &wrap_aad(tenant), data_key)
@@ -148,7 +163,7 @@ pub fn unwrap(
     master: &[u8; 32],
     wrapped: &[u8],
     key_ref: KeyRef,
-    tenant: &[u8; 16],
+    tenant: &Ident,
 ) -> Result<[u8; 32], EnvelopeError> {
     if self::key_ref(wrapped)? != key_ref {
         return Err(EnvelopeError::Authentication);
@@ -238,25 +253,39 @@ mod tests {
     }
 
     #[test]
+    #[allow(non_snake_case)]
     fn data_keys_unwrap_only_with_the_master_key_and_their_identity() {
-        const A: [u8; 16] = [0xa; 16];
-        const B: [u8; 16] = [0xb; 16];
-        let w = wrap(&KEY, &OTHER, R, &A, &N);
-        assert_eq!(unwrap(&KEY, &w, R, &A), Ok(OTHER));
-        assert_eq!(
-            unwrap(&OTHER, &w, R, &A),
-            Err(EnvelopeError::Authentication)
-        );
+        let id = |s: &str| Ident::parse(s).unwrap();
+        let a = id("0a0a0a0a-0a0a-0a0a-0a0a-0a0a0a0a0a0a");
+        let b = id("0b0b0b0b-0b0b-0b0b-0b0b-0b0b0b0b0b0b");
+        let (A, B) = (&a, &b);
+        let w = wrap(&KEY, &OTHER, R, A, &N);
+        assert_eq!(unwrap(&KEY, &w, R, A), Ok(OTHER));
+        assert_eq!(unwrap(&OTHER, &w, R, A), Err(EnvelopeError::Authentication));
         let elsewhere = KeyRef { version: 1, ..R };
         assert_eq!(
-            unwrap(&KEY, &w, elsewhere, &A),
+            unwrap(&KEY, &w, elsewhere, A),
             Err(EnvelopeError::Authentication)
         );
         assert_eq!(
-            unwrap(&KEY, &w, R, &B),
+            unwrap(&KEY, &w, R, B),
             Err(EnvelopeError::Authentication),
             "a wrapped key moved to another tenant does not unwrap"
         );
+        // identifiers of other kinds: bound by their exact text, never equal to a uuid's binding
+        let (t42, t042, org) = (id("42"), id("042"), id("org_2abcXYZ9kQ"));
+        let w42 = wrap(&KEY, &OTHER, R, &t42, &N);
+        assert_eq!(unwrap(&KEY, &w42, R, &t42), Ok(OTHER));
+        for other in [&t042, &org, A] {
+            assert_eq!(
+                unwrap(&KEY, &w42, R, other),
+                Err(EnvelopeError::Authentication),
+                "{other}"
+            );
+        }
+        assert_ne!(wrap_aad(&t42), wrap_aad(&id("0000002a")));
+        // the uuid binding is the one of 0.5.0: label and 16 bytes
+        assert_eq!(wrap_aad(A).len(), 31);
         assert!(
             !w.windows(8).any(|x| x == &OTHER[..8]),
             "the data key is not in the wrapping"

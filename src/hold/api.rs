@@ -13,6 +13,7 @@ use super::cache;
 use super::HoldError;
 use crate::audit::record::json_str;
 use crate::audit::{record, NewEvent, Status};
+use crate::ident::Ident;
 use crate::level::Level;
 
 /// Whether the current role has the privileges of `warden_admin` (superusers do).
@@ -26,20 +27,18 @@ pub fn is_warden_admin() -> bool {
 }
 
 /// Admin level in `tenant`'s context, or warden_admin. Returns the acting actor, if any.
-fn authorize(what: &'static str, tenant: &[u8; 16]) -> Result<Option<pgrx::Uuid>, HoldError> {
+fn authorize(what: &'static str, tenant: &Ident) -> Result<Option<String>, HoldError> {
     let claims = crate::context::current();
-    let actor = claims
-        .as_ref()
-        .map(|c| pgrx::Uuid::from_bytes(*c.actor.as_bytes()));
+    let actor = claims.as_ref().map(|c| c.actor.to_string());
     let admin_here = claims
         .as_ref()
-        .is_some_and(|c| c.level == Level::Admin && c.tenant.as_bytes() == tenant);
+        .is_some_and(|c| c.level == Level::Admin && &c.tenant == tenant);
     if admin_here || is_warden_admin() {
         return Ok(actor);
     }
     Err(HoldError::NotAllowed {
         what,
-        tenant: uuid::Uuid::from_bytes(*tenant).to_string(),
+        tenant: tenant.to_string(),
         role: crate::context::current_role_name(),
         level: claims.map_or_else(|| "no context".into(), |c| c.level.as_str().into()),
     })
@@ -49,15 +48,24 @@ fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, H
     cache::as_holds_owner(|| f().map_err(|e| e.to_string())).map_err(HoldError::Internal)
 }
 
-fn bytes(u: &pgrx::Uuid) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(u.as_bytes());
-    b
-}
-
 /// Places a legal hold over a tenant, one table of a tenant, or one data subject's rows (in
 /// every table with registered personal data, or in `tbl`). Admin level in that tenant, or
 /// warden_admin. Returns the hold's id.
+#[pg_extern(volatile, parallel_unsafe, name = "place_hold")]
+#[search_path(pg_catalog, pg_temp)]
+fn place_hold_ids(
+    case_ref: Option<&str>,
+    reason: Option<&str>,
+    tenant: Option<&str>,
+    tbl: default!(Option<PgRelation>, "NULL"),
+    subject: default!(Option<&str>, "NULL"),
+) -> Result<pgrx::Uuid, ErrorReport> {
+    let tenant = ident(tenant, "tenant")?.ok_or(HoldError::Null("tenant"))?;
+    let subject = ident(subject, "subject")?;
+    place(case_ref, reason, tenant, tbl, subject)
+}
+
+/// `place_hold` with uuids, as before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn place_hold(
@@ -67,15 +75,31 @@ fn place_hold(
     tbl: default!(Option<PgRelation>, "NULL"),
     subject: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> Result<pgrx::Uuid, ErrorReport> {
+    let id = |u: pgrx::Uuid| Ident::from_uuid(&uuid::Uuid::from_bytes(*u.as_bytes()));
+    let tenant = tenant.map(id).ok_or(HoldError::Null("tenant"))?;
+    place(case_ref, reason, tenant, tbl, subject.map(id))
+}
+
+/// An identifier argument: NULL stays None; empty, too long or with control characters is 22023.
+fn ident(v: Option<&str>, what: &'static str) -> Result<Option<Ident>, HoldError> {
+    v.map(|v| Ident::parse(v).map_err(|e| HoldError::Invalid(format!("{what} {e}"))))
+        .transpose()
+}
+
+fn place(
+    case_ref: Option<&str>,
+    reason: Option<&str>,
+    tenant: Ident,
+    tbl: Option<PgRelation>,
+    subject: Option<Ident>,
+) -> Result<pgrx::Uuid, ErrorReport> {
     let case_ref = case_ref
         .filter(|s| !s.trim().is_empty())
         .ok_or(HoldError::Null("case_ref"))?;
     let reason = reason
         .filter(|s| !s.trim().is_empty())
         .ok_or(HoldError::Null("reason"))?;
-    let tenant = tenant.ok_or(HoldError::Null("tenant"))?;
-    let tenant_bytes = bytes(&tenant);
-    let actor = authorize("placing a legal hold", &tenant_bytes)?;
+    let actor = authorize("placing a legal hold", &tenant)?;
     if !crate::catalog::preloaded() {
         return Err(HoldError::NotPreloaded.into());
     }
@@ -110,10 +134,10 @@ fn place_hold(
                 &[
                     case_ref.into(),
                     reason.into(),
-                    tenant.into(),
+                    tenant.as_str().into(),
                     tbl_oid.into(),
-                    subject.into(),
-                    actor.into(),
+                    subject.as_ref().map(Ident::as_str).into(),
+                    actor.clone().into(),
                     role.as_str().into(),
                 ],
             )?;
@@ -124,7 +148,7 @@ fn place_hold(
     cache::invalidate();
     let mut ev = NewEvent::in_context("place_hold", Status::Success)
         .resource("legal_hold", Some(&id.to_string()));
-    ev.tenant = Some(tenant_bytes);
+    ev.tenant = Some(tenant.clone());
     let opt = |v: Option<String>| v.map_or_else(|| "null".to_owned(), |s| json_str(&s));
     ev.changes = Some(format!(
         "{{\"case_ref\":{},\"reason\":{},\"tenant\":{},\"table\":{},\"subject\":{},\"baseline\":{}}}",
@@ -150,7 +174,7 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     let found = privileged(|| {
         Spi::connect(|c| {
             let row = c.select(
-                "SELECT h.tenant, h.case_ref,
+                "SELECT h.tenant::text, h.case_ref,
                         EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)
                    FROM warden.holds h WHERE h.id = $1",
                 Some(1),
@@ -161,7 +185,7 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
             }
             let row = row.first();
             Ok(Some((
-                row.get::<pgrx::Uuid>(1)?,
+                row.get::<String>(1)?,
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<bool>(3)? == Some(true),
             )))
@@ -170,8 +194,9 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     let Some((Some(tenant), case_ref, released)) = found else {
         return Err(HoldError::NoSuchHold(hold.to_string()).into());
     };
-    let tenant_bytes = bytes(&tenant);
-    let actor = authorize("releasing a legal hold", &tenant_bytes)?;
+    let tenant = Ident::parse(&tenant)
+        .map_err(|e| HoldError::Internal(format!("the hold names a tenant that {e}")))?;
+    let actor = authorize("releasing a legal hold", &tenant)?;
     if released {
         return Err(HoldError::Released(hold.to_string()).into());
     }
@@ -194,7 +219,7 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     cache::invalidate();
     let mut ev = NewEvent::in_context("release_hold", Status::Success)
         .resource("legal_hold", Some(&hold.to_string()));
-    ev.tenant = Some(tenant_bytes);
+    ev.tenant = Some(tenant);
     ev.changes = Some(format!(
         "{{\"case_ref\":{},\"reason\":{}}}",
         json_str(&case_ref),

@@ -18,15 +18,16 @@ use pgrx::prelude::*;
 
 use crate::catalog;
 use crate::catalog::subjects;
+use crate::ident::Ident;
 
 /// One active hold.
 #[derive(Debug, Clone)]
 pub struct Hold {
     pub id: String,
     pub case_ref: String,
-    pub tenant: [u8; 16],
+    pub tenant: Ident,
     pub tbl: Option<pg_sys::Oid>,
-    pub subject: Option<[u8; 16]>,
+    pub subject: Option<Ident>,
 }
 
 /// The active holds and the personal-data registry they were read with, as one immutable
@@ -36,12 +37,12 @@ pub struct Snapshot {
     /// False when this database has no warden holds table (not installed, or older SQL).
     pub installed: bool,
     pub holds: Vec<Hold>,
-    by_tenant: HashMap<[u8; 16], Vec<usize>>,
+    by_tenant: HashMap<Ident, Vec<usize>>,
     pub registry: Rc<subjects::Registry>,
 }
 
 impl Snapshot {
-    pub fn tenant_holds(&self, tenant: &[u8; 16]) -> impl Iterator<Item = &Hold> {
+    pub fn tenant_holds(&self, tenant: &Ident) -> impl Iterator<Item = &Hold> {
         self.by_tenant
             .get(tenant)
             .into_iter()
@@ -103,12 +104,6 @@ pub fn holds_relid() -> pg_sys::Oid {
     catalog::warden_oid(c"holds")
 }
 
-fn uuid_bytes(u: &pgrx::Uuid) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(u.as_bytes());
-    b
-}
-
 fn load() -> Result<Snapshot, String> {
     let holds = holds_relid();
     if holds == pg_sys::InvalidOid {
@@ -124,25 +119,26 @@ fn load() -> Result<Snapshot, String> {
                 ..Snapshot::default()
             };
             for row in c.select(
-                "SELECT h.id::text, h.case_ref, h.tenant, h.tbl::oid, h.subject
+                "SELECT h.id::text, h.case_ref, h.tenant::text, h.tbl::oid, h.subject::text
                    FROM warden.holds h
                   WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold OPERATOR(pg_catalog.=) h.id)
                   ORDER BY h.placed_at, h.id",
                 None,
                 &[],
             )? {
-                let tenant = row.get::<pgrx::Uuid>(3)?;
-                let Some(tenant) = tenant else { continue };
+                let Some(tenant) = row.get::<String>(3)?.and_then(|t| Ident::parse(&t).ok()) else {
+                    continue;
+                };
                 s.holds.push(Hold {
                     id: row.get::<String>(1)?.unwrap_or_default(),
                     case_ref: row.get::<String>(2)?.unwrap_or_default(),
-                    tenant: uuid_bytes(&tenant),
+                    tenant,
                     tbl: row.get::<pg_sys::Oid>(4)?,
-                    subject: row.get::<pgrx::Uuid>(5)?.map(|u| uuid_bytes(&u)),
+                    subject: row.get::<String>(5)?.and_then(|t| Ident::parse(&t).ok()),
                 });
             }
             for (i, h) in s.holds.iter().enumerate() {
-                s.by_tenant.entry(h.tenant).or_default().push(i);
+                s.by_tenant.entry(h.tenant.clone()).or_default().push(i);
             }
             Ok::<_, pgrx::spi::Error>(s)
         })

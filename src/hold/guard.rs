@@ -29,6 +29,7 @@ use super::cache::{self, Hold, Snapshot};
 use super::HoldError;
 use crate::audit::trigger::{cstr, qualified_name, same_datum, trigger_data};
 use crate::audit::{record_autonomous, NewEvent, Status};
+use crate::ident::Ident;
 
 pub const ROW_TRIGGER: &str = "warden_hold_row";
 pub const STATEMENT_TRIGGER: &str = "warden_hold_statement";
@@ -67,19 +68,15 @@ finfo_v1!(pg_finfo_warden_hold_guard_row);
 finfo_v1!(pg_finfo_warden_hold_guard_statement);
 finfo_v1!(pg_finfo_warden_hold_immutable);
 
-fn uuid_text(b: &[u8; 16]) -> String {
-    uuid::Uuid::from_bytes(*b).to_string()
-}
-
 /// Records a `hold_violation` event through the autonomous path (it survives the rollback of the
 /// refused statement). The event's tenant is the hold's (whose evidence it is); the acting
 /// context's tenant, if any, is in `changes`.
 pub fn record_violation(operation: &str, table: &str, hold: Option<&Hold>, reason: Option<&str>) {
     let mut ev =
         NewEvent::in_context("hold_violation", Status::Denied).resource("table", Some(table));
-    let context_tenant = ev.tenant;
+    let context_tenant = ev.tenant.clone();
     if let Some(h) = hold {
-        ev.tenant = Some(h.tenant);
+        ev.tenant = Some(h.tenant.clone());
     }
     let json = crate::audit::record::json_str;
     let opt = |v: Option<String>| v.map_or_else(|| "null".to_owned(), |s| json(&s));
@@ -89,7 +86,7 @@ pub fn record_violation(operation: &str, table: &str, hold: Option<&Hold>, reaso
         json(table),
         opt(hold.map(|h| h.id.clone())),
         opt(hold.map(|h| h.case_ref.clone())),
-        opt(context_tenant.as_ref().map(uuid_text)),
+        opt(context_tenant.as_ref().map(Ident::to_string)),
         opt(reason.map(str::to_owned)),
     ));
     record_autonomous(&ev);
@@ -165,25 +162,25 @@ unsafe fn tenant_column<'a>(td: *mut pg_sys::TriggerData) -> Option<&'a CStr> {
     }
 }
 
-/// A uuid column's value in `tuple`, or None when NULL or absent.
-unsafe fn uuid_at(
-    tuple: pg_sys::HeapTuple,
-    desc: pg_sys::TupleDesc,
-    fnum: i32,
-) -> Option<[u8; 16]> {
+/// A tenant or subject column's value in `tuple` as an identifier (its text form: a uuid in
+/// lower case, a number in decimal, text as it is), or None when NULL, absent or no identifier.
+unsafe fn ident_at(tuple: pg_sys::HeapTuple, desc: pg_sys::TupleDesc, fnum: i32) -> Option<Ident> {
     if fnum <= 0 {
         return None;
     }
-    // SAFETY: fnum is a valid attribute number of desc; a uuid datum points at 16 bytes.
+    // SAFETY: fnum is a valid attribute number of desc; SPI_getvalue returns a palloc'd C string
+    // from the type's output function, or NULL for a NULL value.
     unsafe {
-        let mut isnull = false;
-        let d = pg_sys::SPI_getbinval(tuple, desc, fnum, &mut isnull);
-        if isnull {
+        let p = pg_sys::SPI_getvalue(tuple, desc, fnum);
+        if p.is_null() {
             return None;
         }
-        let mut b = [0u8; 16];
-        std::ptr::copy_nonoverlapping(d.cast_mut_ptr::<u8>(), b.as_mut_ptr(), 16);
-        Some(b)
+        let id = CStr::from_ptr(p)
+            .to_str()
+            .ok()
+            .and_then(|s| Ident::parse(s).ok());
+        pg_sys::pfree(p.cast());
+        id
     }
 }
 
@@ -260,7 +257,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                 ),
             );
         }
-        let Some(tenant) = uuid_at(old, desc, tfn) else {
+        let Some(tenant) = ident_at(old, desc, tfn) else {
             return keep;
         };
         if snap.tenant_holds(&tenant).next().is_none() {
@@ -268,10 +265,14 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         }
         let lineage = lineage_or_refuse((*rel).rd_id, operation, || qualified_name(rel));
         let subject_col = snap.subject_column(&lineage);
-        let subject = subject_col.and_then(|c| uuid_at(old, desc, fnumber(desc, c)));
+        let subject = subject_col.and_then(|c| ident_at(old, desc, fnumber(desc, c)));
         let mut erases: Option<bool> = None;
         for h in snap.tenant_holds(&tenant) {
-            if !snap.may_cover(h, &lineage) || h.subject.is_some_and(|s| Some(s) != subject) {
+            if !snap.may_cover(h, &lineage)
+                || h.subject
+                    .as_ref()
+                    .is_some_and(|s| Some(s) != subject.as_ref())
+            {
                 continue;
             }
             if update {

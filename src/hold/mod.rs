@@ -46,6 +46,8 @@ pub enum HoldError {
     },
     #[error("{0} must not be NULL or empty")]
     Null(&'static str),
+    #[error("{0}")]
+    Invalid(String),
     #[error("table {0} is not protected, so a hold cannot guard it")]
     NotProtected(String),
     #[error("legal hold {0} does not exist")]
@@ -73,7 +75,7 @@ impl SqlError for HoldError {
             | HoldError::Immutable { .. }
             | HoldError::NotAllowed { .. }
             | HoldError::Unreadable(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            HoldError::Null(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            HoldError::Null(_) | HoldError::Invalid(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             HoldError::NoSuchHold(_) => ERRCODE_UNDEFINED_OBJECT,
             HoldError::NotProtected(_)
             | HoldError::Released(_)
@@ -112,6 +114,9 @@ impl SqlError for HoldError {
             }
             HoldError::Record(_) => "ALTER EXTENSION warden UPDATE;".into(),
             HoldError::Unreadable(_) => "SELECT * FROM warden.verify_holds();".into(),
+            HoldError::Invalid(_) => {
+                "An identifier is 1 to 255 bytes of text without control characters: a uuid, a number or a provider's id.".into()
+            }
             HoldError::Spi(_) | HoldError::Internal(_) => return None,
         })
     }
@@ -136,9 +141,9 @@ fn active_holds() -> Result<std::rc::Rc<Vec<crate::catalog::registry::HoldInfo>>
             .map(|h| crate::catalog::registry::HoldInfo {
                 id: h.id.clone(),
                 case_ref: h.case_ref.clone(),
-                tenant: h.tenant,
+                tenant: h.tenant.clone(),
                 tbl: h.tbl,
-                subject: h.subject,
+                subject: h.subject.clone(),
             })
             .collect(),
     ))

@@ -19,6 +19,7 @@ use super::format::{self, KeyFormatError};
 use crate::audit::{NewEvent, Status};
 use crate::context::{self, ContextError};
 use crate::errors::SqlError;
+use crate::ident::Ident;
 use crate::jwt::{Claims, Scopes};
 use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
@@ -178,7 +179,7 @@ fn from_pg(u: &pgrx::Uuid) -> uuid::Uuid {
 struct Row {
     id: uuid::Uuid,
     public_id: String,
-    tenant: uuid::Uuid,
+    tenant: Ident,
     level: String,
     scopes: Vec<String>,
     hash: Vec<u8>,
@@ -247,7 +248,7 @@ fn read(hash: &[u8; 32]) -> Result<Option<Row>, KeyError> {
     privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
-                "SELECT id, public_id, tenant, level, scopes, key_hash,
+                "SELECT id, public_id, tenant::text, level, scopes, key_hash,
                         pg_catalog.floor(pg_catalog.date_part('epoch', expires_at))::int8,
                         revoked_at IS NOT NULL,
                         pg_catalog.floor(pg_catalog.date_part('epoch', last_used_at))::int8
@@ -264,10 +265,10 @@ fn read(hash: &[u8; 32]) -> Result<Option<Row>, KeyError> {
                     .map(|u| from_pg(&u))
                     .unwrap_or_default(),
                 public_id: r.get::<String>(2)?.unwrap_or_default(),
-                tenant: r
-                    .get::<pgrx::Uuid>(3)?
-                    .map(|u| from_pg(&u))
-                    .unwrap_or_default(),
+                tenant: match r.get::<String>(3)?.map(|t| Ident::parse(&t)) {
+                    Some(Ok(t)) => t,
+                    _ => return Ok(None),
+                },
                 level: r.get::<String>(4)?.unwrap_or_default(),
                 scopes: r
                     .get::<Vec<Option<String>>>(5)?
@@ -289,8 +290,8 @@ fn read(hash: &[u8; 32]) -> Result<Option<Row>, KeyError> {
 /// (revoked or expired). Never the key.
 fn audit_failure(e: &KeyError, public_id: Option<&str>, row: Option<&Row>) {
     let ev = NewEvent {
-        tenant: row.map(|r| *r.tenant.as_bytes()),
-        actor: row.map(|r| *r.id.as_bytes()),
+        tenant: row.map(|r| r.tenant.clone()),
+        actor: row.map(|r| Ident::from_uuid(&r.id)),
         action: "authenticate".into(),
         resource_type: Some("api_key".into()),
         resource_id: public_id.map(|p| format!("{}{p}", format::PREFIX)),
@@ -380,8 +381,8 @@ fn authenticate_key(key: Option<&str>) -> Result<(), ErrorReport> {
     let scopes = scope::parse_all(&row.scopes).map_err(KeyError::Scope)?;
     let ttl = i64::from(crate::gucs::CONTEXT_TTL.get());
     let claims = Claims {
-        tenant: row.tenant,
-        actor: row.id,
+        tenant: row.tenant.clone(),
+        actor: Ident::from_uuid(&row.id),
         level,
         exp: row.expires_at.map_or(now + ttl, |t| t.min(now + ttl)),
         nbf: None,
@@ -459,12 +460,12 @@ fn create_api_key(
                 Some(1),
                 &[
                     new.id.as_str().into(),
-                    pg_uuid(&ctx.tenant).into(),
+                    ctx.tenant.as_str().into(),
                     name.into(),
                     level.as_str().into(),
                     texts.clone().into(),
                     new.hash.as_slice().into(),
-                    pg_uuid(&ctx.actor).into(),
+                    ctx.actor.as_str().into(),
                     expires_at.into(),
                 ],
             )?
@@ -534,7 +535,7 @@ fn revoke_api_key(
     let row = privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
-                "SELECT tenant, level, created_by, revoked_at IS NOT NULL, public_id
+                "SELECT tenant::text, level, created_by::text, revoked_at IS NOT NULL, public_id
                    FROM warden.api_key_records WHERE id = $1",
                 Some(1),
                 &[id.into()],
@@ -542,9 +543,9 @@ fn revoke_api_key(
             match rows.into_iter().next() {
                 None => Ok(None),
                 Some(r) => Ok(Some((
-                    r.get::<pgrx::Uuid>(1)?.map(|u| from_pg(&u)),
+                    r.get::<String>(1)?,
                     r.get::<String>(2)?.unwrap_or_default(),
-                    r.get::<pgrx::Uuid>(3)?.map(|u| from_pg(&u)),
+                    r.get::<String>(3)?,
                     r.get::<bool>(4)? == Some(true),
                     r.get::<String>(5)?.unwrap_or_default(),
                 ))),
@@ -555,11 +556,11 @@ fn revoke_api_key(
     let Some((Some(tenant), level, created_by, revoked, public_id)) = row else {
         return Err(KeyError::NotFound(key.to_string()).into());
     };
-    if tenant != ctx.tenant {
+    if tenant != ctx.tenant.as_str() {
         return Err(KeyError::NotFound(key.to_string()).into());
     }
     let level: Level = level.parse().map_err(KeyError::Level)?;
-    let own = created_by == Some(ctx.actor) || key == ctx.actor;
+    let own = created_by.as_deref() == Some(ctx.actor.as_str()) || Some(key) == ctx.actor.as_uuid();
     if !(ctx.level == Level::Admin || (own && ctx.level.implies(level))) {
         return Err(KeyError::NotAllowed {
             key: format!("{}{public_id}", format::PREFIX),
@@ -583,7 +584,7 @@ fn revoke_api_key(
                     SET revoked_at = pg_catalog.now(), revoked_by = $2, revoke_reason = $3
                   WHERE id = $1",
                 None,
-                &[id.into(), pg_uuid(&ctx.actor).into(), reason.into()],
+                &[id.into(), ctx.actor.as_str().into(), reason.into()],
             )
             .map(|_| ())
         })
@@ -599,7 +600,7 @@ fn revoke_api_key(
 
 /// Revokes every active key `actor` created, in every tenant (`warden.delete_account`). Returns
 /// how many; 0 in a database whose warden SQL has no keys.
-pub fn revoke_created_by(actor: &uuid::Uuid, by: &uuid::Uuid) -> Result<i64, KeyError> {
+pub fn revoke_created_by(actor: &Ident, by: &Ident) -> Result<i64, KeyError> {
     if crate::catalog::warden_oid(c"api_key_records") == pg_sys::InvalidOid {
         return Ok(0);
     }
@@ -613,7 +614,7 @@ pub fn revoke_created_by(actor: &uuid::Uuid, by: &uuid::Uuid) -> Result<i64, Key
                                  WHERE created_by = $1 AND revoked_at IS NULL RETURNING 1)
                      SELECT count(*)::int8 FROM r",
                     Some(1),
-                    &[pg_uuid(actor).into(), pg_uuid(by).into()],
+                    &[actor.as_str().into(), by.as_str().into()],
                 )?
                 .first()
                 .get_one::<i64>()?;
@@ -624,14 +625,10 @@ pub fn revoke_created_by(actor: &uuid::Uuid, by: &uuid::Uuid) -> Result<i64, Key
 
 /// [`revoke_created_by`] as `delete_account` asks for it (`registry::account_deleted`).
 fn on_account_deleted(
-    actor: &[u8; 16],
-    by: &[u8; 16],
+    actor: &Ident,
+    by: &Ident,
 ) -> Result<(&'static str, serde_json::Value), String> {
-    let n = revoke_created_by(
-        &uuid::Uuid::from_bytes(*actor),
-        &uuid::Uuid::from_bytes(*by),
-    )
-    .map_err(|e| e.to_string())?;
+    let n = revoke_created_by(actor, by).map_err(|e| e.to_string())?;
     Ok(("api_keys_revoked", n.into()))
 }
 
@@ -670,10 +667,50 @@ fn tenant_with_scope(
     resource_type: &str,
     level: &str,
 ) -> Result<Option<pgrx::Uuid>, ErrorReport> {
+    Ok(scoped_tenant(namespace, resource_type, level)?
+        .and_then(|t| t.as_uuid())
+        .map(|u| pg_uuid(&u)))
+}
+
+/// [`tenant_with_scope`] for a text or varchar tenant column.
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn tenant_with_scope_text(
+    namespace: &str,
+    resource_type: &str,
+    level: &str,
+) -> Result<Option<String>, ErrorReport> {
+    Ok(scoped_tenant(namespace, resource_type, level)?.map(Ident::into_string))
+}
+
+/// [`tenant_with_scope`] for a bigint tenant column (NULL unless canonical decimal).
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn tenant_with_scope_bigint(
+    namespace: &str,
+    resource_type: &str,
+    level: &str,
+) -> Result<Option<i64>, ErrorReport> {
+    Ok(scoped_tenant(namespace, resource_type, level)?.and_then(|t| t.as_i64()))
+}
+
+/// [`tenant_with_scope`] for an integer tenant column.
+#[pg_extern(stable, parallel_restricted, support = planner::_context_support)]
+fn tenant_with_scope_int(
+    namespace: &str,
+    resource_type: &str,
+    level: &str,
+) -> Result<Option<i32>, ErrorReport> {
+    Ok(scoped_tenant(namespace, resource_type, level)?.and_then(|t| t.as_i32()))
+}
+
+fn scoped_tenant(
+    namespace: &str,
+    resource_type: &str,
+    level: &str,
+) -> Result<Option<Ident>, KeyError> {
     let level = op(level)?;
     Ok(context::current()
         .filter(|c| allows(c, namespace, resource_type, level))
-        .map(|c| pg_uuid(&c.tenant)))
+        .map(|c| c.tenant))
 }
 
 /// `warden.key_stale_after` in seconds, for the `warden.stale_api_keys` view.
@@ -688,8 +725,8 @@ mod tests {
 
     fn claims(level: Level, scopes: Option<&[&str]>) -> Claims {
         Claims {
-            tenant: uuid::Uuid::from_u128(1),
-            actor: uuid::Uuid::from_u128(2),
+            tenant: Ident::parse("1").unwrap(),
+            actor: Ident::parse("2").unwrap(),
             level,
             exp: 0,
             nbf: None,

@@ -18,6 +18,7 @@ use crate::audit::record::json_str;
 use crate::audit::{record, record_autonomous, NewEvent, Status};
 use crate::catalog as cache;
 use crate::catalog::registry::{self, HoldInfo as Hold};
+use crate::ident::Ident;
 use crate::jwt::Claims;
 use crate::level::Level;
 use crate::types::SqlName;
@@ -39,14 +40,27 @@ fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-fn uuid_of(b: &[u8; 16]) -> pgrx::Uuid {
-    pgrx::Uuid::from_bytes(*b)
+/// An identifier from a uuid argument (the uuid forms of the functions, as before 0.6.0).
+fn from_uuid(u: &pgrx::Uuid) -> Ident {
+    Ident::from_uuid(&uuid::Uuid::from_bytes(*u.as_bytes()))
 }
 
-fn bytes(u: &pgrx::Uuid) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(u.as_bytes());
-    b
+/// An identifier argument: NULL, empty, too long or with control characters is refused (22023).
+fn ident_arg(v: Option<&str>, what: &'static str) -> Result<Ident, PrivacyError> {
+    let v = v.ok_or_else(|| PrivacyError::Invalid(format!("{what} must not be NULL")))?;
+    Ident::parse(v).map_err(|e| PrivacyError::Invalid(format!("{what} {e}")))
+}
+
+/// The type to cast an identifier to for comparing it with a column of type `sql_type` (as
+/// `format_type` names it), or None when it cannot be a value of that type (no row matches).
+fn cast_for(id: &Ident, sql_type: &str) -> Option<&'static str> {
+    match sql_type {
+        "uuid" => id.as_uuid().map(|_| "uuid"),
+        "bigint" => id.as_i64().map(|_| "bigint"),
+        "integer" => id.as_i32().map(|_| "integer"),
+        t if t == "text" || t.starts_with("character varying") => Some("text"),
+        _ => None,
+    }
 }
 
 fn describe(claims: Option<Claims>) -> String {
@@ -68,7 +82,9 @@ struct Registered {
     oid: pg_sys::Oid,
     name: String,
     tenant_column: String,
+    tenant_type: String,
     subject_column: String,
+    subject_type: String,
     columns: Vec<Column>,
 }
 
@@ -79,11 +95,14 @@ fn registry() -> Result<Vec<Registered>, PrivacyError> {
         let mut out = Vec::new();
         for row in c.select(
             "SELECT d.tbl::oid, format('%I.%I', n.nspname, k.relname), p.tenant_column::text,
-                    d.subject_column::text, d.column_name::text, d.method, format_type(a.atttypid, a.atttypmod)
+                    d.subject_column::text, d.column_name::text, d.method, format_type(a.atttypid, a.atttypmod),
+                    format_type(ta.atttypid, NULL), format_type(sa.atttypid, NULL)
                FROM warden.personal_data d
                JOIN pg_class k ON k.oid = d.tbl JOIN pg_namespace n ON n.oid = k.relnamespace
                LEFT JOIN warden.protected_tables p ON p.relid = d.tbl
                LEFT JOIN pg_attribute a ON a.attrelid = d.tbl AND a.attname = d.column_name AND NOT a.attisdropped
+               LEFT JOIN pg_attribute ta ON ta.attrelid = d.tbl AND ta.attname = p.tenant_column AND NOT ta.attisdropped
+               LEFT JOIN pg_attribute sa ON sa.attrelid = d.tbl AND sa.attname = d.subject_column AND NOT sa.attisdropped
               ORDER BY 2, d.column_name",
             None,
             &[],
@@ -96,12 +115,14 @@ fn registry() -> Result<Vec<Registered>, PrivacyError> {
                 row.get::<String>(5)?.unwrap_or_default(),
                 row.get::<String>(6)?.unwrap_or_default(),
                 row.get::<String>(7)?,
+                row.get::<String>(8)?.unwrap_or_default(),
+                row.get::<String>(9)?.unwrap_or_default(),
             ));
         }
         Ok::<_, pgrx::spi::Error>(out)
     })?;
     let mut out: Vec<Registered> = Vec::new();
-    for (oid, name, tcol, scol, col, method, ty) in rows {
+    for (oid, name, tcol, scol, col, method, ty, tenant_type, subject_type) in rows {
         let tenant_column = tcol.ok_or_else(|| PrivacyError::NotProtected(name.clone()))?;
         let sql_type = ty.ok_or_else(|| PrivacyError::NoColumn {
             table: name.clone(),
@@ -118,7 +139,9 @@ fn registry() -> Result<Vec<Registered>, PrivacyError> {
                 oid,
                 name,
                 tenant_column,
+                tenant_type,
                 subject_column: scol,
+                subject_type,
                 columns: vec![column],
             }),
         }
@@ -139,8 +162,8 @@ fn related(a: pg_sys::Oid, b: pg_sys::Oid) -> Result<bool, PrivacyError> {
 /// The first active hold covering personal data of `subject` in one of `tenants`.
 /// Whether hold `h` covers personal data of `subject`: a hold on that subject, or on no subject,
 /// over any table or over a table related to a registered one.
-fn hold_covers(h: &Hold, subject: &[u8; 16], reg: &[Registered]) -> Result<bool, PrivacyError> {
-    if h.subject.is_some_and(|s| &s != subject) {
+fn hold_covers(h: &Hold, subject: &Ident, reg: &[Registered]) -> Result<bool, PrivacyError> {
+    if h.subject.as_ref().is_some_and(|s| s != subject) {
         return Ok(false);
     }
     let Some(t) = h.tbl else { return Ok(true) };
@@ -154,8 +177,8 @@ fn hold_covers(h: &Hold, subject: &[u8; 16], reg: &[Registered]) -> Result<bool,
 
 /// The first active hold covering personal data of `subject` in one of `tenants`.
 fn covering_hold(
-    subject: &[u8; 16],
-    tenants: &[[u8; 16]],
+    subject: &Ident,
+    tenants: &[Ident],
     reg: &[Registered],
 ) -> Result<Option<Hold>, PrivacyError> {
     let holds = registry::active_holds().map_err(PrivacyError::Registry)?;
@@ -183,8 +206,8 @@ fn table_owner(oid: pg_sys::Oid) -> Result<pg_sys::Oid, PrivacyError> {
 /// Anonymizes every registered column of `subject`'s rows (in `tenant`, or in every tenant),
 /// table by table; returns rows changed per table. The caller has checked the holds.
 fn erase_rows(
-    subject: pgrx::Uuid,
-    tenant: Option<pgrx::Uuid>,
+    subject: &Ident,
+    tenant: Option<&Ident>,
     reg: &[Registered],
 ) -> Result<Map<String, Value>, PrivacyError> {
     if reg
@@ -210,15 +233,28 @@ fn erase_rows(
                 format!("{col} = {value}")
             })
             .collect();
+        let methods: Map<String, Value> = r
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), Value::String(c.method.as_stored())))
+            .collect();
+        // an identifier that cannot be a value of the column's type names no row of the table
+        let (Some(scast), Some(tcast)) = (
+            cast_for(subject, &r.subject_type),
+            tenant.map_or(Some("text"), |t| cast_for(t, &r.tenant_type)),
+        ) else {
+            report.insert(r.name.clone(), json!({ "rows": 0, "columns": methods }));
+            continue;
+        };
         let mut sql = format!(
-            "UPDATE {} SET {} WHERE {} OPERATOR(pg_catalog.=) $1",
+            "UPDATE {} SET {} WHERE {} OPERATOR(pg_catalog.=) $1::{scast}",
             r.name,
             sets.join(", "),
             quote_ident(&r.subject_column)
         );
         if tenant.is_some() {
             sql.push_str(&format!(
-                " AND {} OPERATOR(pg_catalog.=) $2",
+                " AND {} OPERATOR(pg_catalog.=) $2::{tcast}",
                 quote_ident(&r.tenant_column)
             ));
         }
@@ -229,8 +265,8 @@ fn erase_rows(
             cache::as_role(owner, || {
                 Spi::connect_mut(|c| {
                     let args = match tenant {
-                        Some(t) => vec![subject.into(), t.into()],
-                        None => vec![subject.into()],
+                        Some(t) => vec![subject.as_str().into(), t.as_str().into()],
+                        None => vec![subject.as_str().into()],
                     };
                     Ok::<_, pgrx::spi::Error>(c.update(&sql, None, &args)?.len())
                 })
@@ -238,11 +274,6 @@ fn erase_rows(
             })
             .map_err(PrivacyError::Internal)
         })?;
-        let methods: Map<String, Value> = r
-            .columns
-            .iter()
-            .map(|c| (c.name.clone(), Value::String(c.method.as_stored())))
-            .collect();
         report.insert(r.name.clone(), json!({ "rows": n, "columns": methods }));
     }
     Ok(report)
@@ -342,7 +373,10 @@ fn register_personal_data(
                     column: subject_column.clone(),
                 })
             }
-            Some((ty, ..)) if ty != "uuid" => {
+            Some((ty, ..))
+                if !matches!(ty.as_str(), "uuid" | "text" | "bigint" | "integer")
+                    && !ty.starts_with("character varying") =>
+            {
                 return Err(PrivacyError::NotUuid {
                     table,
                     column: subject_column.clone(),
@@ -448,9 +482,23 @@ fn require_claims(what: &'static str, needs: &'static str) -> Result<Claims, Pri
 /// Anonymizes every registered column of every row of `subject` in the current tenant, in one
 /// transaction, and returns a report per table. Refused (and recorded) while a legal hold covers
 /// the subject's data. Admin level.
+#[pg_extern(volatile, parallel_unsafe, name = "erase_subject")]
+#[search_path(pg_catalog, pg_temp)]
+fn erase_subject_id(subject: Option<&str>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
+    erase(
+        subject.map(|s| ident_arg(Some(s), "subject")).transpose()?,
+        reason,
+    )
+}
+
+/// `erase_subject` of a uuid subject, as before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
+    erase(subject.as_ref().map(from_uuid), reason)
+}
+
+fn erase(subject: Option<Ident>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
     const WHAT: &str = "warden.erase_subject()";
     let claims = require_claims(WHAT, "admin level")?;
     if claims.level != Level::Admin {
@@ -468,9 +516,9 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
             "reason must not be NULL or empty".into(),
         ))?;
     crate::errors::ensure_writable(c"warden.erase_subject()");
-    let tenant = *claims.tenant.as_bytes();
+    let tenant = claims.tenant.clone();
     let reg = registry()?;
-    if let Some(h) = covering_hold(&bytes(&subject), &[tenant], &reg)? {
+    if let Some(h) = covering_hold(&subject, std::slice::from_ref(&tenant), &reg)? {
         let ev = NewEvent::in_context("erase_subject", Status::Denied)
             .resource("subject", Some(&subject.to_string()))
             .changes(json!({ "reason": reason, "hold": h.id, "case_ref": h.case_ref }).to_string());
@@ -483,9 +531,9 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
         }
         .into());
     }
-    let tables = erase_rows(subject, Some(uuid_of(&tenant)), &reg)?;
+    let tables = erase_rows(&subject, Some(&tenant), &reg)?;
     // crypto-shredding: whatever was encrypted with the subject's key, backups included, is gone
-    let destroyed = registry::subject_erased(&tenant, &bytes(&subject), claims.actor.as_bytes())
+    let destroyed = registry::subject_erased(&tenant, &subject, &claims.actor)
         .map_err(PrivacyError::Internal)?;
     let erased_at = Spi::get_one::<String>(
         "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
@@ -512,14 +560,25 @@ fn erase_subject(subject: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Js
 
 /// All registered personal data of `subject` in the current tenant (GDPR Art. 15 and 20): for the
 /// subject themself or admin level.
+#[pg_extern(volatile, parallel_unsafe, name = "export_subject")]
+#[search_path(pg_catalog, pg_temp)]
+fn export_subject_id(subject: Option<&str>) -> Result<JsonB, ErrorReport> {
+    export(subject.map(|s| ident_arg(Some(s), "subject")).transpose()?)
+}
+
+/// `export_subject` of a uuid subject, as before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn export_subject(subject: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
+    export(subject.as_ref().map(from_uuid))
+}
+
+fn export(subject: Option<Ident>) -> Result<JsonB, ErrorReport> {
     const WHAT: &str = "warden.export_subject()";
     const NEEDS: &str = "the subject's own context or admin level";
     let claims = require_claims(WHAT, NEEDS)?;
     let subject = subject.ok_or(PrivacyError::Invalid("subject must not be NULL".into()))?;
-    if claims.level != Level::Admin && claims.actor.as_bytes() != subject.as_bytes() {
+    if claims.level != Level::Admin && claims.actor != subject {
         return Err(PrivacyError::NotAllowed {
             what: WHAT,
             needs: NEEDS,
@@ -527,11 +586,19 @@ fn export_subject(subject: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
         }
         .into());
     }
-    let tenant = pgrx::Uuid::from_bytes(*claims.tenant.as_bytes());
+    let tenant = claims.tenant.clone();
     let reg = registry()?;
     let mut tables = Map::new();
     let mut counts = Map::new();
     for r in &reg {
+        let (Some(scast), Some(tcast)) = (
+            cast_for(&subject, &r.subject_type),
+            cast_for(&tenant, &r.tenant_type),
+        ) else {
+            counts.insert(r.name.clone(), json!(0));
+            tables.insert(r.name.clone(), json!([]));
+            continue;
+        };
         let members: Vec<String> = r
             .columns
             .iter()
@@ -539,7 +606,7 @@ fn export_subject(subject: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
             .collect();
         let sql = format!(
             "SELECT coalesce(jsonb_agg(jsonb_build_object({}) ORDER BY ctid), '[]')::text FROM {} \
-              WHERE {} OPERATOR(pg_catalog.=) $1 AND {} OPERATOR(pg_catalog.=) $2",
+              WHERE {} OPERATOR(pg_catalog.=) $1::{scast} AND {} OPERATOR(pg_catalog.=) $2::{tcast}",
             members.join(", "),
             r.name,
             quote_ident(&r.subject_column),
@@ -547,9 +614,13 @@ fn export_subject(subject: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
         );
         let text = privileged(|| {
             Spi::connect(|c| {
-                c.select(&sql, None, &[subject.into(), tenant.into()])?
-                    .first()
-                    .get_one::<String>()
+                c.select(
+                    &sql,
+                    None,
+                    &[subject.as_str().into(), tenant.as_str().into()],
+                )?
+                .first()
+                .get_one::<String>()
             })
         })?
         .unwrap_or_else(|| "[]".into());
@@ -572,6 +643,19 @@ fn export_subject(subject: Option<pgrx::Uuid>) -> Result<JsonB, ErrorReport> {
 /// Records a consent (granted) or an objection or withdrawal (not granted) of `subject` for
 /// `purpose` in the current tenant. The history is append-only. The subject themself, or write
 /// level. Returns the record's id.
+#[pg_extern(volatile, parallel_unsafe, name = "record_consent")]
+#[search_path(pg_catalog, pg_temp)]
+fn record_consent_id(
+    subject: Option<&str>,
+    purpose: Option<&str>,
+    granted: Option<bool>,
+    source: Option<&str>,
+) -> Result<i64, ErrorReport> {
+    let subject = subject.map(|s| ident_arg(Some(s), "subject")).transpose()?;
+    consent(subject, purpose, granted, source)
+}
+
+/// `record_consent` of a uuid subject, as before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn record_consent(
@@ -580,11 +664,20 @@ fn record_consent(
     granted: Option<bool>,
     source: Option<&str>,
 ) -> Result<i64, ErrorReport> {
+    consent(subject.as_ref().map(from_uuid), purpose, granted, source)
+}
+
+fn consent(
+    subject: Option<Ident>,
+    purpose: Option<&str>,
+    granted: Option<bool>,
+    source: Option<&str>,
+) -> Result<i64, ErrorReport> {
     const WHAT: &str = "warden.record_consent()";
     const NEEDS: &str = "the subject's own context or write level";
     let claims = require_claims(WHAT, NEEDS)?;
     let subject = subject.ok_or(PrivacyError::Invalid("subject must not be NULL".into()))?;
-    if !claims.level.implies(Level::Write) && claims.actor.as_bytes() != subject.as_bytes() {
+    if !claims.level.implies(Level::Write) && claims.actor != subject {
         return Err(PrivacyError::NotAllowed {
             what: WHAT,
             needs: NEEDS,
@@ -600,15 +693,14 @@ fn record_consent(
     let granted = granted.ok_or(PrivacyError::Invalid("granted must not be NULL".into()))?;
     let source = source.ok_or(PrivacyError::Invalid("source must not be NULL".into()))?;
     crate::errors::ensure_writable(c"warden.record_consent()");
-    let tenant = pgrx::Uuid::from_bytes(*claims.tenant.as_bytes());
-    let actor = pgrx::Uuid::from_bytes(*claims.actor.as_bytes());
+    let (tenant, actor) = (claims.tenant.as_str(), claims.actor.as_str());
     let id = privileged(|| {
         Spi::connect_mut(|c| {
             c.update(
                 "INSERT INTO warden.consents (tenant, subject, purpose, granted, source, recorded_by)
                  VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
                 Some(1),
-                &[tenant.into(), subject.into(), purpose.into(), granted.into(), source.into(), actor.into()],
+                &[tenant.into(), subject.as_str().into(), purpose.into(), granted.into(), source.into(), actor.into()],
             )?
             .first()
             .get_one::<i64>()
@@ -629,12 +721,12 @@ fn record_consent(
 /// Where an account stands: the tenants where it is a member or has registered personal data,
 /// those where it is the last admin, and whether any membership table is registered.
 struct Standing {
-    tenants: Vec<[u8; 16]>,
+    tenants: Vec<Ident>,
     last_admin: Vec<String>,
     memberships_registered: bool,
 }
 
-fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, PrivacyError> {
+fn actor_tenants(actor: &Ident, reg: &[Registered]) -> Result<Standing, PrivacyError> {
     let memberships = Spi::connect(|c| {
         let mut out = Vec::new();
         for row in c.select(
@@ -654,13 +746,12 @@ fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, Priv
         }
         Ok::<_, pgrx::spi::Error>(out)
     })?;
-    let mut tenants: Vec<[u8; 16]> = Vec::new();
+    let mut tenants: Vec<Ident> = Vec::new();
     let mut last_admin = Vec::new();
-    let add = |list: Vec<pgrx::Uuid>, tenants: &mut Vec<[u8; 16]>| {
-        for t in list {
-            let b = bytes(&t);
-            if !tenants.contains(&b) {
-                tenants.push(b);
+    let add = |list: Vec<String>, tenants: &mut Vec<Ident>| {
+        for t in list.iter().filter_map(|t| Ident::parse(t).ok()) {
+            if !tenants.contains(&t) {
+                tenants.push(t);
             }
         }
     };
@@ -678,22 +769,22 @@ fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, Priv
             Spi::connect(|c| {
                 let mut member_of = Vec::new();
                 for row in c.select(
-                    &format!("SELECT DISTINCT {t} FROM {table} WHERE {a} = $1"),
+                    &format!("SELECT DISTINCT {t}::text FROM {table} WHERE {a}::text = $1"),
                     None,
-                    &[actor.into()],
+                    &[actor.as_str().into()],
                 )? {
-                    if let Some(u) = row.get::<pgrx::Uuid>(1)? {
+                    if let Some(u) = row.get::<String>(1)? {
                         member_of.push(u);
                     }
                 }
                 let mut last = Vec::new();
                 for row in c.select(
                     &format!(
-                        "SELECT DISTINCT m.{t}::text FROM {table} m WHERE m.{a} = $1 AND m.{l}::text = 'admin'
-                            AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.{t} = m.{t} AND o.{l}::text = 'admin' AND o.{a} <> $1)"
+                        "SELECT DISTINCT m.{t}::text FROM {table} m WHERE m.{a}::text = $1 AND m.{l}::text = 'admin'
+                            AND NOT EXISTS (SELECT 1 FROM {table} o WHERE o.{t} = m.{t} AND o.{l}::text = 'admin' AND o.{a}::text <> $1)"
                     ),
                     None,
-                    &[actor.into()],
+                    &[actor.as_str().into()],
                 )? {
                     last.push(row.get::<String>(1)?.unwrap_or_default());
                 }
@@ -704,8 +795,11 @@ fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, Priv
         last_admin.extend(last);
     }
     for r in reg {
+        let Some(cast) = cast_for(actor, &r.subject_type) else {
+            continue;
+        };
         let sql = format!(
-            "SELECT DISTINCT {} FROM {} WHERE {} = $1",
+            "SELECT DISTINCT {}::text FROM {} WHERE {} = $1::{cast}",
             quote_ident(&r.tenant_column),
             r.name,
             quote_ident(&r.subject_column)
@@ -713,8 +807,8 @@ fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, Priv
         let list = privileged(|| {
             Spi::connect(|c| {
                 let mut out = Vec::new();
-                for row in c.select(&sql, None, &[actor.into()])? {
-                    if let Some(u) = row.get::<pgrx::Uuid>(1)? {
+                for row in c.select(&sql, None, &[actor.as_str().into()])? {
+                    if let Some(u) = row.get::<String>(1)? {
                         out.push(u);
                     }
                 }
@@ -734,9 +828,23 @@ fn actor_tenants(actor: pgrx::Uuid, reg: &[Registered]) -> Result<Standing, Priv
 /// of one of the actor's tenants) and the prerequisites (not a tenant's last admin, no legal hold
 /// over the actor's data), refusing with the whole list; then erases the actor's personal data in
 /// every tenant and refuses every token of the actor issued before now.
+#[pg_extern(volatile, parallel_unsafe, name = "delete_account")]
+#[search_path(pg_catalog, pg_temp)]
+fn delete_account_id(actor: Option<&str>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
+    delete(
+        actor.map(|a| ident_arg(Some(a), "actor")).transpose()?,
+        reason,
+    )
+}
+
+/// `delete_account` of a uuid actor, as before 0.6.0.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
+    delete(actor.as_ref().map(from_uuid), reason)
+}
+
+fn delete(actor: Option<Ident>, reason: Option<&str>) -> Result<JsonB, ErrorReport> {
     const WHAT: &str = "warden.delete_account()";
     const NEEDS: &str = "the actor's own token issued within warden.reauth_window, or admin level in one of the actor's tenants";
     let claims = require_claims(WHAT, NEEDS)?;
@@ -752,8 +860,8 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
         tenants,
         last_admin,
         memberships_registered,
-    } = actor_tenants(actor, &reg)?;
-    let own = claims.actor.as_bytes() == actor.as_bytes();
+    } = actor_tenants(&actor, &reg)?;
+    let own = claims.actor == actor;
     if own {
         let window = i64::from(crate::gucs::REAUTH_WINDOW.get());
         let now = std::time::SystemTime::now()
@@ -775,7 +883,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
             }
             .into());
         }
-    } else if claims.level != Level::Admin || !tenants.contains(claims.tenant.as_bytes()) {
+    } else if claims.level != Level::Admin || !tenants.contains(&claims.tenant) {
         return Err(PrivacyError::NotAllowed {
             what: WHAT,
             needs: NEEDS,
@@ -792,18 +900,16 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
     for t in &last_admin {
         failures.push(format!("the account is the last admin of tenant {t}: transfer ownership to another admin first"));
     }
-    let subject = bytes(&actor);
+    let subject = actor.clone();
     let holds = registry::active_holds().map_err(PrivacyError::Registry)?;
     for h in holds.iter() {
         // a hold on the actor covers them wherever it was placed
-        let covers = h.subject == Some(subject)
+        let covers = h.subject.as_ref() == Some(&subject)
             || (tenants.contains(&h.tenant) && hold_covers(h, &subject, &reg)?);
         if covers {
             failures.push(format!(
                 "legal hold \"{}\" ({}) covers the account's data in tenant {}",
-                h.case_ref,
-                h.id,
-                uuid::Uuid::from_bytes(h.tenant)
+                h.case_ref, h.id, h.tenant
             ));
         }
     }
@@ -812,7 +918,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
             c.select(
                 "SELECT 'see warden.deleted_accounts'::text FROM warden.deleted_accounts WHERE actor = $1",
                 Some(1),
-                &[actor.into()],
+                &[actor.as_str().into()],
             )?
             .first()
             .get_one::<String>()
@@ -836,11 +942,10 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
     // tenant by tenant, each under a context of that tenant, so that its row level security
     // decides what the owner-run erasure reaches
     let mut erased = Map::new();
-    let me = uuid::Uuid::from_bytes(*claims.actor.as_bytes());
+    let me = claims.actor.clone();
     for t in &tenants {
-        let tenant = uuid::Uuid::from_bytes(*t);
-        let part = crate::context::with_tenant_context(tenant, me, || {
-            erase_rows(actor, Some(pgrx::Uuid::from_bytes(*t)), &reg)
+        let part = crate::context::with_tenant_context(t.clone(), me.clone(), || {
+            erase_rows(&actor, Some(t), &reg)
         })??;
         let mut tables = Map::new();
         for (table, v) in part {
@@ -848,9 +953,9 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
                 tables.insert(table, v);
             }
         }
-        erased.insert(tenant.to_string(), Value::Object(tables));
+        erased.insert(t.to_string(), Value::Object(tables));
     }
-    let by = pgrx::Uuid::from_bytes(*claims.actor.as_bytes());
+    let by = claims.actor.as_str();
     let deleted_at = privileged(|| {
         Spi::connect_mut(|c| {
             c.update(
@@ -858,7 +963,7 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
                  VALUES ($1, pg_catalog.clock_timestamp(), $2, $3)
                  RETURNING to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
                 Some(1),
-                &[actor.into(), by.into(), reason.into()],
+                &[actor.as_str().into(), by.into(), reason.into()],
             )?
             .first()
             .get_one::<String>()
@@ -866,13 +971,9 @@ fn delete_account(actor: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<Jso
     })?
     .unwrap_or_default();
     // the account's API keys, revoked
-    let ended = registry::account_deleted(actor.as_bytes(), me.as_bytes())
-        .map_err(PrivacyError::Internal)?;
+    let ended = registry::account_deleted(&actor, &me).map_err(PrivacyError::Internal)?;
     cache::invalidate(c"deleted_accounts");
-    let tenants: Vec<String> = tenants
-        .iter()
-        .map(|t| uuid::Uuid::from_bytes(*t).to_string())
-        .collect();
+    let tenants: Vec<String> = tenants.iter().map(Ident::to_string).collect();
     let report = json!({
         "actor": actor.to_string(),
         "deleted_at": deleted_at,
