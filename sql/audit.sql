@@ -22,8 +22,8 @@ CREATE FUNCTION warden._audit_immutable() RETURNS trigger
 CREATE TABLE warden.audit_events (
     id            bigint PRIMARY KEY,
     occurred_at   timestamptz NOT NULL,
-    tenant        uuid,
-    actor         uuid,
+    tenant        text,
+    actor         text,
     action        text NOT NULL,
     resource_type text,
     resource_id   text,
@@ -31,7 +31,9 @@ CREATE TABLE warden.audit_events (
     status        text NOT NULL CHECK (status IN ('success', 'denied', 'error')),
     context       jsonb,
     prev_hash     bytea NOT NULL,
-    hash          bytea NOT NULL
+    hash          bytea NOT NULL,
+    -- the canonical serialization the hash covers: 2 (identifiers as text) since 0.6.0, 1 before
+    serialization smallint NOT NULL DEFAULT 2 CHECK (serialization IN (1, 2))
 );
 COMMENT ON TABLE warden.audit_events IS 'The audit trail: sealed, hash-chained, append-only events. Read it through warden.audit_trail.';
 CREATE INDEX audit_events_tenant_time ON warden.audit_events (tenant, occurred_at);
@@ -50,8 +52,8 @@ REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBL
 -- moved into audit_events by the sealing worker within moments.
 CREATE TABLE warden.audit_pending (
     occurred_at   timestamptz NOT NULL,
-    tenant        uuid,
-    actor         uuid,
+    tenant        text,
+    actor         text,
     action        text NOT NULL,
     resource_type text,
     resource_id   text,
@@ -105,7 +107,7 @@ ALTER TABLE warden.audit_checkpoints ENABLE ALWAYS TRIGGER audit_checkpoints_imm
 ALTER TABLE warden.audit_events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY audit_events_auditor ON warden.audit_events FOR SELECT TO warden_auditor USING (true);
 CREATE POLICY audit_events_tenant_admin ON warden.audit_events FOR SELECT TO PUBLIC
-    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('admin')));
+    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level_text('admin')));
 GRANT SELECT ON warden.audit_events TO PUBLIC;
 GRANT SELECT ON warden.audit_checkpoints TO warden_auditor;
 REVOKE ALL ON warden.audit_pending FROM PUBLIC;
@@ -132,7 +134,8 @@ SELECT e.id,
        (e.context ->> 'backend_pid')::int     AS backend_pid,
        (e.context ->> 'transaction_id')::bigint AS transaction_id,
        e.context ->> 'via'              AS via,
-       e.hash
+       e.hash,
+       e.serialization
   FROM warden.audit_events e;
 COMMENT ON VIEW warden.audit_trail IS 'Audit events for people: tenant admins see their tenant''s, warden_auditor every tenant''s.';
 GRANT SELECT ON warden.audit_trail TO PUBLIC;
@@ -173,7 +176,8 @@ AS $$
                'tenant', e.tenant, 'actor', e.actor, 'action', e.action,
                'resource_type', e.resource_type, 'resource_id', e.resource_id,
                'changes', e.changes, 'status', e.status, 'context', e.context,
-               'prev_hash', encode(e.prev_hash, 'hex'), 'hash', encode(e.hash, 'hex'))
+               'prev_hash', encode(e.prev_hash, 'hex'), 'hash', encode(e.hash, 'hex'),
+               'serialization', e.serialization)
       FROM warden.audit_events e
      WHERE e.id > coalesce(after_id, 0)
      ORDER BY e.id
@@ -183,7 +187,7 @@ COMMENT ON FUNCTION warden.audit_export(bigint, int) IS 'Events after after_id a
 
 -- Counts by tenant, action and status; row level security decides which tenants a caller sees.
 CREATE FUNCTION warden.audit_summary("from" timestamptz, "to" timestamptz)
-RETURNS TABLE (tenant uuid, action text, status text, events bigint)
+RETURNS TABLE (tenant text, action text, status text, events bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT e.tenant, e.action, e.status, count(*)

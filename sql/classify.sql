@@ -7,7 +7,7 @@ CREATE TABLE warden.classification_rules (
     level             text NOT NULL
                       CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
     classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     uuid,
+    classified_by     text,
     classified_by_role name NOT NULL DEFAULT CURRENT_USER,
     CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
 );

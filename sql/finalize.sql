@@ -13,12 +13,13 @@ SELECT c.oid::regclass AS relid,
        CASE WHEN pg_catalog.pg_get_expr(sel.polqual, sel.polrelid) LIKE '%SELECT warden.tenant_with\_%'
             THEN 'subquery' ELSE 'direct' END AS policy_form,
        scope.m[1] AS namespace,
-       scope.m[2] AS resource_type
+       scope.m[2] AS resource_type,
+       pg_catalog.format_type(col.atttypid, NULL) AS tenant_type
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_policy sel ON sel.polrelid = c.oid AND sel.polname = 'warden_select'
   LEFT JOIN LATERAL (
-        SELECT a.attname
+        SELECT a.attname, a.atttypid
           FROM pg_catalog.pg_depend d
           JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
          WHERE d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = sel.oid
@@ -26,13 +27,13 @@ SELECT c.oid::regclass AS relid,
          LIMIT 1) col ON true
   LEFT JOIN LATERAL (
         SELECT pg_catalog.regexp_match(pg_catalog.pg_get_expr(sel.polqual, sel.polrelid),
-                                       'warden\.tenant_with_scope\(''([^'']*)''::text, ''([^'']*)''::text') AS m) scope ON true
+                                       'warden\.tenant_with_scope(?:_[a-z]+)?\(''([^'']*)''::text, ''([^'']*)''::text') AS m) scope ON true
  WHERE c.relkind IN ('r', 'p')
    AND c.relrowsecurity AND c.relforcerowsecurity
    AND (SELECT count(*) FROM pg_catalog.pg_policy p
          WHERE p.polrelid = c.oid
            AND p.polname IN ('warden_select', 'warden_insert', 'warden_update', 'warden_delete')) = 4;
-COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables); namespace and resource_type: what API key scopes the policies check (protect_table(..., namespace, resource_type)), NULL when only levels are checked.';
+COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables); namespace and resource_type: what API key scopes the policies check (protect_table(..., namespace, resource_type)), NULL when only levels are checked; tenant_type: the tenant column''s type (uuid, text, character varying, bigint or integer), which decides the accessor its policies compare it with.';
 
 CREATE VIEW warden.rls_coverage AS
 WITH t AS (
@@ -108,6 +109,7 @@ ALTER FUNCTION warden.unguard_schema(name) SET row_security = on;
 ALTER FUNCTION warden.unprotect_table(regclass) SET row_security = on;
 ALTER FUNCTION warden.register_memberships(regclass, name, name) SET row_security = on;
 ALTER FUNCTION warden.delete_account(uuid, text) SET row_security = on;
+ALTER FUNCTION warden.delete_account(text, text) SET row_security = on;
 ALTER FUNCTION warden.put_secret(text, text) SET row_security = on;
 ALTER FUNCTION warden.get_secret(text) SET row_security = on;
 
@@ -180,8 +182,8 @@ CREATE EVENT TRIGGER warden_ddl_command_end ON ddl_command_end
 GRANT SELECT ON warden.protected_tables, warden.rls_coverage TO PUBLIC;
 
 -- Only trusted middleware mints contexts.
-REVOKE EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO warden_context_setter;
+REVOKE EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text), warden.set_context(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text), warden.set_context(text, text, text) TO warden_context_setter;
 
 -- Audit trail: verification, export and the queue's state are for warden_auditor (and superusers);
 -- purging and sealing by hand for superusers only.

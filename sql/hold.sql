@@ -23,12 +23,12 @@ CREATE TABLE warden.holds (
     id             uuid PRIMARY KEY,
     case_ref       text NOT NULL CHECK (case_ref OPERATOR(pg_catalog.<>) ''),
     reason         text NOT NULL,
-    tenant         uuid NOT NULL,
+    tenant         text NOT NULL,
     tbl            regclass,
     table_name     text,
-    subject        uuid,
+    subject        text,
     placed_at      timestamptz NOT NULL,
-    placed_by      uuid,
+    placed_by      text,
     placed_by_role name NOT NULL,
     -- rows covered when the hold was placed, per table: what verify_holds() compares against
     baseline       jsonb NOT NULL DEFAULT '{}'
@@ -39,7 +39,7 @@ CREATE TABLE warden.hold_releases (
     hold            uuid PRIMARY KEY REFERENCES warden.holds (id),
     reason          text NOT NULL CHECK (reason OPERATOR(pg_catalog.<>) ''),
     released_at     timestamptz NOT NULL,
-    released_by     uuid,
+    released_by     text,
     released_by_role name NOT NULL
 );
 COMMENT ON TABLE warden.hold_releases IS 'Releases of legal holds (append-only). Written only by warden.release_hold().';
@@ -93,7 +93,7 @@ SELECT h.id, h.case_ref, h.reason, h.tenant, h.tbl, h.table_name, h.subject,
   LEFT JOIN warden.hold_releases r ON r.hold OPERATOR(pg_catalog.=) h.id
  WHERE pg_catalog.pg_has_role('warden_admin', 'MEMBER')
     OR pg_catalog.pg_has_role('warden_auditor', 'MEMBER')
-    OR h.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level('admin');
+    OR h.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('admin');
 COMMENT ON VIEW warden.legal_holds IS 'Legal holds, active and released, with who placed and released them and when.';
 GRANT SELECT ON warden.legal_holds TO PUBLIC;
 
@@ -148,15 +148,40 @@ AS $$
      LIMIT 1
 $$;
 
+-- Whether identifier id names a value of type typ exactly (a tenant or subject column of that
+-- type): any text for text and varchar; the canonical form for uuid, bigint and integer (so '042'
+-- is not 42, and 'org_2abc' no bigint).
+CREATE FUNCTION warden._ident_fits(id text, typ regtype) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ok boolean;
+BEGIN
+    IF typ IN ('text'::regtype, 'varchar'::regtype) THEN
+        RETURN true;
+    END IF;
+    IF typ NOT IN ('uuid'::regtype, 'bigint'::regtype, 'integer'::regtype) THEN
+        RETURN false;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT $1::%s::text OPERATOR(pg_catalog.=) $1', typ) INTO ok USING id;
+    RETURN ok;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END
+$$;
+
 -- The rows a hold covers now, per leaf table: {"schema.table": count}. Runs with its caller's
--- privileges: warden.place_hold() and warden.verify_holds() call it as the holds' owner.
-CREATE FUNCTION warden._hold_rows(p_tenant uuid, p_tbl regclass, p_subject uuid) RETURNS jsonb
+-- privileges: warden.place_hold() and warden.verify_holds() call it as the holds' owner. The
+-- tenant and subject are identifiers compared with each table's columns in their own types.
+CREATE FUNCTION warden._hold_rows(p_tenant text, p_tbl regclass, p_subject text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r      record;
     n      bigint;
     subcol name;
+    ttyp   regtype;
+    styp   regtype;
     out    jsonb := '{}';
 BEGIN
     FOR r IN SELECT p.relid, p.tenant_column FROM warden.protected_tables p
@@ -167,12 +192,22 @@ BEGIN
     LOOP
         subcol := warden._subject_column(r.relid);
         CONTINUE WHEN p_subject IS NOT NULL AND subcol IS NULL;
-        IF p_subject IS NULL THEN
-            EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1',
-                                      r.relid, r.tenant_column) INTO n USING p_tenant;
+        SELECT a.atttypid INTO ttyp FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) r.relid AND a.attname OPERATOR(pg_catalog.=) r.tenant_column;
+        IF NOT warden._ident_fits(p_tenant, ttyp) THEN
+            n := 0;
+        ELSIF p_subject IS NULL THEN
+            EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1::%s',
+                                      r.relid, r.tenant_column, ttyp) INTO n USING p_tenant;
         ELSE
-            EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1 AND %I OPERATOR(pg_catalog.=) $2',
-                                      r.relid, r.tenant_column, subcol) INTO n USING p_tenant, p_subject;
+            SELECT a.atttypid INTO styp FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) r.relid AND a.attname OPERATOR(pg_catalog.=) subcol;
+            IF NOT warden._ident_fits(p_subject, styp) THEN
+                n := 0;
+            ELSE
+                EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1::%s AND %I OPERATOR(pg_catalog.=) $2::%s',
+                                          r.relid, r.tenant_column, ttyp, subcol, styp) INTO n USING p_tenant, p_subject;
+            END IF;
         END IF;
         out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(r.relid::text, n);
     END LOOP;
@@ -182,8 +217,8 @@ $$;
 
 -- warden.place_hold()'s privileged part, called as the holds' owner once the caller is
 -- authorized: repairs the guards of every table the hold covers, counts the covered rows, stores.
-CREATE FUNCTION warden._place_hold(p_case_ref text, p_reason text, p_tenant uuid, p_tbl regclass,
-                                   p_subject uuid, p_actor uuid, p_role name)
+CREATE FUNCTION warden._place_hold(p_case_ref text, p_reason text, p_tenant text, p_tbl regclass,
+                                   p_subject text, p_actor text, p_role name)
 RETURNS TABLE (id uuid, baseline jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -206,8 +241,8 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION warden._hold_rows(uuid, regclass, uuid),
-    warden._place_hold(text, text, uuid, regclass, uuid, uuid, name) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION warden._hold_rows(text, regclass, text),
+    warden._place_hold(text, text, text, regclass, text, text, name) FROM PUBLIC;
 
 -- What an auditor runs to learn whether any held data or any hold was lost, including through
 -- the ways a superuser has around the guards (see README, "Legal holds").

@@ -5,16 +5,16 @@
 CREATE TABLE warden.api_key_records (
     id            uuid PRIMARY KEY,
     public_id     text NOT NULL UNIQUE CHECK (public_id OPERATOR(pg_catalog.~) '^[0-9a-f]{12}$'),
-    tenant        uuid NOT NULL,
+    tenant        text NOT NULL,
     name          text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
     level         text NOT NULL CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['read', 'write', 'delete', 'admin'])),
     scopes        text[] NOT NULL,
     key_hash      bytea NOT NULL UNIQUE CHECK (pg_catalog.length(key_hash) OPERATOR(pg_catalog.=) 32),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    created_by    uuid NOT NULL,
+    created_by    text NOT NULL,
     expires_at    timestamptz,
     revoked_at    timestamptz,
-    revoked_by    uuid,
+    revoked_by    text,
     revoke_reason text,
     last_used_at  timestamptz
 );
@@ -44,7 +44,7 @@ SELECT k.id, k.tenant, k.name, k.public_id, 'wdn_' OPERATOR(pg_catalog.||) k.pub
        CASE WHEN warden.has_level('admin') OR pg_catalog.pg_has_role('warden_admin', 'MEMBER')
             THEN pg_catalog.encode(k.key_hash, 'hex') END AS key_hash
   FROM warden.api_key_records k
- WHERE k.tenant OPERATOR(pg_catalog.=) warden.current_tenant()
+ WHERE k.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id()
     OR pg_catalog.pg_has_role('warden_admin', 'MEMBER')
     OR pg_catalog.pg_has_role('warden_auditor', 'MEMBER');
 COMMENT ON VIEW warden.api_keys IS 'API keys of the current tenant (all tenants for warden_admin and warden_auditor): never a plaintext key; the SHA-256 hash for admin level only.';

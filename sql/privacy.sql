@@ -5,13 +5,13 @@
 -- purpose) wins. Written only by warden.record_consent().
 CREATE TABLE warden.consents (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tenant      uuid NOT NULL,
-    subject     uuid NOT NULL,
+    tenant      text NOT NULL,
+    subject     text NOT NULL,
     purpose     text NOT NULL CHECK (purpose OPERATOR(pg_catalog.<>) ''),
     granted     boolean NOT NULL,
     source      text NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    recorded_by uuid
+    recorded_by text
 );
 CREATE INDEX consents_lookup ON warden.consents (tenant, subject, purpose, id DESC);
 COMMENT ON TABLE warden.consents IS 'Consent and objection history (append-only), written by warden.record_consent().';
@@ -19,9 +19,9 @@ COMMENT ON TABLE warden.consents IS 'Consent and objection history (append-only)
 -- Accounts deleted by warden.delete_account(): tokens of the actor issued before deleted_at are
 -- refused by every authentication path.
 CREATE TABLE warden.deleted_accounts (
-    actor      uuid PRIMARY KEY,
+    actor      text PRIMARY KEY,
     deleted_at timestamptz NOT NULL,
-    deleted_by uuid,
+    deleted_by text,
     reason     text NOT NULL
 );
 COMMENT ON TABLE warden.deleted_accounts IS 'Accounts deleted by warden.delete_account(): their earlier tokens no longer authenticate.';
@@ -61,27 +61,37 @@ SELECT pg_catalog.pg_extension_config_dump('warden.consents_id_seq', '');
 
 -- Whether the subject's latest consent for the purpose, in the current tenant, is a grant.
 -- False without a context or without any record (no consent is not consent). Usable in RLS
--- policies: STABLE, one index probe.
-CREATE FUNCTION warden.has_consent(subject uuid, purpose text) RETURNS boolean
+-- policies: STABLE, one index probe. The subject is an identifier (a uuid, a number or a
+-- provider's id, as text); the uuid form is kept for policies written before 0.6.0.
+CREATE FUNCTION warden.has_consent(subject text, purpose text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce((SELECT c.granted FROM warden.consents c
-                      WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant()
+                      WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id()
                         AND c.subject OPERATOR(pg_catalog.=) $1 AND c.purpose OPERATOR(pg_catalog.=) $2
                       ORDER BY c.id DESC LIMIT 1), false)
 $$;
-COMMENT ON FUNCTION warden.has_consent(uuid, text) IS 'Whether the subject''s latest consent for the purpose in the current tenant is a grant (false without one).';
+COMMENT ON FUNCTION warden.has_consent(text, text) IS 'Whether the subject''s latest consent for the purpose in the current tenant is a grant (false without one).';
+CREATE FUNCTION warden.has_consent(subject uuid, purpose text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+AS $$ SELECT warden.has_consent($1::text, $2) $$;
+COMMENT ON FUNCTION warden.has_consent(uuid, text) IS 'warden.has_consent(text, text) for a uuid subject.';
 
 -- The subject's consent history in the current tenant, oldest first (nothing without a context).
-CREATE FUNCTION warden.consent_history(subject uuid)
-RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by uuid)
+CREATE FUNCTION warden.consent_history(subject text)
+RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.id, c.purpose, c.granted, c.source, c.recorded_at, c.recorded_by FROM warden.consents c
-     WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant() AND c.subject OPERATOR(pg_catalog.=) $1
+     WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id() AND c.subject OPERATOR(pg_catalog.=) $1
      ORDER BY c.id
 $$;
-COMMENT ON FUNCTION warden.consent_history(uuid) IS 'The subject''s consent and objection history in the current tenant, oldest first.';
+COMMENT ON FUNCTION warden.consent_history(text) IS 'The subject''s consent and objection history in the current tenant, oldest first.';
+CREATE FUNCTION warden.consent_history(subject uuid)
+RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM warden.consent_history($1::text) $$;
+COMMENT ON FUNCTION warden.consent_history(uuid) IS 'warden.consent_history(text) for a uuid subject.';
 
 -- Registers the application's membership table for warden.delete_account()'s last-admin check:
 -- a protected table with one row per (tenant, actor) and the actor's level there.
@@ -105,9 +115,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
                       AND a.attname OPERATOR(pg_catalog.=) actor_column AND NOT a.attisdropped
-                      AND a.atttypid OPERATOR(pg_catalog.=) 'uuid'::regtype) THEN
-        RAISE EXCEPTION 'warden: table % has no uuid column "%"', tbl, actor_column
-            USING ERRCODE = '42703', HINT = 'Name the column holding the member''s actor id (a uuid).';
+                      AND a.atttypid IN ('uuid'::regtype, 'text'::regtype, 'varchar'::regtype, 'bigint'::regtype, 'integer'::regtype)) THEN
+        RAISE EXCEPTION 'warden: table % has no column "%" of type uuid, text, varchar, bigint or integer', tbl, actor_column
+            USING ERRCODE = '42703', HINT = 'Name the column holding the member''s actor id (the sub of their tokens).';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
                       AND a.attname OPERATOR(pg_catalog.=) level_column AND NOT a.attisdropped) THEN

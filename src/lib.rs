@@ -52,17 +52,25 @@ extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!(
     "../sql/audit.sql",
     name = "audit",
-    requires = ["bootstrap", context::tenant_with_level]
+    requires = [
+        "bootstrap",
+        context::tenant_with_level,
+        context::tenant_with_level_text
+    ]
 );
 extension_sql_file!(
     "../sql/hold.sql",
     name = "hold",
-    requires = ["audit", context::tenant_with_level]
+    requires = [
+        "audit",
+        context::tenant_with_level,
+        context::tenant_with_level_text
+    ]
 );
 extension_sql_file!(
     "../sql/privacy.sql",
     name = "privacy",
-    requires = ["hold", context::current_tenant]
+    requires = ["hold", context::current_tenant, context::current_tenant_id]
 );
 extension_sql_file!(
     "../sql/keys.sql",
@@ -71,6 +79,7 @@ extension_sql_file!(
         "privacy",
         context::has_level,
         context::current_tenant,
+        context::current_tenant_id,
         keys::api::_key_stale_after
     ]
 );
@@ -82,7 +91,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../sql/crypto.sql",
     name = "crypto",
-    requires = ["keys", context::current_tenant, context::tenant_with_level]
+    requires = [
+        "keys",
+        context::current_tenant,
+        context::current_tenant_id,
+        context::tenant_with_level,
+        context::tenant_with_level_text
+    ]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -33,7 +33,7 @@ pub enum ProtectError {
     NotOwner { table: String, role: String },
     #[error("table {table} has no column \"{column}\"")]
     NoColumn { table: String, column: String },
-    #[error("column \"{column}\" of table {table} is {actual}, not uuid")]
+    #[error("column \"{column}\" of table {table} is {actual}; a tenant column is uuid, text, varchar, bigint or integer")]
     NotUuid {
         table: String,
         column: String,
@@ -85,7 +85,7 @@ impl SqlError for ProtectError {
                 format!("Name the tenant column: SELECT warden.protect_table('{table}', 'org_id');")
             }
             ProtectError::NotUuid { table, column, .. } => {
-                format!("Convert it first: ALTER TABLE {table} ALTER COLUMN {column} TYPE uuid USING {column}::uuid;")
+                format!("Protect a column of one of those types, or convert this one, e.g.: ALTER TABLE {table} ALTER COLUMN {column} TYPE text USING {column}::text;")
             }
             ProtectError::NoSchema(_) => "Check the spelling; schema names are case-sensitive when quoted.".into(),
             ProtectError::NotSchemaOwner { .. } => "Run it as the schema's owner or a member of the owning role.".into(),
@@ -232,6 +232,40 @@ pub enum Form {
     Direct,
 }
 
+/// The type of a tenant column, and so which accessor its policies compare it with: the context's
+/// tenant converted to the column's type once per statement (an identifier that does not convert
+/// matches no row).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum TenantType {
+    Uuid,
+    /// text and varchar
+    Text,
+    Bigint,
+    Integer,
+}
+
+impl TenantType {
+    /// From `format_type` of the column (without typmod).
+    fn of(sql_type: &str) -> Option<TenantType> {
+        match sql_type {
+            "uuid" => Some(TenantType::Uuid),
+            "text" | "character varying" => Some(TenantType::Text),
+            "bigint" => Some(TenantType::Bigint),
+            "integer" => Some(TenantType::Integer),
+            _ => None,
+        }
+    }
+
+    fn suffix(self) -> &'static str {
+        match self {
+            TenantType::Uuid => "",
+            TenantType::Text => "_text",
+            TenantType::Bigint => "_bigint",
+            TenantType::Integer => "_int",
+        }
+    }
+}
+
 /// The (namespace, resource type) of a table whose policies also check an API key's scopes.
 /// Both are scope segment names (lower-case letters, digits, `_`, `-`, `.`): safe in a literal.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -241,11 +275,18 @@ pub struct Resource {
 }
 
 impl Form {
-    fn predicate(self, col: &str, level: Level, resource: Option<&Resource>) -> String {
+    fn predicate(
+        self,
+        col: &str,
+        kind: TenantType,
+        level: Level,
+        resource: Option<&Resource>,
+    ) -> String {
+        let suffix = kind.suffix();
         let call = match resource {
-            None => format!("warden.tenant_with_level('{level}')"),
+            None => format!("warden.tenant_with_level{suffix}('{level}')"),
             Some(r) => format!(
-                "warden.tenant_with_scope('{}', '{}', '{level}')",
+                "warden.tenant_with_scope{suffix}('{}', '{}', '{level}')",
                 r.namespace, r.resource_type
             ),
         };
@@ -297,7 +338,7 @@ fn protect_one(
 ) -> Result<(), ProtectError> {
     // The column is checked on every partition: attach can bring a partition with other numbers.
     let row = c.select(
-        "SELECT format('%I', a.attname), a.atttypid = 'uuid'::regtype, format_type(a.atttypid, a.atttypmod),
+        "SELECT format('%I', a.attname), format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod),
                 EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = $1 AND i.indkey[0] = a.attnum)
            FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
         Some(1),
@@ -311,14 +352,14 @@ fn protect_one(
     }
     let row = row.first();
     let col = row.get::<String>(1)?.unwrap_or_default();
-    if row.get::<bool>(2)? != Some(true) {
+    let Some(kind) = TenantType::of(&row.get::<String>(2)?.unwrap_or_default()) else {
         let actual = row.get::<String>(3)?.unwrap_or_default();
         return Err(ProtectError::NotUuid {
             table: t.qualified.clone(),
             column: column.into(),
             actual,
         });
-    }
+    };
     let has_index = row.get::<bool>(4)? == Some(true);
 
     let q = &t.qualified;
@@ -329,7 +370,7 @@ fn protect_one(
     )?;
     drop_warden_policies(c, t)?;
     for (name, command, level, using, check) in POLICIES {
-        let pred = form.predicate(&col, level, resource);
+        let pred = form.predicate(&col, kind, level, resource);
         let using = if using {
             format!(" USING ({pred})")
         } else {

@@ -2,7 +2,7 @@
 begin;
 set local role regress_owner;
 create table plain (id int, tenant_id uuid);
-create table texty (id int, tenant_id text);
+create table texty (id int, tenant_id numeric);
 create view plain_v as select * from plain;
 create sequence seq;
 create materialized view mv as select 1 as x;

@@ -26,7 +26,7 @@ create table p_users (id uuid primary key, tenant_id uuid not null, email text, 
                       phone varchar(20), age int, plan text);
 create table p_members (tenant_id uuid not null, actor_id uuid not null, role text not null);
 create table p_plain (id uuid, email text);
-create table p_mail (tenant_id uuid not null, subject uuid not null, body text);
+create table p_mail (tenant_id uuid not null, subject uuid not null, body text, sent_on date default '2026-01-01');
 select warden.protect_table('p_users'), warden.protect_table('p_members'), warden.protect_table('p_mail');
 select warden.enable_audit('p_users');
 grant select, insert, update, delete on p_users, p_members, p_mail to regress_app;
@@ -39,7 +39,7 @@ select warden.register_personal_data('p_users', 'id', '{phone}', 'constant:n/a')
 select warden.register_personal_data('p_users', 'id', '{age}');
 select pg_temp.try($$select warden.register_personal_data('p_plain', 'id', '{email}')$$);
 select pg_temp.try($$select warden.register_personal_data('p_mail', 'nope', '{body}')$$);
-select pg_temp.try($$select warden.register_personal_data('p_mail', 'body', '{body}')$$);
+select pg_temp.try($$select warden.register_personal_data('p_mail', 'sent_on', '{body}')$$);
 select pg_temp.try($$select warden.register_personal_data('p_users', 'email', '{name}')$$);
 select pg_temp.try($$select warden.register_personal_data('p_users', 'id', '{name}', 'null')$$);
 select pg_temp.try($$select warden.register_personal_data('p_users', 'id', '{phone}', 'hash')$$);

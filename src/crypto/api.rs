@@ -767,7 +767,25 @@ mod tests {
 
     #[test]
     fn a_secret_is_bound_to_its_tenant_and_name() {
-        assert_ne!(secret_aad(&[1; 16], "db"), secret_aad(&[2; 16], "db"));
-        assert_ne!(secret_aad(&[1; 16], "db"), secret_aad(&[1; 16], "db2"));
+        let id = |s: &str| Ident::parse(s).unwrap();
+        let (a, b) = (
+            id("01010101-0101-0101-0101-010101010101"),
+            id("02020202-0202-0202-0202-020202020202"),
+        );
+        assert_ne!(secret_aad(&a, "db"), secret_aad(&b, "db"));
+        assert_ne!(secret_aad(&a, "db"), secret_aad(&a, "db2"));
+        // a uuid tenant is bound as before 0.6.0: its 16 bytes, then the name
+        assert_eq!(secret_aad(&a, "db"), [[1u8; 16].as_slice(), b"db"].concat());
+        // other identifiers by their exact text, never alike
+        assert_ne!(secret_aad(&id("42"), "db"), secret_aad(&id("042"), "db"));
+        assert_ne!(
+            secret_aad(&id("org_a"), "db"),
+            secret_aad(&id("org_A"), "db")
+        );
+        assert_ne!(
+            secret_aad(&id("ab"), "cdb"),
+            secret_aad(&id("abc"), "db"),
+            "the length separates tenant and name"
+        );
     }
 }

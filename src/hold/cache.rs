@@ -165,13 +165,17 @@ mod tests {
         pg_sys::Oid::from(n)
     }
 
+    fn id(n: u8) -> Ident {
+        Ident::parse(&n.to_string()).unwrap()
+    }
+
     fn hold(tenant: u8, tbl: Option<u32>, subject: Option<u8>) -> Hold {
         Hold {
             id: format!("h{tenant}"),
             case_ref: "C".into(),
-            tenant: [tenant; 16],
+            tenant: id(tenant),
             tbl: tbl.map(oid),
-            subject: subject.map(|s| [s; 16]),
+            subject: subject.map(id),
         }
     }
 
@@ -182,7 +186,7 @@ mod tests {
             ..Snapshot::default()
         };
         for (i, h) in s.holds.iter().enumerate() {
-            s.by_tenant.entry(h.tenant).or_default().push(i);
+            s.by_tenant.entry(h.tenant.clone()).or_default().push(i);
         }
         let mut r = subjects::Registry::default();
         for (t, c) in registered {
@@ -196,9 +200,9 @@ mod tests {
     fn a_tenant_hold_covers_every_table_and_only_its_tenant() {
         let s = snapshot(vec![hold(1, None, None)], &[]);
         assert!(s.may_cover(&s.holds[0], &[oid(10)]));
-        assert_eq!(s.tenant_holds(&[1; 16]).count(), 1);
+        assert_eq!(s.tenant_holds(&id(1)).count(), 1);
         assert_eq!(
-            s.tenant_holds(&[2; 16]).count(),
+            s.tenant_holds(&id(2)).count(),
             0,
             "another tenant's rows are not held"
         );

@@ -34,7 +34,7 @@ pub enum PrivacyError {
     NotProtected(String),
     #[error("table {table} has no column \"{column}\"")]
     NoColumn { table: String, column: String },
-    #[error("column \"{column}\" of table {table} is {actual}, not uuid")]
+    #[error("column \"{column}\" of table {table} is {actual}; a subject column is uuid, text, varchar, bigint or integer")]
     NotUuid {
         table: String,
         column: String,
@@ -110,7 +110,9 @@ impl SqlError for PrivacyError {
             PrivacyError::NotOwner { .. } => "Run it as the table's owner.".into(),
             PrivacyError::NotProtected(t) => format!("Protect it first: SELECT warden.protect_table('{t}');"),
             PrivacyError::NoColumn { .. } => "Check the column names; they are case-sensitive when quoted.".into(),
-            PrivacyError::NotUuid { .. } => "The subject column holds the data subject's id, a uuid.".into(),
+            PrivacyError::NotUuid { table, column, .. } => format!(
+                "The subject column holds the data subject's id (the sub of their tokens): name such a column, or convert this one, e.g. ALTER TABLE {table} ALTER COLUMN {column} TYPE text USING {column}::text;"
+            ),
             PrivacyError::BadMethod { .. } => {
                 "Use null for nullable columns, redact or hash for text columns, constant:<value> for anything else.".into()
             }
