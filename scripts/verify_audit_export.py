@@ -15,9 +15,11 @@ intact, and the head (id and hash) to compare with a digest kept elsewhere
 Standard library only. The canonical serialization it reproduces is documented in README,
 "Audit trail", and in src/audit/canonical.rs:
 
-    event = "warden.audit.v1" field*10, field = tag u8, length u32 big-endian, bytes
+    event = "warden.audit.v2" field*10, field = tag u8, length u32 big-endian, bytes
     fields: id, occurred_at, tenant, actor, action, resource_type, resource_id, changes, status, context
     tags: N null, I integer, T text, U uuid, S timestamp (UTC, microseconds), J canonical JSON
+    tenant and actor: T (their identifier's text) in version 2, U in version 1; each exported
+    event's "serialization" says which (an export made before 0.6.0 has none: version 1)
     hash = SHA-256(prev_hash || event); the first event's prev_hash is 32 zero bytes
 """
 import hashlib
@@ -114,11 +116,15 @@ def canonical_event(e):
         return "".join(out).encode("utf-8")
 
     utf8 = lambda s: s.encode("utf-8")
-    return b"warden.audit.v1" + b"".join([
+    version = int(e.get("serialization") or 1)
+    if version not in (1, 2):
+        raise ValueError(f"event {e['id']}: unknown serialization {version}")
+    ident = b"U" if version == 1 else b"T"
+    return b"warden.audit.v%d" % version + b"".join([
         field(b"I", str(int(e["id"])).encode()),
         field(b"S", utf8(e["occurred_at"])),
-        opt(b"U", e.get("tenant"), utf8),
-        opt(b"U", e.get("actor"), utf8),
+        opt(ident, e.get("tenant"), utf8),
+        opt(ident, e.get("actor"), utf8),
         field(b"T", utf8(e["action"])),
         opt(b"T", e.get("resource_type"), utf8),
         opt(b"T", e.get("resource_id"), utf8),
@@ -149,7 +155,10 @@ def verify(events, start=None):
             return False, checked, prev_id, prev_hash, prev_id + 1, f"event {prev_id + 1} is missing"
         if bytes.fromhex(e["prev_hash"]) != prev_hash:
             return False, checked, prev_id, prev_hash, eid, f"event {eid}: prev_hash does not match the previous event's hash"
-        h = event_hash(prev_hash, e)
+        try:
+            h = event_hash(prev_hash, e)
+        except ValueError as err:
+            return False, checked, prev_id, prev_hash, eid, str(err)
         if h.hex() != e["hash"]:
             return False, checked, prev_id, prev_hash, eid, f"event {eid}: hash does not match the event's content"
         prev_id, prev_hash = eid, h

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:40
+-- src/lib.rs:51
 -- bootstrap
 -- warden bootstrap: runs first in CREATE EXTENSION warden (schema warden already exists).
 
@@ -43,7 +43,7 @@ SELECT pg_catalog.pg_extension_config_dump('warden.guarded_schemas', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/planner.rs:21
+-- src/planner.rs:23
 -- warden::planner::_context_support
 CREATE  FUNCTION "_context_support"(
 	"request" internal /* Internal */
@@ -54,7 +54,7 @@ AS 'MODULE_PATHNAME', '_context_support_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:146
+-- src/protect.rs:134
 -- warden::protect::_ddl_in_progress
 CREATE  FUNCTION "_ddl_in_progress"() RETURNS bool /* bool */
 STRICT STABLE PARALLEL SAFE
@@ -63,7 +63,7 @@ AS 'MODULE_PATHNAME', '_ddl_in_progress_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:660
+-- src/keys/api.rs:717
 -- warden::keys::api::_key_stale_after
 CREATE  FUNCTION "_key_stale_after"() RETURNS double precision /* f64 */
 STRICT STABLE PARALLEL SAFE
@@ -87,7 +87,7 @@ AS 'MODULE_PATHNAME', '_log_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:424
+-- src/privacy/api.rs:464
 -- warden::privacy::api::_pseudonym
 CREATE  FUNCTION "_pseudonym"(
 	"value" TEXT /* & str */
@@ -133,7 +133,7 @@ AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:470
+-- src/context.rs:487
 -- warden::context::authenticate
 CREATE  FUNCTION "authenticate"(
 	"token" TEXT /* Option < & str > */
@@ -144,7 +144,7 @@ AS 'MODULE_PATHNAME', 'authenticate_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:338
+-- src/keys/api.rs:339
 -- warden::keys::api::authenticate_key
 CREATE  FUNCTION "authenticate_key"(
 	"key" TEXT /* Option < & str > */
@@ -167,7 +167,7 @@ AS 'MODULE_PATHNAME', 'classify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:661
+-- src/context.rs:717
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -176,7 +176,7 @@ AS 'MODULE_PATHNAME', 'clear_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:406
+-- src/keys/api.rs:407
 -- warden::keys::api::create_api_key
 CREATE  FUNCTION "create_api_key"(
 	"name" TEXT, /* Option < & str > */
@@ -191,7 +191,7 @@ AS 'MODULE_PATHNAME', 'create_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:410
+-- src/crypto/api.rs:411
 -- warden::crypto::api::create_key
 CREATE  FUNCTION "create_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -203,7 +203,7 @@ AS 'MODULE_PATHNAME', 'create_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:672
+-- src/context.rs:731
 -- warden::context::current_actor
 -- requires:
 --   planner::_context_support
@@ -214,7 +214,18 @@ AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:677
+-- src/context.rs:743
+-- warden::context::current_actor_id
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "current_actor_id"() RETURNS TEXT /* Option < String > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_actor_id_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/context.rs:748
 -- warden::context::current_level
 -- requires:
 --   planner::_context_support
@@ -225,7 +236,7 @@ AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:667
+-- src/context.rs:725
 -- warden::context::current_tenant
 -- requires:
 --   planner::_context_support
@@ -236,7 +247,18 @@ AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:591
+-- src/context.rs:737
+-- warden::context::current_tenant_id
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "current_tenant_id"() RETURNS TEXT /* Option < String > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'current_tenant_id_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/crypto/api.rs:615
 -- warden::crypto::api::decrypt
 CREATE  FUNCTION "decrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -248,7 +270,7 @@ AS 'MODULE_PATHNAME', 'decrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:602
+-- src/crypto/api.rs:626
 -- warden::crypto::api::decrypt_text
 CREATE  FUNCTION "decrypt_text"(
 	"data" bytea, /* Option < & [u8] > */
@@ -260,7 +282,7 @@ AS 'MODULE_PATHNAME', 'decrypt_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:732
+-- src/privacy/api.rs:841
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" uuid, /* Option < pgrx :: Uuid > */
@@ -273,7 +295,20 @@ AS 'MODULE_PATHNAME', 'delete_account_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:475
+-- src/privacy/api.rs:831
+-- warden::privacy::api::delete_account
+CREATE  FUNCTION "delete_account"(
+	"actor" TEXT, /* Option < & str > */
+	"reason" TEXT /* Option < & str > */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'delete_account_id_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/crypto/api.rs:476
 -- warden::crypto::api::destroy_key
 CREATE  FUNCTION "destroy_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -310,7 +345,7 @@ AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:562
+-- src/crypto/api.rs:586
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -323,7 +358,7 @@ AS 'MODULE_PATHNAME', 'encrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:580
+-- src/crypto/api.rs:604
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" TEXT, /* Option < & str > */
@@ -336,7 +371,7 @@ AS 'MODULE_PATHNAME', 'encrypt_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:445
+-- src/privacy/api.rs:495
 -- warden::privacy::api::erase_subject
 CREATE  FUNCTION "erase_subject"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -349,7 +384,20 @@ AS 'MODULE_PATHNAME', 'erase_subject_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:510
+-- src/privacy/api.rs:485
+-- warden::privacy::api::erase_subject
+CREATE  FUNCTION "erase_subject"(
+	"subject" TEXT, /* Option < & str > */
+	"reason" TEXT /* Option < & str > */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'erase_subject_id_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/privacy/api.rs:570
 -- warden::privacy::api::export_subject
 CREATE  FUNCTION "export_subject"(
 	"subject" uuid /* Option < pgrx :: Uuid > */
@@ -361,7 +409,19 @@ AS 'MODULE_PATHNAME', 'export_subject_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:681
+-- src/privacy/api.rs:563
+-- warden::privacy::api::export_subject
+CREATE  FUNCTION "export_subject"(
+	"subject" TEXT /* Option < & str > */
+) RETURNS jsonb /* Result < JsonB, ErrorReport > */
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'export_subject_id_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/crypto/api.rs:716
 -- warden::crypto::api::get_secret
 CREATE  FUNCTION "get_secret"(
 	"name" TEXT /* Option < & str > */
@@ -373,7 +433,7 @@ AS 'MODULE_PATHNAME', 'get_secret_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:623
+-- src/protect.rs:632
 -- warden::protect::guard_schema
 CREATE  FUNCTION "guard_schema"(
 	"schema" name /* SqlName */
@@ -385,7 +445,7 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:683
+-- src/context.rs:754
 -- warden::context::has_level
 -- requires:
 --   planner::_context_support
@@ -398,7 +458,7 @@ AS 'MODULE_PATHNAME', 'has_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:632
+-- src/keys/api.rs:649
 -- warden::keys::api::key_allows
 -- requires:
 --   planner::_context_support
@@ -413,7 +473,7 @@ AS 'MODULE_PATHNAME', 'key_allows_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/hold/api.rs:61
+-- src/hold/api.rs:69
 -- warden::hold::api::place_hold
 CREATE  FUNCTION "place_hold"(
 	"case_ref" TEXT, /* Option < & str > */
@@ -429,13 +489,29 @@ AS 'MODULE_PATHNAME', 'place_hold_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:504
+-- src/hold/api.rs:54
+-- warden::hold::api::place_hold
+CREATE  FUNCTION "place_hold"(
+	"case_ref" TEXT, /* Option < & str > */
+	"reason" TEXT, /* Option < & str > */
+	"tenant" TEXT, /* Option < & str > */
+	"tbl" regclass DEFAULT NULL, /* Option < PgRelation > */
+	"subject" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS uuid /* Result < pgrx :: Uuid, ErrorReport > */
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'place_hold_ids_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/protect.rs:533
 -- warden::protect::protect_table
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:452
+-- src/protect.rs:481
 -- warden::protect::protect_table
 CREATE  FUNCTION "protect_table"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -451,7 +527,7 @@ AS 'MODULE_PATHNAME', 'protect_table_v3_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:511
+-- src/protect.rs:540
 -- warden::protect::protect_table_v2
 -- Skipped due to `#[pgrx(sql = false)]`
 /* </end connected objects> */
@@ -467,7 +543,7 @@ AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:635
+-- src/crypto/api.rs:670
 -- warden::crypto::api::put_secret
 CREATE  FUNCTION "put_secret"(
 	"name" TEXT, /* Option < & str > */
@@ -480,7 +556,7 @@ AS 'MODULE_PATHNAME', 'put_secret_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:570
+-- src/privacy/api.rs:659
 -- warden::privacy::api::record_consent
 CREATE  FUNCTION "record_consent"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -495,7 +571,22 @@ AS 'MODULE_PATHNAME', 'record_consent_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:616
+-- src/privacy/api.rs:646
+-- warden::privacy::api::record_consent
+CREATE  FUNCTION "record_consent"(
+	"subject" TEXT, /* Option < & str > */
+	"purpose" TEXT, /* Option < & str > */
+	"granted" bool, /* Option < bool > */
+	"source" TEXT /* Option < & str > */
+) RETURNS bigint /* Result < i64, ErrorReport > */
+VOLATILE PARALLEL UNSAFE 
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'record_consent_id_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/crypto/api.rs:640
 -- warden::crypto::api::reencrypt
 CREATE  FUNCTION "reencrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -507,7 +598,7 @@ AS 'MODULE_PATHNAME', 'reencrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:247
+-- src/privacy/api.rs:284
 -- warden::privacy::api::register_personal_data
 CREATE  FUNCTION "register_personal_data"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -522,7 +613,7 @@ AS 'MODULE_PATHNAME', 'register_personal_data_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/hold/api.rs:143
+-- src/hold/api.rs:167
 -- warden::hold::api::release_hold
 CREATE  FUNCTION "release_hold"(
 	"hold" uuid, /* Option < pgrx :: Uuid > */
@@ -535,7 +626,7 @@ AS 'MODULE_PATHNAME', 'release_hold_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:525
+-- src/keys/api.rs:526
 -- warden::keys::api::revoke_api_key
 CREATE  FUNCTION "revoke_api_key"(
 	"id" uuid, /* Option < pgrx :: Uuid > */
@@ -548,7 +639,7 @@ AS 'MODULE_PATHNAME', 'revoke_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:430
+-- src/crypto/api.rs:431
 -- warden::crypto::api::rotate_key
 CREATE  FUNCTION "rotate_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -560,7 +651,7 @@ AS 'MODULE_PATHNAME', 'rotate_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/seal.rs:272
+-- src/audit/seal.rs:298
 -- warden::audit::seal::seal_audit
 CREATE  FUNCTION "seal_audit"() RETURNS bigint /* Result < i64, pgrx :: pg_sys :: panic :: ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -570,7 +661,7 @@ AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:598
+-- src/context.rs:639
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" uuid, /* Option < Uuid > */
@@ -583,7 +674,20 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:511
+-- src/context.rs:626
+-- warden::context::set_context
+CREATE  FUNCTION "set_context"(
+	"tenant" TEXT, /* Option < & str > */
+	"actor" TEXT, /* Option < & str > */
+	"level" TEXT /* Option < & str > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'set_context_ids_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/crypto/api.rs:533
 -- warden::crypto::api::subject_key
 CREATE  FUNCTION "subject_key"(
 	"subject" uuid /* pgrx :: Uuid */
@@ -594,7 +698,7 @@ AS 'MODULE_PATHNAME', 'subject_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:692
+-- src/context.rs:763
 -- warden::context::tenant_with_level
 -- requires:
 --   planner::_context_support
@@ -607,10 +711,50 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:41
+-- src/context.rs:776
+-- warden::context::tenant_with_level_bigint
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "tenant_with_level_bigint"(
+	"level" TEXT /* & str */
+) RETURNS bigint /* Result < Option < i64 > , ErrorReport > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_with_level_bigint_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/context.rs:782
+-- warden::context::tenant_with_level_int
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "tenant_with_level_int"(
+	"level" TEXT /* & str */
+) RETURNS INT /* Result < Option < i32 > , ErrorReport > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_with_level_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/context.rs:769
+-- warden::context::tenant_with_level_text
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "tenant_with_level_text"(
+	"level" TEXT /* & str */
+) RETURNS TEXT /* Result < Option < String > , ErrorReport > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_with_level_text_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:52
 -- requires:
 --   bootstrap
 --   context::tenant_with_level
+--   context::tenant_with_level_text
 
 -- warden audit trail: the sealed events, the events waiting to be sealed, purge checkpoints, the
 -- triggers that keep them append-only, the auditor role and the views compliance staff read.
@@ -636,8 +780,8 @@ CREATE FUNCTION warden._audit_immutable() RETURNS trigger
 CREATE TABLE warden.audit_events (
     id            bigint PRIMARY KEY,
     occurred_at   timestamptz NOT NULL,
-    tenant        uuid,
-    actor         uuid,
+    tenant        text,
+    actor         text,
     action        text NOT NULL,
     resource_type text,
     resource_id   text,
@@ -645,7 +789,9 @@ CREATE TABLE warden.audit_events (
     status        text NOT NULL CHECK (status IN ('success', 'denied', 'error')),
     context       jsonb,
     prev_hash     bytea NOT NULL,
-    hash          bytea NOT NULL
+    hash          bytea NOT NULL,
+    -- the canonical serialization the hash covers: 2 (identifiers as text) since 0.6.0, 1 before
+    serialization smallint NOT NULL DEFAULT 2 CHECK (serialization IN (1, 2))
 );
 COMMENT ON TABLE warden.audit_events IS 'The audit trail: sealed, hash-chained, append-only events. Read it through warden.audit_trail.';
 CREATE INDEX audit_events_tenant_time ON warden.audit_events (tenant, occurred_at);
@@ -664,8 +810,8 @@ REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBL
 -- moved into audit_events by the sealing worker within moments.
 CREATE TABLE warden.audit_pending (
     occurred_at   timestamptz NOT NULL,
-    tenant        uuid,
-    actor         uuid,
+    tenant        text,
+    actor         text,
     action        text NOT NULL,
     resource_type text,
     resource_id   text,
@@ -719,7 +865,7 @@ ALTER TABLE warden.audit_checkpoints ENABLE ALWAYS TRIGGER audit_checkpoints_imm
 ALTER TABLE warden.audit_events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY audit_events_auditor ON warden.audit_events FOR SELECT TO warden_auditor USING (true);
 CREATE POLICY audit_events_tenant_admin ON warden.audit_events FOR SELECT TO PUBLIC
-    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('admin')));
+    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level_text('admin')));
 GRANT SELECT ON warden.audit_events TO PUBLIC;
 GRANT SELECT ON warden.audit_checkpoints TO warden_auditor;
 REVOKE ALL ON warden.audit_pending FROM PUBLIC;
@@ -746,7 +892,8 @@ SELECT e.id,
        (e.context ->> 'backend_pid')::int     AS backend_pid,
        (e.context ->> 'transaction_id')::bigint AS transaction_id,
        e.context ->> 'via'              AS via,
-       e.hash
+       e.hash,
+       e.serialization
   FROM warden.audit_events e;
 COMMENT ON VIEW warden.audit_trail IS 'Audit events for people: tenant admins see their tenant''s, warden_auditor every tenant''s.';
 GRANT SELECT ON warden.audit_trail TO PUBLIC;
@@ -787,7 +934,8 @@ AS $$
                'tenant', e.tenant, 'actor', e.actor, 'action', e.action,
                'resource_type', e.resource_type, 'resource_id', e.resource_id,
                'changes', e.changes, 'status', e.status, 'context', e.context,
-               'prev_hash', encode(e.prev_hash, 'hex'), 'hash', encode(e.hash, 'hex'))
+               'prev_hash', encode(e.prev_hash, 'hex'), 'hash', encode(e.hash, 'hex'),
+               'serialization', e.serialization)
       FROM warden.audit_events e
      WHERE e.id > coalesce(after_id, 0)
      ORDER BY e.id
@@ -797,7 +945,7 @@ COMMENT ON FUNCTION warden.audit_export(bigint, int) IS 'Events after after_id a
 
 -- Counts by tenant, action and status; row level security decides which tenants a caller sees.
 CREATE FUNCTION warden.audit_summary("from" timestamptz, "to" timestamptz)
-RETURNS TABLE (tenant uuid, action text, status text, events bigint)
+RETURNS TABLE (tenant text, action text, status text, events bigint)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT e.tenant, e.action, e.status, count(*)
@@ -810,10 +958,11 @@ COMMENT ON FUNCTION warden.audit_summary(timestamptz, timestamptz) IS 'Events in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:46
+-- src/lib.rs:61
 -- requires:
 --   audit
 --   context::tenant_with_level
+--   context::tenant_with_level_text
 
 -- warden legal holds: the holds, their releases, the personal-data registry the subject holds
 -- need, and who may see them. The guards themselves are C triggers (src/hold/guard.rs) that
@@ -840,12 +989,12 @@ CREATE TABLE warden.holds (
     id             uuid PRIMARY KEY,
     case_ref       text NOT NULL CHECK (case_ref OPERATOR(pg_catalog.<>) ''),
     reason         text NOT NULL,
-    tenant         uuid NOT NULL,
+    tenant         text NOT NULL,
     tbl            regclass,
     table_name     text,
-    subject        uuid,
+    subject        text,
     placed_at      timestamptz NOT NULL,
-    placed_by      uuid,
+    placed_by      text,
     placed_by_role name NOT NULL,
     -- rows covered when the hold was placed, per table: what verify_holds() compares against
     baseline       jsonb NOT NULL DEFAULT '{}'
@@ -856,7 +1005,7 @@ CREATE TABLE warden.hold_releases (
     hold            uuid PRIMARY KEY REFERENCES warden.holds (id),
     reason          text NOT NULL CHECK (reason OPERATOR(pg_catalog.<>) ''),
     released_at     timestamptz NOT NULL,
-    released_by     uuid,
+    released_by     text,
     released_by_role name NOT NULL
 );
 COMMENT ON TABLE warden.hold_releases IS 'Releases of legal holds (append-only). Written only by warden.release_hold().';
@@ -910,7 +1059,7 @@ SELECT h.id, h.case_ref, h.reason, h.tenant, h.tbl, h.table_name, h.subject,
   LEFT JOIN warden.hold_releases r ON r.hold OPERATOR(pg_catalog.=) h.id
  WHERE pg_catalog.pg_has_role('warden_admin', 'MEMBER')
     OR pg_catalog.pg_has_role('warden_auditor', 'MEMBER')
-    OR h.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level('admin');
+    OR h.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('admin');
 COMMENT ON VIEW warden.legal_holds IS 'Legal holds, active and released, with who placed and released them and when.';
 GRANT SELECT ON warden.legal_holds TO PUBLIC;
 
@@ -965,15 +1114,40 @@ AS $$
      LIMIT 1
 $$;
 
+-- Whether identifier id names a value of type typ exactly (a tenant or subject column of that
+-- type): any text for text and varchar; the canonical form for uuid, bigint and integer (so '042'
+-- is not 42, and 'org_2abc' no bigint).
+CREATE FUNCTION warden._ident_fits(id text, typ regtype) RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ok boolean;
+BEGIN
+    IF typ IN ('text'::regtype, 'varchar'::regtype) THEN
+        RETURN true;
+    END IF;
+    IF typ NOT IN ('uuid'::regtype, 'bigint'::regtype, 'integer'::regtype) THEN
+        RETURN false;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT $1::%s::text OPERATOR(pg_catalog.=) $1', typ) INTO ok USING id;
+    RETURN ok;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END
+$$;
+
 -- The rows a hold covers now, per leaf table: {"schema.table": count}. Runs with its caller's
--- privileges: warden.place_hold() and warden.verify_holds() call it as the holds' owner.
-CREATE FUNCTION warden._hold_rows(p_tenant uuid, p_tbl regclass, p_subject uuid) RETURNS jsonb
+-- privileges: warden.place_hold() and warden.verify_holds() call it as the holds' owner. The
+-- tenant and subject are identifiers compared with each table's columns in their own types.
+CREATE FUNCTION warden._hold_rows(p_tenant text, p_tbl regclass, p_subject text) RETURNS jsonb
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r      record;
     n      bigint;
     subcol name;
+    ttyp   regtype;
+    styp   regtype;
     out    jsonb := '{}';
 BEGIN
     FOR r IN SELECT p.relid, p.tenant_column FROM warden.protected_tables p
@@ -984,12 +1158,22 @@ BEGIN
     LOOP
         subcol := warden._subject_column(r.relid);
         CONTINUE WHEN p_subject IS NOT NULL AND subcol IS NULL;
-        IF p_subject IS NULL THEN
-            EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1',
-                                      r.relid, r.tenant_column) INTO n USING p_tenant;
+        SELECT a.atttypid INTO ttyp FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) r.relid AND a.attname OPERATOR(pg_catalog.=) r.tenant_column;
+        IF NOT warden._ident_fits(p_tenant, ttyp) THEN
+            n := 0;
+        ELSIF p_subject IS NULL THEN
+            EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1::%s',
+                                      r.relid, r.tenant_column, ttyp) INTO n USING p_tenant;
         ELSE
-            EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1 AND %I OPERATOR(pg_catalog.=) $2',
-                                      r.relid, r.tenant_column, subcol) INTO n USING p_tenant, p_subject;
+            SELECT a.atttypid INTO styp FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid OPERATOR(pg_catalog.=) r.relid AND a.attname OPERATOR(pg_catalog.=) subcol;
+            IF NOT warden._ident_fits(p_subject, styp) THEN
+                n := 0;
+            ELSE
+                EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE %I OPERATOR(pg_catalog.=) $1::%s AND %I OPERATOR(pg_catalog.=) $2::%s',
+                                          r.relid, r.tenant_column, ttyp, subcol, styp) INTO n USING p_tenant, p_subject;
+            END IF;
         END IF;
         out := out OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(r.relid::text, n);
     END LOOP;
@@ -999,8 +1183,8 @@ $$;
 
 -- warden.place_hold()'s privileged part, called as the holds' owner once the caller is
 -- authorized: repairs the guards of every table the hold covers, counts the covered rows, stores.
-CREATE FUNCTION warden._place_hold(p_case_ref text, p_reason text, p_tenant uuid, p_tbl regclass,
-                                   p_subject uuid, p_actor uuid, p_role name)
+CREATE FUNCTION warden._place_hold(p_case_ref text, p_reason text, p_tenant text, p_tbl regclass,
+                                   p_subject text, p_actor text, p_role name)
 RETURNS TABLE (id uuid, baseline jsonb)
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1023,8 +1207,8 @@ BEGIN
 END
 $$;
 
-REVOKE EXECUTE ON FUNCTION warden._hold_rows(uuid, regclass, uuid),
-    warden._place_hold(text, text, uuid, regclass, uuid, uuid, name) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION warden._hold_rows(text, regclass, text),
+    warden._place_hold(text, text, text, regclass, text, text, name) FROM PUBLIC;
 
 -- What an auditor runs to learn whether any held data or any hold was lost, including through
 -- the ways a superuser has around the guards (see README, "Legal holds").
@@ -1126,10 +1310,11 @@ REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:51
+-- src/lib.rs:70
 -- requires:
 --   hold
 --   context::current_tenant
+--   context::current_tenant_id
 
 -- warden data-subject rights (GDPR): consent history, deleted accounts, the application's
 -- membership table. The personal-data registry is in sql/hold.sql (the guards read it too).
@@ -1138,13 +1323,13 @@ REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
 -- purpose) wins. Written only by warden.record_consent().
 CREATE TABLE warden.consents (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    tenant      uuid NOT NULL,
-    subject     uuid NOT NULL,
+    tenant      text NOT NULL,
+    subject     text NOT NULL,
     purpose     text NOT NULL CHECK (purpose OPERATOR(pg_catalog.<>) ''),
     granted     boolean NOT NULL,
     source      text NOT NULL,
     recorded_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    recorded_by uuid
+    recorded_by text
 );
 CREATE INDEX consents_lookup ON warden.consents (tenant, subject, purpose, id DESC);
 COMMENT ON TABLE warden.consents IS 'Consent and objection history (append-only), written by warden.record_consent().';
@@ -1152,9 +1337,9 @@ COMMENT ON TABLE warden.consents IS 'Consent and objection history (append-only)
 -- Accounts deleted by warden.delete_account(): tokens of the actor issued before deleted_at are
 -- refused by every authentication path.
 CREATE TABLE warden.deleted_accounts (
-    actor      uuid PRIMARY KEY,
+    actor      text PRIMARY KEY,
     deleted_at timestamptz NOT NULL,
-    deleted_by uuid,
+    deleted_by text,
     reason     text NOT NULL
 );
 COMMENT ON TABLE warden.deleted_accounts IS 'Accounts deleted by warden.delete_account(): their earlier tokens no longer authenticate.';
@@ -1194,27 +1379,37 @@ SELECT pg_catalog.pg_extension_config_dump('warden.consents_id_seq', '');
 
 -- Whether the subject's latest consent for the purpose, in the current tenant, is a grant.
 -- False without a context or without any record (no consent is not consent). Usable in RLS
--- policies: STABLE, one index probe.
-CREATE FUNCTION warden.has_consent(subject uuid, purpose text) RETURNS boolean
+-- policies: STABLE, one index probe. The subject is an identifier (a uuid, a number or a
+-- provider's id, as text); the uuid form is kept for policies written before 0.6.0.
+CREATE FUNCTION warden.has_consent(subject text, purpose text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT coalesce((SELECT c.granted FROM warden.consents c
-                      WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant()
+                      WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id()
                         AND c.subject OPERATOR(pg_catalog.=) $1 AND c.purpose OPERATOR(pg_catalog.=) $2
                       ORDER BY c.id DESC LIMIT 1), false)
 $$;
-COMMENT ON FUNCTION warden.has_consent(uuid, text) IS 'Whether the subject''s latest consent for the purpose in the current tenant is a grant (false without one).';
+COMMENT ON FUNCTION warden.has_consent(text, text) IS 'Whether the subject''s latest consent for the purpose in the current tenant is a grant (false without one).';
+CREATE FUNCTION warden.has_consent(subject uuid, purpose text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL RESTRICTED SET search_path = pg_catalog, pg_temp
+AS $$ SELECT warden.has_consent($1::text, $2) $$;
+COMMENT ON FUNCTION warden.has_consent(uuid, text) IS 'warden.has_consent(text, text) for a uuid subject.';
 
 -- The subject's consent history in the current tenant, oldest first (nothing without a context).
-CREATE FUNCTION warden.consent_history(subject uuid)
-RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by uuid)
+CREATE FUNCTION warden.consent_history(subject text)
+RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by text)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT c.id, c.purpose, c.granted, c.source, c.recorded_at, c.recorded_by FROM warden.consents c
-     WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant() AND c.subject OPERATOR(pg_catalog.=) $1
+     WHERE c.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id() AND c.subject OPERATOR(pg_catalog.=) $1
      ORDER BY c.id
 $$;
-COMMENT ON FUNCTION warden.consent_history(uuid) IS 'The subject''s consent and objection history in the current tenant, oldest first.';
+COMMENT ON FUNCTION warden.consent_history(text) IS 'The subject''s consent and objection history in the current tenant, oldest first.';
+CREATE FUNCTION warden.consent_history(subject uuid)
+RETURNS TABLE (id bigint, purpose text, granted boolean, source text, recorded_at timestamptz, recorded_by text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM warden.consent_history($1::text) $$;
+COMMENT ON FUNCTION warden.consent_history(uuid) IS 'warden.consent_history(text) for a uuid subject.';
 
 -- Registers the application's membership table for warden.delete_account()'s last-admin check:
 -- a protected table with one row per (tenant, actor) and the actor's level there.
@@ -1238,9 +1433,9 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
                       AND a.attname OPERATOR(pg_catalog.=) actor_column AND NOT a.attisdropped
-                      AND a.atttypid OPERATOR(pg_catalog.=) 'uuid'::regtype) THEN
-        RAISE EXCEPTION 'warden: table % has no uuid column "%"', tbl, actor_column
-            USING ERRCODE = '42703', HINT = 'Name the column holding the member''s actor id (a uuid).';
+                      AND a.atttypid IN ('uuid'::regtype, 'text'::regtype, 'varchar'::regtype, 'bigint'::regtype, 'integer'::regtype)) THEN
+        RAISE EXCEPTION 'warden: table % has no column "%" of type uuid, text, varchar, bigint or integer', tbl, actor_column
+            USING ERRCODE = '42703', HINT = 'Name the column holding the member''s actor id (the sub of their tokens).';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) tbl
                       AND a.attname OPERATOR(pg_catalog.=) level_column AND NOT a.attisdropped) THEN
@@ -1255,11 +1450,12 @@ COMMENT ON FUNCTION warden.register_memberships(regclass, name, name) IS 'Regist
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:56
+-- src/lib.rs:75
 -- requires:
 --   privacy
 --   context::has_level
 --   context::current_tenant
+--   context::current_tenant_id
 --   keys::api::_key_stale_after
 
 -- warden API keys: scoped, hashed, revocable. Only the SHA-256 of a key and its display prefix
@@ -1269,16 +1465,16 @@ COMMENT ON FUNCTION warden.register_memberships(regclass, name, name) IS 'Regist
 CREATE TABLE warden.api_key_records (
     id            uuid PRIMARY KEY,
     public_id     text NOT NULL UNIQUE CHECK (public_id OPERATOR(pg_catalog.~) '^[0-9a-f]{12}$'),
-    tenant        uuid NOT NULL,
+    tenant        text NOT NULL,
     name          text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
     level         text NOT NULL CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['read', 'write', 'delete', 'admin'])),
     scopes        text[] NOT NULL,
     key_hash      bytea NOT NULL UNIQUE CHECK (pg_catalog.length(key_hash) OPERATOR(pg_catalog.=) 32),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    created_by    uuid NOT NULL,
+    created_by    text NOT NULL,
     expires_at    timestamptz,
     revoked_at    timestamptz,
-    revoked_by    uuid,
+    revoked_by    text,
     revoke_reason text,
     last_used_at  timestamptz
 );
@@ -1308,7 +1504,7 @@ SELECT k.id, k.tenant, k.name, k.public_id, 'wdn_' OPERATOR(pg_catalog.||) k.pub
        CASE WHEN warden.has_level('admin') OR pg_catalog.pg_has_role('warden_admin', 'MEMBER')
             THEN pg_catalog.encode(k.key_hash, 'hex') END AS key_hash
   FROM warden.api_key_records k
- WHERE k.tenant OPERATOR(pg_catalog.=) warden.current_tenant()
+ WHERE k.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id()
     OR pg_catalog.pg_has_role('warden_admin', 'MEMBER')
     OR pg_catalog.pg_has_role('warden_auditor', 'MEMBER');
 COMMENT ON VIEW warden.api_keys IS 'API keys of the current tenant (all tenants for warden_admin and warden_auditor): never a plaintext key; the SHA-256 hash for admin level only.';
@@ -1330,7 +1526,7 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:66
+-- src/lib.rs:86
 -- requires:
 --   keys
 
@@ -1343,7 +1539,7 @@ CREATE TABLE warden.classification_rules (
     level             text NOT NULL
                       CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
     classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     uuid,
+    classified_by     text,
     classified_by_role name NOT NULL DEFAULT CURRENT_USER,
     CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
 );
@@ -1354,11 +1550,13 @@ SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:71
+-- src/lib.rs:91
 -- requires:
 --   keys
 --   context::current_tenant
+--   context::current_tenant_id
 --   context::tenant_with_level
+--   context::tenant_with_level_text
 
 -- warden encryption at rest: the keyring of tenants' data keys and the tenant secrets.
 -- Data keys are stored only wrapped (AES-256-GCM) under the master key, which never enters the
@@ -1368,13 +1566,13 @@ SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 CREATE TABLE warden.keyring (
     id           uuid NOT NULL,
     version      integer NOT NULL CHECK (version OPERATOR(pg_catalog.>) 0),
-    tenant       uuid NOT NULL,
+    tenant       text NOT NULL,
     name         text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
     wrapped      bytea,
     created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    created_by   uuid,
+    created_by   text,
     destroyed_at timestamptz,
-    destroyed_by uuid,
+    destroyed_by text,
     PRIMARY KEY (id, version),
     UNIQUE (tenant, name, version),
     CHECK ((wrapped IS NULL) OPERATOR(pg_catalog.=) (destroyed_at IS NOT NULL))
@@ -1390,7 +1588,7 @@ SELECT k.id, k.tenant, k.name, k.version, k.created_at, k.created_by,
        k.version OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(l.version) FROM warden.keyring l
                                          WHERE l.id OPERATOR(pg_catalog.=) k.id) AS current
   FROM warden.keyring k
- WHERE k.tenant OPERATOR(pg_catalog.=) warden.current_tenant()
+ WHERE k.tenant OPERATOR(pg_catalog.=) warden.current_tenant_id()
     OR pg_catalog.pg_has_role('warden_admin', 'MEMBER')
     OR pg_catalog.pg_has_role('warden_auditor', 'MEMBER');
 COMMENT ON VIEW warden.keys IS 'The current tenant''s encryption keys and their versions (never key material).';
@@ -1400,31 +1598,31 @@ GRANT SELECT ON warden.keys TO PUBLIC;
 -- with the tenant and name as associated data. Row level security keeps each tenant to its own
 -- rows even for a role given the table; warden.get_secret() records every read.
 CREATE TABLE warden.secrets (
-    tenant     uuid NOT NULL,
+    tenant     text NOT NULL,
     name       text NOT NULL CHECK (name OPERATOR(pg_catalog.<>) ''),
     ciphertext bytea NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    updated_by uuid,
+    updated_by text,
     PRIMARY KEY (tenant, name)
 );
 COMMENT ON TABLE warden.secrets IS 'Tenant secrets, encrypted; written by warden.put_secret(), read by warden.get_secret().';
 ALTER TABLE warden.secrets ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY secrets_tenant ON warden.secrets
-    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('read')))
-    WITH CHECK (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level('admin')));
+    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level_text('read')))
+    WITH CHECK (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level_text('admin')));
 REVOKE ALL ON warden.secrets FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('warden.secrets', '');
 
 -- Names (never values) of the current tenant's secrets.
 CREATE VIEW warden.secret_names WITH (security_barrier) AS
 SELECT s.name, s.updated_at, s.updated_by FROM warden.secrets s
- WHERE s.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level('read');
+ WHERE s.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('read');
 COMMENT ON VIEW warden.secret_names IS 'Names of the current tenant''s secrets (warden.get_secret() reads a value).';
 GRANT SELECT ON warden.secret_names TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:647
+-- src/keys/api.rs:664
 -- warden::keys::api::tenant_with_scope
 -- requires:
 --   planner::_context_support
@@ -1439,7 +1637,52 @@ AS 'MODULE_PATHNAME', 'tenant_with_scope_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:656
+-- src/keys/api.rs:686
+-- warden::keys::api::tenant_with_scope_bigint
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "tenant_with_scope_bigint"(
+	"namespace" TEXT, /* & str */
+	"resource_type" TEXT, /* & str */
+	"level" TEXT /* & str */
+) RETURNS bigint /* Result < Option < i64 > , ErrorReport > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_with_scope_bigint_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/keys/api.rs:696
+-- warden::keys::api::tenant_with_scope_int
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "tenant_with_scope_int"(
+	"namespace" TEXT, /* & str */
+	"resource_type" TEXT, /* & str */
+	"level" TEXT /* & str */
+) RETURNS INT /* Result < Option < i32 > , ErrorReport > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_with_scope_int_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/keys/api.rs:676
+-- warden::keys::api::tenant_with_scope_text
+-- requires:
+--   planner::_context_support
+CREATE  FUNCTION "tenant_with_scope_text"(
+	"namespace" TEXT, /* & str */
+	"resource_type" TEXT, /* & str */
+	"level" TEXT /* & str */
+) RETURNS TEXT /* Result < Option < String > , ErrorReport > */
+STRICT STABLE PARALLEL RESTRICTED SUPPORT "_context_support"
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'tenant_with_scope_text_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/protect.rs:665
 -- warden::protect::unguard_schema
 CREATE  FUNCTION "unguard_schema"(
 	"schema" name /* SqlName */
@@ -1451,7 +1694,7 @@ AS 'MODULE_PATHNAME', 'unguard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/protect.rs:583
+-- src/protect.rs:592
 -- warden::protect::unprotect_table
 CREATE  FUNCTION "unprotect_table"(
 	"tbl" regclass /* PgRelation */
@@ -1499,7 +1742,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:76
+-- src/lib.rs:102
 -- finalize
 -- warden finalize: views, the DDL event trigger and privileges, after every function exists.
 
@@ -1516,12 +1759,13 @@ SELECT c.oid::regclass AS relid,
        CASE WHEN pg_catalog.pg_get_expr(sel.polqual, sel.polrelid) LIKE '%SELECT warden.tenant_with\_%'
             THEN 'subquery' ELSE 'direct' END AS policy_form,
        scope.m[1] AS namespace,
-       scope.m[2] AS resource_type
+       scope.m[2] AS resource_type,
+       pg_catalog.format_type(col.atttypid, NULL) AS tenant_type
   FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   JOIN pg_catalog.pg_policy sel ON sel.polrelid = c.oid AND sel.polname = 'warden_select'
   LEFT JOIN LATERAL (
-        SELECT a.attname
+        SELECT a.attname, a.atttypid
           FROM pg_catalog.pg_depend d
           JOIN pg_catalog.pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
          WHERE d.classid = 'pg_catalog.pg_policy'::regclass AND d.objid = sel.oid
@@ -1529,13 +1773,13 @@ SELECT c.oid::regclass AS relid,
          LIMIT 1) col ON true
   LEFT JOIN LATERAL (
         SELECT pg_catalog.regexp_match(pg_catalog.pg_get_expr(sel.polqual, sel.polrelid),
-                                       'warden\.tenant_with_scope\(''([^'']*)''::text, ''([^'']*)''::text') AS m) scope ON true
+                                       'warden\.tenant_with_scope(?:_[a-z]+)?\(''([^'']*)''::text, ''([^'']*)''::text') AS m) scope ON true
  WHERE c.relkind IN ('r', 'p')
    AND c.relrowsecurity AND c.relforcerowsecurity
    AND (SELECT count(*) FROM pg_catalog.pg_policy p
          WHERE p.polrelid = c.oid
            AND p.polname IN ('warden_select', 'warden_insert', 'warden_update', 'warden_delete')) = 4;
-COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables); namespace and resource_type: what API key scopes the policies check (protect_table(..., namespace, resource_type)), NULL when only levels are checked.';
+COMMENT ON VIEW warden.protected_tables IS 'Tables under warden''s tenant policies (derived from the catalogs); warden.rls_coverage says whether anything undermines them. policy_form: subquery (single node) or direct (accepted by Citus on distributed tables); namespace and resource_type: what API key scopes the policies check (protect_table(..., namespace, resource_type)), NULL when only levels are checked; tenant_type: the tenant column''s type (uuid, text, character varying, bigint or integer), which decides the accessor its policies compare it with.';
 
 CREATE VIEW warden.rls_coverage AS
 WITH t AS (
@@ -1611,6 +1855,7 @@ ALTER FUNCTION warden.unguard_schema(name) SET row_security = on;
 ALTER FUNCTION warden.unprotect_table(regclass) SET row_security = on;
 ALTER FUNCTION warden.register_memberships(regclass, name, name) SET row_security = on;
 ALTER FUNCTION warden.delete_account(uuid, text) SET row_security = on;
+ALTER FUNCTION warden.delete_account(text, text) SET row_security = on;
 ALTER FUNCTION warden.put_secret(text, text) SET row_security = on;
 ALTER FUNCTION warden.get_secret(text) SET row_security = on;
 
@@ -1683,8 +1928,8 @@ CREATE EVENT TRIGGER warden_ddl_command_end ON ddl_command_end
 GRANT SELECT ON warden.protected_tables, warden.rls_coverage TO PUBLIC;
 
 -- Only trusted middleware mints contexts.
-REVOKE EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO warden_context_setter;
+REVOKE EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text), warden.set_context(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text), warden.set_context(text, text, text) TO warden_context_setter;
 
 -- Audit trail: verification, export and the queue's state are for warden_auditor (and superusers);
 -- purging and sealing by hand for superusers only.

@@ -174,6 +174,23 @@ pub fn invalidate(table: &CStr) {
     }
 }
 
+/// The cast an identifier parameter (text) needs to be compared with or stored in column `column`
+/// of `warden.<table>`: none since 0.6.0 (text columns), `::uuid` in a database whose warden SQL is
+/// older (uuid columns), until `ALTER EXTENSION warden UPDATE` converts them. A syscache lookup.
+pub fn id_cast(table: &CStr, column: &CStr) -> &'static str {
+    let relid = warden_oid(table);
+    if relid == pg_sys::InvalidOid {
+        return "";
+    }
+    // SAFETY: syscache lookups by name and number.
+    let typ = unsafe { pg_sys::get_atttype(relid, pg_sys::get_attnum(relid, column.as_ptr())) };
+    if typ == pg_sys::UUIDOID {
+        "::uuid"
+    } else {
+        ""
+    }
+}
+
 /// Whether warden was loaded through shared_preload_libraries (so its hooks are in every backend
 /// from the start).
 pub fn preloaded() -> bool {

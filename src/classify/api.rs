@@ -278,12 +278,13 @@ fn classify_resolved(
         Target::Schema { oid, .. } => ("schema_name", *oid),
         Target::Table { oid, .. } => ("tbl", *oid),
     };
+    let by_cast = crate::catalog::id_cast(c"classification_rules", c"classified_by");
     crate::catalog::as_owner_of(c"classification_rules", "", || {
         Spi::connect_mut(|c| {
             c.update(
                 &format!(
                     "INSERT INTO warden.classification_rules ({column}, level, classified_by, classified_by_role)
-                     VALUES ($1, $2, $3, $4)
+                     VALUES ($1, $2, $3{by_cast}, $4)
                      ON CONFLICT ({column}) DO UPDATE
                         SET level = excluded.level, classified_at = pg_catalog.now(),
                             classified_by = excluded.classified_by,

@@ -263,9 +263,12 @@ fn newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, CryptoEr
 fn read_newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
     privileged(|| {
         Spi::connect(|c| {
+            let t = crate::catalog::id_cast(c"keyring", c"tenant");
             let rows = c.select(
-                "SELECT id, version, wrapped IS NULL FROM warden.keyring
-                  WHERE tenant = $1 AND name = $2 ORDER BY version DESC LIMIT 1",
+                &format!(
+                    "SELECT id, version, wrapped IS NULL FROM warden.keyring
+                      WHERE tenant = $1{t} AND name = $2 ORDER BY version DESC LIMIT 1"
+                ),
                 Some(1),
                 &[tenant.as_str().into(), name.into()],
             )?;
@@ -365,9 +368,12 @@ fn add_version(
     dk.fill(0);
     privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"keyring", c"tenant");
             c.update(
-                "INSERT INTO warden.keyring (id, version, tenant, name, wrapped, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &format!(
+                    "INSERT INTO warden.keyring (id, version, tenant, name, wrapped, created_by)
+                     VALUES ($1, $2, $3{t}, $4, $5, $6{t})"
+                ),
                 None,
                 &[
                     pg_uuid(&id).into(),
@@ -454,11 +460,14 @@ fn rotate_key(key_name: Option<&str>) -> Result<i32, ErrorReport> {
 fn destroy(tenant: &Ident, name: &str, by: &Ident) -> Result<i64, CryptoError> {
     let n = privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"keyring", c"tenant");
             c.update(
-                "WITH d AS (UPDATE warden.keyring
-                               SET wrapped = NULL, destroyed_at = pg_catalog.now(), destroyed_by = $3
-                             WHERE tenant = $1 AND name = $2 AND wrapped IS NOT NULL RETURNING 1)
-                 SELECT count(*)::int8 FROM d",
+                &format!(
+                    "WITH d AS (UPDATE warden.keyring
+                                   SET wrapped = NULL, destroyed_at = pg_catalog.now(), destroyed_by = $3{t}
+                                 WHERE tenant = $1{t} AND name = $2 AND wrapped IS NOT NULL RETURNING 1)
+                     SELECT count(*)::int8 FROM d"
+                ),
                 Some(1),
                 &[tenant.as_str().into(), name.into(), by.as_str().into()],
             )?
@@ -685,12 +694,15 @@ fn put_secret(name: Option<&str>, value: Option<&str>) -> Result<(), ErrorReport
     )?;
     privileged(|| {
         Spi::connect_mut(|s| {
+            let t = crate::catalog::id_cast(c"secrets", c"tenant");
             s.update(
-                "INSERT INTO warden.secrets (tenant, name, ciphertext, updated_at, updated_by)
-                 VALUES ($1, $2, $3, pg_catalog.now(), $4)
+                &format!(
+                    "INSERT INTO warden.secrets (tenant, name, ciphertext, updated_at, updated_by)
+                 VALUES ($1{t}, $2, $3, pg_catalog.now(), $4{t})
                  ON CONFLICT (tenant, name) DO UPDATE
                     SET ciphertext = excluded.ciphertext, updated_at = excluded.updated_at,
-                        updated_by = excluded.updated_by",
+                        updated_by = excluded.updated_by"
+                ),
                 None,
                 &[
                     tenant.as_str().into(),
@@ -723,8 +735,11 @@ fn get_secret(name: Option<&str>) -> Result<String, ErrorReport> {
     let tenant = c.tenant.clone();
     let sealed = privileged(|| {
         Spi::connect(|s| {
+            let t = crate::catalog::id_cast(c"secrets", c"tenant");
             let rows = s.select(
-                "SELECT ciphertext FROM warden.secrets WHERE tenant = $1 AND name = $2",
+                &format!(
+                    "SELECT ciphertext FROM warden.secrets WHERE tenant = $1{t} AND name = $2"
+                ),
                 Some(1),
                 &[tenant.as_str().into(), name.into()],
             )?;

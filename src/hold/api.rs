@@ -126,10 +126,13 @@ fn place(
         }
     };
     let role = crate::context::current_role_name();
+    let t = crate::catalog::id_cast(c"holds", c"tenant");
     let (id, baseline) = privileged(|| {
         Spi::connect_mut(|c| {
             let row = c.update(
-                "SELECT id, baseline::text FROM warden._place_hold($1, $2, $3, $4, $5, $6, $7)",
+                &format!(
+                    "SELECT id, baseline::text FROM warden._place_hold($1, $2, $3{t}, $4, $5{t}, $6{t}, $7)"
+                ),
                 Some(1),
                 &[
                     case_ref.into(),
@@ -202,11 +205,12 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     }
     crate::errors::ensure_writable(c"warden.release_hold()");
     let role = crate::context::current_role_name();
+    let t = crate::catalog::id_cast(c"holds", c"tenant");
     let inserted = privileged(|| {
         Spi::connect_mut(|c| {
             Ok(c.update(
-                "INSERT INTO warden.hold_releases (hold, reason, released_at, released_by, released_by_role)
-                 VALUES ($1, $2, pg_catalog.now(), $3, $4) ON CONFLICT (hold) DO NOTHING",
+                &format!("INSERT INTO warden.hold_releases (hold, reason, released_at, released_by, released_by_role)
+                 VALUES ($1, $2, pg_catalog.now(), $3{t}, $4) ON CONFLICT (hold) DO NOTHING"),
                 None,
                 &[hold.into(), reason.into(), actor.into(), role.as_str().into()],
             )?

@@ -452,11 +452,12 @@ fn create_api_key(
     let texts: Vec<String> = wanted.iter().map(Scope::to_string).collect();
     let id = privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"api_key_records", c"tenant");
             c.update(
-                "INSERT INTO warden.api_key_records
+                &format!("INSERT INTO warden.api_key_records
                         (id, public_id, tenant, name, level, scopes, key_hash, created_by, expires_at)
-                 VALUES (pg_catalog.gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8)
-                 RETURNING id",
+                 VALUES (pg_catalog.gen_random_uuid(), $1, $2{t}, $3, $4, $5, $6, $7{t}, $8)
+                 RETURNING id"),
                 Some(1),
                 &[
                     new.id.as_str().into(),
@@ -579,10 +580,13 @@ fn revoke_api_key(
     }
     privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"api_key_records", c"tenant");
             c.update(
-                "UPDATE warden.api_key_records
-                    SET revoked_at = pg_catalog.now(), revoked_by = $2, revoke_reason = $3
-                  WHERE id = $1",
+                &format!(
+                    "UPDATE warden.api_key_records
+                    SET revoked_at = pg_catalog.now(), revoked_by = $2{t}, revoke_reason = $3
+                  WHERE id = $1"
+                ),
                 None,
                 &[id.into(), ctx.actor.as_str().into(), reason.into()],
             )
@@ -606,13 +610,16 @@ pub fn revoke_created_by(actor: &Ident, by: &Ident) -> Result<i64, KeyError> {
     }
     privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"api_key_records", c"tenant");
             let n = c
                 .update(
-                    "WITH r AS (UPDATE warden.api_key_records
-                                   SET revoked_at = pg_catalog.now(), revoked_by = $2,
+                    &format!(
+                        "WITH r AS (UPDATE warden.api_key_records
+                                   SET revoked_at = pg_catalog.now(), revoked_by = $2{t},
                                        revoke_reason = 'account deleted'
-                                 WHERE created_by = $1 AND revoked_at IS NULL RETURNING 1)
-                     SELECT count(*)::int8 FROM r",
+                                 WHERE created_by = $1{t} AND revoked_at IS NULL RETURNING 1)
+                     SELECT count(*)::int8 FROM r"
+                    ),
                     Some(1),
                     &[actor.as_str().into(), by.as_str().into()],
                 )?

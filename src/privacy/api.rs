@@ -696,9 +696,10 @@ fn consent(
     let (tenant, actor) = (claims.tenant.as_str(), claims.actor.as_str());
     let id = privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"consents", c"tenant");
             c.update(
-                "INSERT INTO warden.consents (tenant, subject, purpose, granted, source, recorded_by)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &format!("INSERT INTO warden.consents (tenant, subject, purpose, granted, source, recorded_by)
+                 VALUES ($1{t}, $2{t}, $3, $4, $5, $6{t}) RETURNING id"),
                 Some(1),
                 &[tenant.into(), subject.as_str().into(), purpose.into(), granted.into(), source.into(), actor.into()],
             )?
@@ -915,8 +916,9 @@ fn delete(actor: Option<Ident>, reason: Option<&str>) -> Result<JsonB, ErrorRepo
     }
     let already = privileged(|| {
         Spi::connect(|c| {
+            let t = crate::catalog::id_cast(c"deleted_accounts", c"actor");
             c.select(
-                "SELECT 'see warden.deleted_accounts'::text FROM warden.deleted_accounts WHERE actor = $1",
+                &format!("SELECT 'see warden.deleted_accounts'::text FROM warden.deleted_accounts WHERE actor = $1{t}"),
                 Some(1),
                 &[actor.as_str().into()],
             )?
@@ -958,10 +960,11 @@ fn delete(actor: Option<Ident>, reason: Option<&str>) -> Result<JsonB, ErrorRepo
     let by = claims.actor.as_str();
     let deleted_at = privileged(|| {
         Spi::connect_mut(|c| {
+            let t = crate::catalog::id_cast(c"deleted_accounts", c"actor");
             c.update(
-                "INSERT INTO warden.deleted_accounts (actor, deleted_at, deleted_by, reason)
-                 VALUES ($1, pg_catalog.clock_timestamp(), $2, $3)
-                 RETURNING to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+                &format!("INSERT INTO warden.deleted_accounts (actor, deleted_at, deleted_by, reason)
+                 VALUES ($1{t}, pg_catalog.clock_timestamp(), $2{t}, $3)
+                 RETURNING to_char(deleted_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
                 Some(1),
                 &[actor.as_str().into(), by.into(), reason.into()],
             )?

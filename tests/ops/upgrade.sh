@@ -79,10 +79,33 @@ for v in $earlier; do
     live_open dba -d "$db" -U postgres
     live_run dba "ALTER TABLE docs ALTER COLUMN title SET DEFAULT 'untitled';" >/dev/null
     check "$v: the live transaction sees acme's rows before the update" "3" "$(live_run app "SELECT count(*) FROM docs;")"
-    check "$v -> $current: ALTER EXTENSION warden UPDATE" "" \
-        "$(q "$db" postgres "SET lock_timeout = '30s'; ALTER EXTENSION warden UPDATE")"
-    check "$v: the live transaction still sees acme's rows only" "3" "$(live_run app "SELECT count(*) FROM docs;")"
+    if [ "$v" = "0.5.0" ]; then
+        # what 0.6.0 converts: an audit chain, a hold, an API key, keys and a secret of uuid tenants
+        qf "$db" postgres >/dev/null <<'SQL'
+SELECT warden.enable_audit('docs');
+BEGIN;
+SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin');
+UPDATE docs SET title = title || ' (v1)';
+SELECT warden.create_key('k');
+SELECT warden.put_secret('s', 'before the update');
+COMMIT;
+SELECT warden.place_hold('PRE-1', 'placed before the update', 'bbbbbbbb-0000-0000-0000-00000000000b');
+SELECT warden.seal_audit();
+SQL
+        pre_key=$(q "$db" postgres "SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin'); SELECT warden.create_api_key('pre', 'read', '{*:*:read}')" | tail -1)
+        pre_ct=$(q "$db" postgres "SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin'); SELECT warden.encrypt('ciphertext of 0.5.0'::text, 'k')" | tail -1)
+    fi
+    # The update rewrites warden's tables (0.6.0: tenants and actors become text), so it waits for
+    # the transactions that have read one of them (this one read warden.deleted_accounts when it
+    # authenticated): it runs meanwhile, the live transaction keeps its protection, and the update
+    # completes at its COMMIT.
+    (q "$db" postgres "SET lock_timeout = '60s'; ALTER EXTENSION warden UPDATE" >"$out/update-$v.out" 2>&1) &
+    update_pid=$!
+    sleep 1
+    check "$v: the live transaction still sees acme's rows only, while the update runs" "3" "$(live_run app "SELECT count(*) FROM docs;")"
     live_run app "COMMIT;" >/dev/null
+    wait "$update_pid" || true
+    check "$v -> $current: ALTER EXTENSION warden UPDATE" "" "$(cat "$out/update-$v.out")"
     check "$v: the live session has no context after COMMIT" "0" "$(live_run app "SELECT count(*) FROM docs;")"
     live_close app
     if [ "$(printf '%s\n%s\n' "0.4.0" "$current" | sort -V | head -1)" = "0.4.0" ]; then
@@ -102,6 +125,64 @@ DELETE FROM docs; ROLLBACK;" | grep -m1 ERROR)"
         check "$v -> $current: the extension's schema equals a fresh install's (diff: $out/upgraded-$v.diff)" same differs
     fi
     attack_run "$v -> $current, after the update" "$db"
+    if [ "$v" = "0.5.0" ]; then
+        check "0.5.0 -> $current: the chain of 0.5.0 verifies after the update (serialization 1)" "t|t" "$(q "$db" postgres \
+            "SELECT intact, (SELECT count(*) > 0 FROM warden.audit_events WHERE serialization = 1) FROM warden.verify_audit()")"
+        check "0.5.0 -> $current: an API key made before the update authenticates" "aaaaaaaa-0000-0000-0000-00000000000a" "$(q "$db" postgres \
+            "SELECT warden.authenticate_key('$pre_key'); SELECT warden.current_tenant_id()" | tail -1)"
+        check "0.5.0 -> $current: a ciphertext and a secret made before the update decrypt" "ciphertext of 0.5.0|before the update" "$(q "$db" postgres \
+            "SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin');
+             SELECT warden.decrypt_text('$pre_ct') || '|' || warden.get_secret('s')" | tail -1)"
+        check "0.5.0 -> $current: a hold placed before the update still refuses" "ERROR 42501" "$(q "$db" postgres \
+            "SELECT warden.set_context('bbbbbbbb-0000-0000-0000-00000000000b', 'bbbbbbbb-0000-0000-0000-000000000001', 'delete'); DELETE FROM docs" | grep -m1 ERROR)"
+        # bigint and text tenants, added and used after the update, on the same chain
+        qf "$db" postgres >/dev/null <<'SQL'
+SET ROLE ops_owner;
+CREATE TABLE acct (id bigint PRIMARY KEY, account_id bigint NOT NULL, body text);
+CREATE TABLE orgs (id int PRIMARY KEY, org_id text NOT NULL, body text);
+SELECT warden.protect_table('acct', 'account_id'), warden.protect_table('orgs', 'org_id');
+SELECT warden.enable_audit('acct'), warden.enable_audit('orgs');
+RESET ROLE;
+GRANT SELECT, INSERT, UPDATE, DELETE ON acct, orgs TO ops_app;
+BEGIN;
+SELECT warden.set_context('42', 'user_2NQ8xk1Lr3', 'write');
+INSERT INTO acct VALUES (1, 42, 'forty-two');
+COMMIT;
+BEGIN;
+SELECT warden.set_context('org_2abcXYZ9kQ', 'auth0|5f7c8ec7', 'write');
+INSERT INTO orgs VALUES (1, 'org_2abcXYZ9kQ', 'clerk org');
+COMMIT;
+SELECT warden.seal_audit();
+SQL
+        check "0.5.0 -> $current: bigint and text tenants after the update: each sees its rows" "forty-two|clerk org|0" "$(qf "$db" postgres <<'SQL' | paste -sd'|'
+BEGIN;
+SELECT warden.set_context('42', 'user_2NQ8xk1Lr3', 'read') \g /dev/null
+SET LOCAL ROLE ops_app;
+SELECT body FROM acct;
+RESET ROLE;
+SELECT warden.set_context('org_2abcXYZ9kQ', 'auth0|5f7c8ec7', 'read') \g /dev/null
+SET LOCAL ROLE ops_app;
+SELECT body FROM orgs;
+SELECT count(*) FROM acct;
+COMMIT;
+SQL
+)"
+        check "0.5.0 -> $current: the chain spans the update (serializations 1 and 2) and verifies" "true|true|42|org_2abcXYZ9kQ" "$(q "$db" postgres \
+            "SELECT intact::text || '|' || (SELECT (count(DISTINCT serialization) = 2)::text FROM warden.audit_events) || '|' ||
+                    (SELECT string_agg(tenant, '|' ORDER BY id) FROM warden.audit_events WHERE resource_type IN ('public.acct', 'public.orgs'))
+               FROM warden.verify_audit()")"
+        q "$db" postgres "SELECT warden.audit_export(0, 1000000)" >"$out/export-$v.jsonl"
+        check "0.5.0 -> $current: the export across the update verifies outside the database" "intact=true" \
+            "$(python3 "$ROOT/scripts/verify_audit_export.py" "$out/export-$v.jsonl" | grep -o 'intact=[a-z]*')"
+        check "0.5.0 -> $current: a hold of a bigint tenant refuses" "ERROR 42501" "$(qf "$db" postgres <<'SQL' | grep -m1 ERROR
+BEGIN;
+SELECT warden.place_hold('POST-1', 'bigint tenant', '42') \g /dev/null
+SELECT warden.set_context('42', 'user_2NQ8xk1Lr3', 'delete') \g /dev/null
+DELETE FROM acct;
+ROLLBACK;
+SQL
+)"
+    fi
     check "$v -> $current: a new partition of a protected table is protected" "t" "$(qf "$db" postgres <<'SQL'
 SET ROLE ops_owner;
 CREATE TABLE events_2027 PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
