@@ -17,7 +17,7 @@ import sys
 
 # floor number, name, what it holds; modules per floor
 FLOORS = [
-    ("ground", "errors, types, settings, warden's own catalog", ["errors", "types", "ident", "level", "gucs", "catalog", "planner"]),
+    ("ground", "errors, types, settings, warden's own catalog", ["errors", "types", "level", "gucs", "catalog", "planner"]),
     ("authentication", "tokens, scopes, the verified context", ["jwt", "scope", "context", "revocation"]),
     ("event path", "the audit trail", ["audit"]),
     ("capabilities", "what warden offers; never each other", ["protect", "hold", "privacy", "keys", "crypto", "classify"]),

@@ -34,11 +34,11 @@ use pgrx::{PgSqlErrorCode, Uuid};
 
 use crate::errors::SqlError;
 use crate::gucs;
-use crate::ident::Ident;
 use crate::jwt::{self, Claims, Expectations, JwtError, Key};
 use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
 use crate::planner;
+use crate::types::ident::Ident;
 
 /// The role whose members may call `warden.set_context()`.
 pub const SETTER_ROLE: &str = "warden_context_setter";
@@ -60,7 +60,7 @@ pub enum ContextError {
     #[error("{what} {reason}")]
     BadIdentifier {
         what: &'static str,
-        reason: crate::ident::IdentError,
+        reason: crate::types::ident::IdentError,
     },
     #[error("cannot mint a context token: {0}")]
     Mint(JwtError),

@@ -25,7 +25,6 @@ macro_rules! finfo_v1 {
 mod catalog;
 mod errors;
 mod gucs;
-mod ident;
 mod level;
 mod planner;
 mod types;

@@ -31,8 +31,8 @@ mod tests {
             .unwrap()
             .as_secs() as i64;
         let claims = crate::jwt::Claims {
-            tenant: crate::ident::Ident::parse(tenant).unwrap(),
-            actor: crate::ident::Ident::parse(ACTOR).unwrap(),
+            tenant: crate::types::ident::Ident::parse(tenant).unwrap(),
+            actor: crate::types::ident::Ident::parse(ACTOR).unwrap(),
             level: level.parse().unwrap(),
             exp: now + exp_offset,
             nbf: None,
@@ -128,8 +128,8 @@ mod tests {
     fn authenticate_refuses_a_token_signed_with_another_secret() {
         let now = 2_000_000_000;
         let claims = crate::jwt::Claims {
-            tenant: crate::ident::Ident::parse(A).unwrap(),
-            actor: crate::ident::Ident::parse(ACTOR).unwrap(),
+            tenant: crate::types::ident::Ident::parse(A).unwrap(),
+            actor: crate::types::ident::Ident::parse(ACTOR).unwrap(),
             level: crate::level::Level::Admin,
             exp: now,
             nbf: None,

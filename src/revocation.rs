@@ -82,7 +82,7 @@ fn deleted() -> Result<Deleted, String> {
 /// deleted account: Ok(Some(deletion time)) when it does, so it must be refused. A token issued
 /// after the deletion (a new account with the same id) is not. Err when it cannot be determined.
 pub fn deleted_before(
-    actor: &crate::ident::Ident,
+    actor: &crate::types::ident::Ident,
     iat: Option<i64>,
 ) -> Result<Option<i64>, String> {
     let m = deleted()?;

@@ -5,7 +5,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 
 use super::record::json_str;
 use super::{record, record_autonomous, AuditError, NewEvent, Status};
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 
 /// A failed authentication: a denied (or, for a configuration problem, error) event that survives
 /// the rollback. Never the token itself.

@@ -14,7 +14,7 @@ use std::ffi::CStr;
 use pgrx::pg_sys;
 
 use super::canonical::{escape_into, format_timestamp};
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 
 /// Seconds between 1970-01-01 and PostgreSQL's epoch 2000-01-01, in microseconds.
 pub const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;

@@ -25,7 +25,7 @@ use pgrx::prelude::*;
 use super::canonical::{decode_fields, encode_field, Field};
 use super::queue::Ring;
 use super::record::{NewEvent, Status};
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 
 /// Databases served at the same time (a further database waits for a free slot: its events stay
 /// pending until then).

@@ -18,7 +18,7 @@ use std::sync::RwLock;
 
 use pgrx::pg_sys;
 
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 use pgrx::pg_sys::panic::ErrorReport;
 
 /// One active legal hold, as the holds' owner reports it.

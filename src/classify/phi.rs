@@ -43,8 +43,8 @@ impl Rules {
 /// A PHI read in progress.
 struct Pending {
     query: *mut pg_sys::QueryDesc,
-    tenant: Option<crate::ident::Ident>,
-    actor: Option<crate::ident::Ident>,
+    tenant: Option<crate::types::ident::Ident>,
+    actor: Option<crate::types::ident::Ident>,
     lxid: pg_sys::LocalTransactionId,
     statement: u64,
     tables: Vec<String>,

@@ -18,9 +18,9 @@ use super::envelope::{self, EnvelopeError, KeyRef, NONCE_LEN};
 use crate::audit::{NewEvent, Status};
 use crate::context;
 use crate::errors::SqlError;
-use crate::ident::Ident;
 use crate::jwt::Claims;
 use crate::level::Level;
+use crate::types::ident::Ident;
 
 /// The key `put_secret` encrypts a tenant's secrets with.
 const SECRETS_KEY: &str = "warden:secrets";

@@ -16,7 +16,7 @@
 //! header and nonce followed by the caller's `aad`: a header edited to point at another key, or a
 //! ciphertext moved to a row whose aad differs, fails authentication, never decrypts to garbage.
 
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 

@@ -18,7 +18,7 @@ use pgrx::prelude::*;
 
 use crate::catalog;
 use crate::catalog::subjects;
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 
 /// One active hold.
 #[derive(Debug, Clone)]

@@ -29,7 +29,7 @@ use super::cache::{self, Hold, Snapshot};
 use super::HoldError;
 use crate::audit::trigger::{cstr, qualified_name, same_datum, trigger_data};
 use crate::audit::{record_autonomous, NewEvent, Status};
-use crate::ident::Ident;
+use crate::types::ident::Ident;
 
 pub const ROW_TRIGGER: &str = "warden_hold_row";
 pub const STATEMENT_TRIGGER: &str = "warden_hold_statement";

@@ -19,12 +19,12 @@ use super::format::{self, KeyFormatError};
 use crate::audit::{NewEvent, Status};
 use crate::context::{self, ContextError};
 use crate::errors::SqlError;
-use crate::ident::Ident;
 use crate::jwt::{Claims, Scopes};
 use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
 use crate::planner;
 use crate::scope::{self, Scope, ScopeError};
+use crate::types::ident::Ident;
 
 /// At most one `last_used_at` write per key per this many seconds.
 pub const TOUCH_EVERY: i64 = 60;

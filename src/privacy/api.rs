@@ -18,9 +18,9 @@ use crate::audit::record::json_str;
 use crate::audit::{record, record_autonomous, NewEvent, Status};
 use crate::catalog as cache;
 use crate::catalog::registry::{self, HoldInfo as Hold};
-use crate::ident::Ident;
 use crate::jwt::Claims;
 use crate::level::Level;
+use crate::types::ident::Ident;
 use crate::types::SqlName;
 
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, PrivacyError> {

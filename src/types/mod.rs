@@ -1,6 +1,9 @@
-//! SQL types pgrx has no mapping for, so that function signatures read as the SQL reference says.
+//! SQL types pgrx has no mapping for, so that function signatures read as the SQL reference says,
+//! and (`ident`) the tenant and actor identifiers every floor passes around.
 //!
 //! Floor 1, ground: uses nothing of warden.
+
+pub mod ident;
 
 use std::ffi::CStr;
 

@@ -13,9 +13,7 @@
 //! canonical decimal form (`42`, `-7`; never `042`, `+42`, ` 42` or `4.2e1`), a uuid column only
 //! the hyphenated form; anything else matches no row.
 //!
-//! Pure logic, no database: `cargo test --features pg15 --lib ident`.
-//!
-//! Floor 1, ground: uses nothing of warden.
+//! Pure logic, no database: `cargo test --features pg15 --lib types::ident`.
 
 use std::fmt;
 use std::sync::Arc;
