@@ -301,8 +301,10 @@ mod tests {
     )]
     fn set_context_checks_membership_even_if_execute_is_granted() {
         Spi::run("CREATE ROLE pgt_mw").unwrap();
-        Spi::run("GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text) TO pgt_mw")
-            .unwrap();
+        Spi::run(
+            "GRANT EXECUTE ON FUNCTION warden.set_context(uuid, uuid, text), warden.set_context(text, text, text) TO pgt_mw",
+        )
+        .unwrap();
         Spi::run("SET LOCAL ROLE pgt_mw").unwrap();
         set_context(A, "read");
     }
