@@ -152,7 +152,7 @@ $$;
 -- type): any text for text and varchar; the canonical form for uuid, bigint and integer (so '042'
 -- is not 42, and 'org_2abc' no bigint).
 CREATE FUNCTION warden._ident_fits(id text, typ regtype) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ok boolean;

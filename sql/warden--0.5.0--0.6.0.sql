@@ -365,7 +365,7 @@ SELECT h.id, h.case_ref, h.reason, h.tenant, h.tbl, h.table_name, h.subject,
 COMMENT ON VIEW warden.legal_holds IS 'Legal holds, active and released, with who placed and released them and when.';
 GRANT SELECT ON warden.legal_holds TO PUBLIC;
 CREATE FUNCTION warden._ident_fits(id text, typ regtype) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ok boolean;

@@ -549,10 +549,11 @@ for e in events:
     for line in forged.1.lines() {
         tx.execute(
             "INSERT INTO warden.audit_events \
-             SELECT (j->>'id')::bigint, (j->>'occurred_at')::timestamptz, (j->>'tenant')::uuid, \
-                    (j->>'actor')::uuid, j->>'action', j->>'resource_type', j->>'resource_id', \
+             SELECT (j->>'id')::bigint, (j->>'occurred_at')::timestamptz, j->>'tenant', \
+                    j->>'actor', j->>'action', j->>'resource_type', j->>'resource_id', \
                     j->'changes', j->>'status', j->'context', \
-                    decode(j->>'prev_hash', 'hex'), decode(j->>'hash', 'hex') \
+                    decode(j->>'prev_hash', 'hex'), decode(j->>'hash', 'hex'), \
+                    (j->>'serialization')::int2 \
                FROM (SELECT $1::text::jsonb AS j) s",
             &[&line],
         )

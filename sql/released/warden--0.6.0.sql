@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:51
+-- src/lib.rs:50
 -- bootstrap
 -- warden bootstrap: runs first in CREATE EXTENSION warden (schema warden already exists).
 
@@ -63,7 +63,7 @@ AS 'MODULE_PATHNAME', '_ddl_in_progress_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:717
+-- src/keys/api.rs:724
 -- warden::keys::api::_key_stale_after
 CREATE  FUNCTION "_key_stale_after"() RETURNS double precision /* f64 */
 STRICT STABLE PARALLEL SAFE
@@ -191,7 +191,7 @@ AS 'MODULE_PATHNAME', 'create_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:411
+-- src/crypto/api.rs:417
 -- warden::crypto::api::create_key
 CREATE  FUNCTION "create_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -258,7 +258,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:615
+-- src/crypto/api.rs:624
 -- warden::crypto::api::decrypt
 CREATE  FUNCTION "decrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -270,7 +270,7 @@ AS 'MODULE_PATHNAME', 'decrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:626
+-- src/crypto/api.rs:635
 -- warden::crypto::api::decrypt_text
 CREATE  FUNCTION "decrypt_text"(
 	"data" bytea, /* Option < & [u8] > */
@@ -282,7 +282,7 @@ AS 'MODULE_PATHNAME', 'decrypt_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:841
+-- src/privacy/api.rs:842
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" uuid, /* Option < pgrx :: Uuid > */
@@ -295,7 +295,7 @@ AS 'MODULE_PATHNAME', 'delete_account_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:831
+-- src/privacy/api.rs:832
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" TEXT, /* Option < & str > */
@@ -308,7 +308,7 @@ AS 'MODULE_PATHNAME', 'delete_account_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:476
+-- src/crypto/api.rs:485
 -- warden::crypto::api::destroy_key
 CREATE  FUNCTION "destroy_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -345,7 +345,7 @@ AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:586
+-- src/crypto/api.rs:595
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -358,7 +358,7 @@ AS 'MODULE_PATHNAME', 'encrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:604
+-- src/crypto/api.rs:613
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" TEXT, /* Option < & str > */
@@ -421,7 +421,7 @@ AS 'MODULE_PATHNAME', 'export_subject_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:716
+-- src/crypto/api.rs:728
 -- warden::crypto::api::get_secret
 CREATE  FUNCTION "get_secret"(
 	"name" TEXT /* Option < & str > */
@@ -458,7 +458,7 @@ AS 'MODULE_PATHNAME', 'has_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:649
+-- src/keys/api.rs:656
 -- warden::keys::api::key_allows
 -- requires:
 --   planner::_context_support
@@ -543,7 +543,7 @@ AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:670
+-- src/crypto/api.rs:679
 -- warden::crypto::api::put_secret
 CREATE  FUNCTION "put_secret"(
 	"name" TEXT, /* Option < & str > */
@@ -586,7 +586,7 @@ AS 'MODULE_PATHNAME', 'record_consent_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:640
+-- src/crypto/api.rs:649
 -- warden::crypto::api::reencrypt
 CREATE  FUNCTION "reencrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -613,7 +613,7 @@ AS 'MODULE_PATHNAME', 'register_personal_data_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/hold/api.rs:167
+-- src/hold/api.rs:170
 -- warden::hold::api::release_hold
 CREATE  FUNCTION "release_hold"(
 	"hold" uuid, /* Option < pgrx :: Uuid > */
@@ -626,7 +626,7 @@ AS 'MODULE_PATHNAME', 'release_hold_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:526
+-- src/keys/api.rs:527
 -- warden::keys::api::revoke_api_key
 CREATE  FUNCTION "revoke_api_key"(
 	"id" uuid, /* Option < pgrx :: Uuid > */
@@ -639,7 +639,7 @@ AS 'MODULE_PATHNAME', 'revoke_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:431
+-- src/crypto/api.rs:437
 -- warden::crypto::api::rotate_key
 CREATE  FUNCTION "rotate_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -687,7 +687,7 @@ AS 'MODULE_PATHNAME', 'set_context_ids_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:533
+-- src/crypto/api.rs:542
 -- warden::crypto::api::subject_key
 CREATE  FUNCTION "subject_key"(
 	"subject" uuid /* pgrx :: Uuid */
@@ -750,7 +750,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:52
+-- src/lib.rs:51
 -- requires:
 --   bootstrap
 --   context::tenant_with_level
@@ -958,7 +958,7 @@ COMMENT ON FUNCTION warden.audit_summary(timestamptz, timestamptz) IS 'Events in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:61
+-- src/lib.rs:60
 -- requires:
 --   audit
 --   context::tenant_with_level
@@ -1118,7 +1118,7 @@ $$;
 -- type): any text for text and varchar; the canonical form for uuid, bigint and integer (so '042'
 -- is not 42, and 'org_2abc' no bigint).
 CREATE FUNCTION warden._ident_fits(id text, typ regtype) RETURNS boolean
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ok boolean;
@@ -1310,7 +1310,7 @@ REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:70
+-- src/lib.rs:69
 -- requires:
 --   hold
 --   context::current_tenant
@@ -1450,7 +1450,7 @@ COMMENT ON FUNCTION warden.register_memberships(regclass, name, name) IS 'Regist
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:75
+-- src/lib.rs:74
 -- requires:
 --   privacy
 --   context::has_level
@@ -1526,7 +1526,7 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:86
+-- src/lib.rs:85
 -- requires:
 --   keys
 
@@ -1550,7 +1550,7 @@ SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:91
+-- src/lib.rs:90
 -- requires:
 --   keys
 --   context::current_tenant
@@ -1622,7 +1622,7 @@ GRANT SELECT ON warden.secret_names TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:664
+-- src/keys/api.rs:671
 -- warden::keys::api::tenant_with_scope
 -- requires:
 --   planner::_context_support
@@ -1637,7 +1637,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_scope_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:686
+-- src/keys/api.rs:693
 -- warden::keys::api::tenant_with_scope_bigint
 -- requires:
 --   planner::_context_support
@@ -1652,7 +1652,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_scope_bigint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:696
+-- src/keys/api.rs:703
 -- warden::keys::api::tenant_with_scope_int
 -- requires:
 --   planner::_context_support
@@ -1667,7 +1667,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_scope_int_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/keys/api.rs:676
+-- src/keys/api.rs:683
 -- warden::keys::api::tenant_with_scope_text
 -- requires:
 --   planner::_context_support
@@ -1742,7 +1742,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:102
+-- src/lib.rs:101
 -- finalize
 -- warden finalize: views, the DDL event trigger and privileges, after every function exists.
 
