@@ -208,3 +208,46 @@ select warden.set_context('42', 'user_admin', 'admin');
 select regress_try(format('select warden.decrypt_text(%L, %L)', :'ct', 'row 1'));
 select count(*) as secrets_of_42 from warden.secret_names;
 rollback;
+
+-- classification and the PHI read log of a text tenant; an account deletion of a text actor
+begin;
+set local role regress_owner;
+create schema id_clinic;
+create table id_clinic.patients (id int primary key, org_id text not null, name text);
+insert into id_clinic.patients values (1, 'org_clinic', 'p1'), (2, 'org_clinic', 'p2'), (3, 'org_other', 'p3');
+select warden.protect_table('id_clinic.patients', 'org_id');
+select warden.enable_audit('id_clinic.patients');
+select warden.classify('id_clinic.patients', 'PHI');
+grant usage on schema id_clinic to regress_app;
+grant select on id_clinic.patients to regress_app;
+create table members_t (org_id text not null, actor_id text not null, role text not null);
+insert into members_t values ('org_clinic', 'user_gone', 'write'), ('org_clinic', 'user_boss', 'admin');
+select warden.protect_table('members_t', 'org_id');
+select warden.register_memberships('members_t', 'actor_id', 'role');
+reset role;
+select coalesce(max(id), 0) as base from warden.audit_events \gset
+create temp table id_phi_base as select :base::bigint as b;
+select warden.set_context('org_clinic', 'user_nurse', 'read');
+set local role regress_app;
+select count(*) from id_clinic.patients;
+reset role;
+do $$
+begin
+    for i in 1..200 loop
+        exit when (select count(*) from (select action from warden.audit_pending
+                                         union all select action from warden.audit_events
+                                          where id > (select b from id_phi_base)) e
+                    where e.action = 'phi_read') >= 1;
+        perform pg_sleep(0.1);
+    end loop;
+end
+$$;
+select e.action, e.resource_id, e.changes ->> 'rows' as rows, e.tenant, e.actor
+  from (select action, resource_id, changes::jsonb as changes, tenant, actor from warden.audit_pending
+        union all
+        select action, resource_id, changes, tenant, actor from warden.audit_events where id > :base) e
+ where e.action = 'phi_read';
+select warden.set_context('org_clinic', 'user_boss', 'admin');
+select report - 'deleted_at' from warden.delete_account('user_gone', 'left the clinic') report;
+select actor, reason from warden.deleted_accounts where actor = 'user_gone';
+rollback;
