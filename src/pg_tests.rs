@@ -43,6 +43,125 @@ mod tests {
         crate::jwt::sign(&claims, now, "test", None, &key)
     }
 
+    /// A token with exactly these `tenant_id` and `sub` JSON values (any JSON: an integer, a
+    /// float, a boolean), signed with the test cluster's secret.
+    fn raw_token(tenant_json: &str, sub_json: &str) -> String {
+        use base64::Engine;
+        use hmac::Mac;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let h = b64.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+        let p = b64.encode(format!(
+            r#"{{"tenant_id":{tenant_json},"sub":{sub_json},"role":"read","exp":{}}}"#,
+            now + 60
+        ));
+        let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(
+            b"pg-test-secret-0123456789abcdefghijklmnop",
+        )
+        .unwrap();
+        m.update(format!("{h}.{p}").as_bytes());
+        format!("{h}.{p}.{}", b64.encode(m.finalize().into_bytes()))
+    }
+
+    #[pg_test]
+    fn identifier_claims_authenticate_an_ordinary_role() {
+        Spi::run("CREATE ROLE pgt_ids").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_ids").unwrap();
+        Spi::run_with_args(
+            "SELECT warden.authenticate($1)",
+            &[raw_token("42", r#""user_2NQ8xk1Lr3""#).as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant_id()").as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            text("SELECT warden.current_actor_id()").as_deref(),
+            Some("user_2NQ8xk1Lr3")
+        );
+        assert_eq!(text("SELECT warden.current_tenant()::text"), None);
+        assert_eq!(
+            one::<i64>("SELECT warden.tenant_with_level_bigint('read')"),
+            Some(42)
+        );
+        // the same identifier as a JSON string
+        Spi::run_with_args(
+            "SELECT warden.authenticate($1)",
+            &[raw_token(r#""042""#, "7").as_str().into()],
+        )
+        .unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant_id()").as_deref(),
+            Some("042")
+        );
+        assert_eq!(
+            one::<i64>("SELECT warden.tenant_with_level_bigint('read')"),
+            None
+        );
+        assert_eq!(
+            text("SELECT warden.current_actor_id()").as_deref(),
+            Some("7")
+        );
+    }
+
+    #[pg_test]
+    fn identifier_claims_through_set_local_of_the_carrier() {
+        Spi::run("CREATE ROLE pgt_ids2").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_ids2").unwrap();
+        let t = raw_token(r#""org_2abcXYZ9kQ""#, r#""auth0|5f7c8ec7""#);
+        Spi::run(&format!("SET LOCAL warden.context_token = '{t}'")).unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant_id()").as_deref(),
+            Some("org_2abcXYZ9kQ")
+        );
+        assert_eq!(
+            text("SELECT warden.tenant_with_level_text('read')").as_deref(),
+            Some("org_2abcXYZ9kQ")
+        );
+        assert_eq!(
+            one::<i64>("SELECT warden.tenant_with_level_bigint('read')"),
+            None
+        );
+    }
+
+    #[pg_test(
+        error = "warden: authentication failed: token claim \"tenant_id\" is invalid: the identifier is a non-integer number, not a string or an integer"
+    )]
+    fn a_float_tenant_claim_is_refused_by_authenticate() {
+        Spi::run("CREATE ROLE pgt_ids3").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_ids3").unwrap();
+        Spi::run_with_args(
+            "SELECT warden.authenticate($1)",
+            &[raw_token("42.0", "1").as_str().into()],
+        )
+        .unwrap();
+    }
+
+    #[pg_test(
+        error = "warden: authentication failed: token claim \"tenant_id\" is invalid: the identifier is a boolean, not a string or an integer"
+    )]
+    fn a_boolean_tenant_claim_is_refused_by_the_carrier() {
+        Spi::run("CREATE ROLE pgt_ids4").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_ids4").unwrap();
+        let t = raw_token("true", "1");
+        Spi::run(&format!("SET LOCAL warden.context_token = '{t}'")).unwrap();
+    }
+
+    #[pg_test(
+        error = "warden: authentication failed: token claim \"sub\" is invalid: the identifier contains a control character (U+0001)"
+    )]
+    fn a_control_character_in_a_subject_claim_is_refused() {
+        Spi::run_with_args(
+            "SELECT warden.authenticate($1)",
+            &[raw_token("42", r#""a\u0001b""#).as_str().into()],
+        )
+        .unwrap();
+    }
+
     #[pg_test]
     fn without_context_everything_is_null_or_false() {
         assert_eq!(text("SELECT warden.current_tenant()::text"), None);

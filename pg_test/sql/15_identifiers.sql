@@ -251,3 +251,37 @@ select warden.set_context('org_clinic', 'user_boss', 'admin');
 select report - 'deleted_at' from warden.delete_account('user_gone', 'left the clinic') report;
 select actor, reason from warden.deleted_accounts where actor = 'user_gone';
 rollback;
+
+-- partitions and scoped policies of bigint and text tenant columns
+begin;
+set local role regress_owner;
+create table acct_p (id bigint not null, account_id bigint not null, body text) partition by list (account_id);
+create table acct_p42 partition of acct_p for values in (42);
+create table acct_p420 partition of acct_p for values in (420);
+insert into acct_p values (1, 42, 'p42'), (2, 420, 'p420');
+select warden.protect_table('acct_p', 'account_id');
+create table acct_p4 partition of acct_p for values in (4);
+select table_name, tenant_type, partition_of from warden.protected_tables where table_name like 'acct_p%' order by 1;
+create table docs_t (id int primary key, org_id text not null, body text);
+insert into docs_t values (1, 'org_A', 'a'), (2, 'org_B', 'b');
+select warden.protect_table('docs_t', 'org_id', namespace => 'docs', resource_type => 'document');
+select namespace, resource_type, tenant_type from warden.protected_tables where table_name = 'docs_t';
+select pg_get_expr(polqual, polrelid) from pg_policy where polrelid = 'docs_t'::regclass and polname = 'warden_select';
+grant select on acct_p, docs_t to regress_app;
+reset role;
+select warden.set_context('42', 'u1', 'read');
+set local role regress_app;
+select body from acct_p order by 1;
+reset role;
+select warden.set_context('org_A', 'u1', 'admin');
+select warden.create_api_key('docs reader', 'read', '{docs:document:read}') as dkey \gset
+select warden.create_api_key('other reader', 'read', '{billing:*:read}') as okey \gset
+select warden.authenticate_key(:'dkey');
+set local role regress_app;
+select body from docs_t;
+reset role;
+select warden.authenticate_key(:'okey');
+set local role regress_app;
+select count(*) as with_another_scope from docs_t;
+reset role;
+rollback;
