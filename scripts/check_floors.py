@@ -17,10 +17,10 @@ import sys
 
 # floor number, name, what it holds; modules per floor
 FLOORS = [
-    ("ground", "errors, types, settings, warden's own catalog", ["errors", "types", "level", "gucs", "catalog", "planner"]),
-    ("authentication", "tokens, scopes, the verified context", ["jwt", "scope", "context", "revocation"]),
+    ("ground", "errors, types, settings, warden's own catalog", ["errors", "types", "gucs", "catalog", "planner"]),
+    ("authentication", "tokens, scopes, the verified context", ["jwt", "scope", "context"]),
     ("event path", "the audit trail", ["audit"]),
-    ("capabilities", "what warden offers; never each other", ["protect", "hold", "privacy", "keys", "crypto", "classify"]),
+    ("capabilities", "what warden offers; never each other", ["protect", "hold", "privacy", "keys", "crypto", "classify", "providers"]),
     ("entry points", "PostgreSQL's hooks, dispatching down", ["postgres"]),
 ]
 CAPABILITIES = 3

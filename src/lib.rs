@@ -25,13 +25,11 @@ macro_rules! finfo_v1 {
 mod catalog;
 mod errors;
 mod gucs;
-mod level;
 mod planner;
 mod types;
 // 2. authentication
 mod context;
 mod jwt;
-mod revocation;
 mod scope;
 // 3. the event path
 pub mod audit;
@@ -42,6 +40,7 @@ pub mod hold;
 mod keys;
 pub mod privacy;
 mod protect;
+mod providers;
 // 5. PostgreSQL's entry points
 mod postgres;
 
@@ -98,6 +97,11 @@ extension_sql_file!(
         context::tenant_with_level_text
     ]
 );
+extension_sql_file!(
+    "../sql/providers.sql",
+    name = "providers",
+    requires = ["crypto"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
@@ -107,7 +111,8 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::reserve_prefix();
     catalog::init();
     catalog::subjects::init();
-    revocation::init();
+    context::revocation::init();
+    context::issuers::init();
     audit::init();
     hold::init();
     keys::api::init();

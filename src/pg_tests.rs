@@ -162,6 +162,173 @@ mod tests {
         .unwrap();
     }
 
+    /// An ES256 key pair made with ring, its JWK, and a signer of compact JWTs with it.
+    fn es256(kid: &str) -> (ring::signature::EcdsaKeyPair, serde_json::Value) {
+        use base64::Engine;
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let p = kp.public_key().as_ref().to_vec();
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig",
+                                     "x": b64.encode(&p[1..33]), "y": b64.encode(&p[33..65])});
+        (kp, jwk)
+    }
+
+    fn es256_token(
+        kp: &ring::signature::EcdsaKeyPair,
+        kid: &str,
+        payload: serde_json::Value,
+    ) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let h =
+            b64.encode(serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": kid}).to_string());
+        let p = b64.encode(payload.to_string());
+        let sig = kp
+            .sign(
+                &ring::rand::SystemRandom::new(),
+                format!("{h}.{p}").as_bytes(),
+            )
+            .unwrap();
+        format!("{h}.{p}.{}", b64.encode(sig.as_ref()))
+    }
+
+    fn now_secs() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    #[pg_test]
+    fn a_registered_issuers_es256_tokens_authenticate_in_its_claim_shape_and_rotate() {
+        const ISS: &str = "https://clerk.example.test";
+        let (kp, jwk) = es256("k1");
+        Spi::run_with_args(
+            "SELECT warden.register_issuer($1, $2::text::jsonb, $3::text::jsonb)",
+            &[
+                ISS.into(),
+                serde_json::json!({"keys": [jwk]}).to_string().as_str().into(),
+                r#"{"audience": "my-api", "tenant": "o.id", "level": "o.rol", "levels": {"admin": "admin", "member": "write"}}"#.into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            text("SELECT key_ids::text || ' ' || algorithms::text FROM warden.issuers").as_deref(),
+            Some("{k1} {ES256}")
+        );
+        let now = now_secs();
+        let clerk = |kp: &ring::signature::EcdsaKeyPair, kid: &str, rol: &str, aud: &str| {
+            es256_token(
+                kp,
+                kid,
+                serde_json::json!({"iss": ISS, "sub": "user_2NQ8xk1Lr3", "aud": aud,
+                "o": {"id": "org_2abcXYZ9kQ", "rol": rol}, "exp": now + 60, "iat": now}),
+            )
+        };
+        Spi::run("CREATE ROLE pgt_idp").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_idp").unwrap();
+        let good = clerk(&kp, "k1", "member", "my-api");
+        Spi::run_with_args("SELECT warden.authenticate($1)", &[good.as_str().into()]).unwrap();
+        assert_eq!(
+            text("SELECT warden.current_tenant_id() || ' ' || warden.current_actor_id() || ' ' || warden.current_level()").as_deref(),
+            Some("org_2abcXYZ9kQ user_2NQ8xk1Lr3 write")
+        );
+        let refused = |t: &str| -> String {
+            PgTryBuilder::new(|| {
+                Spi::run_with_args("SELECT warden.authenticate($1)", &[t.into()]).unwrap();
+                "accepted".to_string()
+            })
+            .catch_others(crate::errors::caught_message)
+            .execute()
+        };
+        assert!(
+            refused(&clerk(&kp, "k1", "guest", "my-api")).contains("maps to no warden level"),
+            "an unmapped role"
+        );
+        assert!(
+            refused(&clerk(&kp, "k1", "member", "other-api")).contains("audience"),
+            "another audience"
+        );
+        let (other, _) = es256("k1");
+        assert!(
+            refused(&clerk(&other, "k1", "member", "my-api")).contains("signature is invalid"),
+            "another key, same kid"
+        );
+        // the issuer's name on an HS256 token signed with the server secret: refused
+        let hs = crate::jwt::sign(
+            &crate::jwt::Claims {
+                tenant: crate::types::ident::Ident::parse("org_2abcXYZ9kQ").unwrap(),
+                actor: crate::types::ident::Ident::parse("user_2NQ8xk1Lr3").unwrap(),
+                level: crate::types::level::Level::Admin,
+                exp: now + 60,
+                nbf: None,
+                iat: None,
+                scopes: None,
+            },
+            now,
+            ISS,
+            None,
+            &crate::jwt::Key::new(b"pg-test-secret-0123456789abcdefghijklmnop").unwrap(),
+        );
+        assert!(
+            refused(&hs).contains("does not sign with HS256"),
+            "{}",
+            refused(&hs)
+        );
+        // an asymmetric token of an issuer nobody registered
+        let stranger = es256_token(
+            &kp,
+            "k1",
+            serde_json::json!({"iss": "https://stranger.test", "sub": "u",
+            "tenant_id": "t", "role": "read", "exp": now + 60}),
+        );
+        assert!(
+            refused(&stranger).contains("is not registered"),
+            "{}",
+            refused(&stranger)
+        );
+        // rotation: a new JWKS replaces the old key; the old key's tokens are refused
+        Spi::run("RESET ROLE").unwrap();
+        let (kp2, jwk2) = es256("k2");
+        Spi::run_with_args(
+            "SELECT warden.register_issuer($1, $2::text::jsonb, $3::text::jsonb)",
+            &[
+                ISS.into(),
+                serde_json::json!({"keys": [jwk2]}).to_string().as_str().into(),
+                r#"{"audience": "my-api", "tenant": "o.id", "level": "o.rol", "levels": {"admin": "admin", "member": "write"}}"#.into(),
+            ],
+        )
+        .unwrap();
+        Spi::run("SET LOCAL ROLE pgt_idp").unwrap();
+        assert!(
+            refused(&good).contains("has no key \"k1\""),
+            "{}",
+            refused(&good)
+        );
+        assert_eq!(refused(&clerk(&kp2, "k2", "admin", "my-api")), "accepted");
+    }
+
+    #[pg_test(
+        error = "warden: warden.register_issuer() needs membership in warden_admin (current role: pgt_idp2)"
+    )]
+    fn registering_an_issuer_is_for_warden_admin() {
+        let (_, jwk) = es256("k1");
+        Spi::run("CREATE ROLE pgt_idp2").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_idp2").unwrap();
+        Spi::run_with_args(
+            "SELECT warden.register_issuer('https://x.test', $1::text::jsonb)",
+            &[serde_json::json!({"keys": [jwk]})
+                .to_string()
+                .as_str()
+                .into()],
+        )
+        .unwrap();
+    }
+
     #[pg_test]
     fn without_context_everything_is_null_or_false() {
         assert_eq!(text("SELECT warden.current_tenant()::text"), None);
@@ -249,7 +416,7 @@ mod tests {
         let claims = crate::jwt::Claims {
             tenant: crate::types::ident::Ident::parse(A).unwrap(),
             actor: crate::types::ident::Ident::parse(ACTOR).unwrap(),
-            level: crate::level::Level::Admin,
+            level: crate::types::level::Level::Admin,
             exp: now,
             nbf: None,
             iat: None,

@@ -13,7 +13,7 @@ use pgrx::{PgRelation, PgSqlErrorCode};
 
 use crate::errors::SqlError;
 use crate::gucs;
-use crate::level::Level;
+use crate::types::level::Level;
 use crate::types::SqlName;
 
 /// The policies warden creates: name, command, level required, and whether the predicate is a

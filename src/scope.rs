@@ -13,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::level::Level;
+use crate::types::level::Level;
 
 /// Longest segment accepted (a PostgreSQL identifier's length).
 pub const MAX_SEGMENT: usize = 63;

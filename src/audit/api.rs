@@ -9,7 +9,7 @@ use super::chain::{Break, Hash, GENESIS};
 use super::record::{json_str, record, NewEvent, Status};
 use super::seal::{to_hash, with_purging};
 use super::AuditError;
-use crate::level::Level;
+use crate::types::level::Level;
 
 fn superuser() -> bool {
     // SAFETY: reads the current role's attribute.

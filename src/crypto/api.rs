@@ -19,8 +19,8 @@ use crate::audit::{NewEvent, Status};
 use crate::context;
 use crate::errors::SqlError;
 use crate::jwt::Claims;
-use crate::level::Level;
 use crate::types::ident::Ident;
+use crate::types::level::Level;
 
 /// The key `put_secret` encrypts a tenant's secrets with.
 const SECRETS_KEY: &str = "warden:secrets";

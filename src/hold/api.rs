@@ -13,8 +13,8 @@ use super::cache;
 use super::HoldError;
 use crate::audit::record::json_str;
 use crate::audit::{record, NewEvent, Status};
-use crate::level::Level;
 use crate::types::ident::Ident;
+use crate::types::level::Level;
 
 /// Whether the current role has the privileges of `warden_admin` (superusers do).
 pub fn is_warden_admin() -> bool {

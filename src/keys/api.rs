@@ -20,11 +20,11 @@ use crate::audit::{NewEvent, Status};
 use crate::context::{self, ContextError};
 use crate::errors::SqlError;
 use crate::jwt::{Claims, Scopes};
-use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
 use crate::planner;
 use crate::scope::{self, Scope, ScopeError};
 use crate::types::ident::Ident;
+use crate::types::level::{Level, UnknownLevel};
 
 /// At most one `last_used_at` write per key per this many seconds.
 pub const TOUCH_EVERY: i64 = 60;

@@ -19,8 +19,8 @@ use crate::audit::{record, record_autonomous, NewEvent, Status};
 use crate::catalog as cache;
 use crate::catalog::registry::{self, HoldInfo as Hold};
 use crate::jwt::Claims;
-use crate::level::Level;
 use crate::types::ident::Ident;
+use crate::types::level::Level;
 use crate::types::SqlName;
 
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, PrivacyError> {

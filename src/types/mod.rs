@@ -1,9 +1,11 @@
 //! SQL types pgrx has no mapping for, so that function signatures read as the SQL reference says,
-//! and (`ident`) the tenant and actor identifiers every floor passes around.
+//! the tenant and actor identifiers every floor passes around (`ident`), and the access levels
+//! (`level`).
 //!
 //! Floor 1, ground: uses nothing of warden.
 
 pub mod ident;
+pub mod level;
 
 use std::ffi::CStr;
 

@@ -22,7 +22,12 @@
 //!
 //! Without a valid, transaction-local token every accessor returns NULL/false: fail closed.
 //!
-//! Floor 2, authentication: uses the ground, `jwt` and `revocation`; reports to the event path through the [`Sink`] it registers.
+//! Floor 2, authentication: uses the ground and `jwt`; reports to the event path through the [`Sink`] it
+//! registers. `revocation` (deleted accounts) and `issuers` (the identity providers' registry) are
+//! the tables every verification consults.
+
+pub mod issuers;
+pub mod revocation;
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -35,10 +40,10 @@ use pgrx::{PgSqlErrorCode, Uuid};
 use crate::errors::SqlError;
 use crate::gucs;
 use crate::jwt::{self, Claims, Expectations, JwtError, Key};
-use crate::level::{Level, UnknownLevel};
 #[allow(unused_imports)]
 use crate::planner;
 use crate::types::ident::Ident;
+use crate::types::level::{Level, UnknownLevel};
 
 /// The role whose members may call `warden.set_context()`.
 pub const SETTER_ROLE: &str = "warden_context_setter";
@@ -131,6 +136,9 @@ crate::errors::sql_error!(ContextError);
 struct Cached {
     token: Vec<u8>,
     config: u64,
+    /// `catalog`'s generation when it was verified: a changed issuer registry (a rotated JWKS)
+    /// verifies the token again.
+    registry: u64,
     claims: Claims,
 }
 
@@ -164,17 +172,20 @@ fn leeway() -> i64 {
 /// token per transaction, read by every statement of that transaction).
 fn remember(token: &[u8], claims: Claims) {
     let config = gucs::config_generation();
+    let registry = crate::catalog::generation();
     CACHE.with_borrow_mut(|cache| match cache {
         Some(entry) => {
             entry.token.clear();
             entry.token.extend_from_slice(token);
             entry.config = config;
+            entry.registry = registry;
             entry.claims = claims;
         }
         None => {
             *cache = Some(Cached {
                 token: token.to_vec(),
                 config,
+                registry,
                 claims,
             })
         }
@@ -207,9 +218,10 @@ fn with_key<R>(f: impl FnOnce(&Key) -> R) -> Result<R, JwtError> {
 /// again).
 fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
     let config = gucs::config_generation();
+    let registry = crate::catalog::generation();
     let hit = CACHE.with_borrow(|c| {
         c.as_ref()
-            .filter(|c| c.config == config && c.token == token)
+            .filter(|c| c.config == config && c.registry == registry && c.token == token)
             .map(|c| c.claims.clone())
     });
     if let Some(claims) = hit {
@@ -223,6 +235,33 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
         };
     }
     let text = std::str::from_utf8(token).map_err(|_| JwtError::Malformed("token is not UTF-8"))?;
+    // A token of a registered identity provider is verified with that provider's keys; an HS256
+    // token with the server secret, unless it claims a registered issuer (the classic confusion:
+    // HS256 signed with a provider's public key as the secret).
+    let peek = jwt::peek(text)?;
+    let registered = match &peek.iss {
+        Some(iss) => crate::context::issuers::registry()
+            .map_err(|e| {
+                JwtError::Revoked(format!("the identity providers could not be read ({e})"))
+            })?
+            .get(iss)
+            .cloned(),
+        None => None,
+    };
+    if let Some(issuer) = registered {
+        let iss = peek.iss.as_deref().unwrap_or_default();
+        let claims = jwt::verify_issued(text, iss, &issuer.keys, &issuer.options, now)?;
+        let claims = not_deleted(claims)?;
+        remember(token, claims.clone());
+        return Ok(claims);
+    }
+    if peek.alg != "HS256" {
+        return Err(match peek.iss {
+            _ if peek.alg == "none" || peek.alg.is_empty() => JwtError::Algorithm(peek.alg),
+            Some(iss) => JwtError::UnknownIssuer(iss),
+            None => JwtError::NoIssuer(peek.alg),
+        });
+    }
     let audience = gucs::string(&gucs::JWT_AUDIENCE);
     let issuer = gucs::string(&gucs::JWT_ISSUER);
     let claims = with_key(|key| {
@@ -244,7 +283,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
 
 /// Refuses the claims of an account deleted after the token was issued (warden.delete_account).
 fn not_deleted(claims: Claims) -> Result<Claims, JwtError> {
-    match crate::revocation::deleted_before(&claims.actor, claims.iat) {
+    match crate::context::revocation::deleted_before(&claims.actor, claims.iat) {
         Ok(None) => Ok(claims),
         Ok(Some(at)) => Err(JwtError::Revoked(format!(
             "the account of {} was deleted at {at} (Unix time), after this token was issued",

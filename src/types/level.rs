@@ -1,8 +1,6 @@
 //! Access levels and their implication order: read < write < delete < admin.
 //!
 //! Pure logic, no database: `cargo test --features pg15 --lib level`.
-//!
-//! Floor 1, ground: uses nothing of warden.
 
 use std::fmt;
 use std::str::FromStr;

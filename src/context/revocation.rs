@@ -6,8 +6,6 @@
 //! when `warden.deleted_accounts` changes (`catalog`'s relcache watch; `delete_account` sends the
 //! invalidation). A token
 //! check costs a generation compare and, when any account was ever deleted, one hash lookup.
-//!
-//! Floor 2, authentication: uses the ground.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

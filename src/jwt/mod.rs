@@ -16,8 +16,10 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::level::Level;
 use crate::scope::{self, Scope};
+use crate::types::level::Level;
+pub mod jwks;
+
 use crate::types::ident::Ident;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -95,6 +97,20 @@ pub enum JwtError {
     Issuer(String),
     #[error("token is no longer accepted: {0}")]
     Revoked(String),
+    #[error("token issuer \"{0}\" is not registered (warden.register_issuer)")]
+    UnknownIssuer(String),
+    #[error("token is signed with {0} but names no issuer (iss)")]
+    NoIssuer(String),
+    #[error("issuer \"{issuer}\" does not sign with {alg}")]
+    IssuerAlgorithm { issuer: String, alg: String },
+    #[error("issuer \"{issuer}\" has no key \"{kid}\"")]
+    UnknownKid { issuer: String, kid: String },
+    #[error("token has no claim at \"{0}\"")]
+    MissingPath(String),
+    #[error("token claim at \"{path}\" is invalid: {reason}")]
+    InvalidPath { path: String, reason: String },
+    #[error("token role \"{role}\" maps to no warden level for issuer \"{issuer}\"")]
+    Role { issuer: String, role: String },
 }
 
 impl JwtError {
@@ -381,6 +397,167 @@ fn ident_claim(raw: Option<&RawValue>, claim: &'static str) -> Result<Ident, Jwt
     let raw = raw.ok_or(JwtError::MissingClaim(claim))?;
     let v: Value = serde_json::from_str(raw.get()).map_err(|_| invalid(claim, "not JSON"))?;
     Ident::from_json(&v).map_err(|e| invalid(claim, &format!("the identifier {e}")))
+}
+
+/// What an unverified token says about itself: the header's `alg` and `kid`, the payload's
+/// `iss`. Only to choose how to verify it; nothing here is trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peek {
+    pub alg: String,
+    pub kid: Option<String>,
+    pub iss: Option<String>,
+}
+
+/// The header and issuer of a token, before any verification.
+pub fn peek(token: &str) -> Result<Peek, JwtError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(JwtError::Malformed("longer than 8192 bytes"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(JwtError::Malformed("expected three dot-separated parts"));
+    };
+    if KNOWN_HS256_HEADERS.contains(&h64) {
+        // warden's own and jsonwebtoken's HS256 header; the issuer matters only to refuse an
+        // HS256 token that claims an asymmetric issuer
+        let iss = decode_part(p64, "payload is not base64url")
+            .ok()
+            .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
+            .and_then(|v| v.get("iss").and_then(Value::as_str).map(str::to_owned));
+        return Ok(Peek {
+            alg: "HS256".into(),
+            kid: None,
+            iss,
+        });
+    }
+    let header: Value = serde_json::from_slice(&decode_part(h64, "header is not base64url")?)
+        .map_err(|_| JwtError::Malformed("header is not a JSON object"))?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(JwtError::Malformed("header has no \"alg\""))?
+        .to_owned();
+    let kid = header.get("kid").and_then(Value::as_str).map(str::to_owned);
+    let iss = decode_part(p64, "payload is not base64url")
+        .ok()
+        .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
+        .and_then(|v| v.get("iss").and_then(Value::as_str).map(str::to_owned));
+    Ok(Peek { alg, kid, iss })
+}
+
+fn num(v: &Value, claim: &'static str) -> Result<Option<i64>, JwtError> {
+    match v.get(claim) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => Ok(Some(i)),
+            (None, Some(f)) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+            _ => Err(invalid(claim, "not a NumericDate")),
+        },
+        Some(_) => Err(invalid(claim, "not a number")),
+    }
+}
+
+fn ident_at(v: &Value, path: &str) -> Result<Ident, JwtError> {
+    let x = crate::jwt::jwks::claim_at(v, path)
+        .ok_or_else(|| JwtError::MissingPath(path.to_owned()))?;
+    Ident::from_json(x).map_err(|e| JwtError::InvalidPath {
+        path: path.to_owned(),
+        reason: format!("the identifier {e}"),
+    })
+}
+
+/// Verifies a token of a registered issuer (asymmetric keys): the signature by the issuer's key
+/// (the algorithm is the key's), then the validity window with the issuer's leeway, the audience,
+/// and the claims at the issuer's paths.
+pub fn verify_issued(
+    token: &str,
+    issuer: &str,
+    keys: &[crate::jwt::jwks::Key],
+    o: &crate::jwt::jwks::Options,
+    now: i64,
+) -> Result<Claims, JwtError> {
+    use crate::jwt::jwks::SignatureError;
+    let peek = peek(token)?;
+    let mut parts = token.split('.');
+    let (Some(h64), Some(p64), Some(s64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(JwtError::Malformed("expected three dot-separated parts"));
+    };
+    let sig = URL_SAFE_NO_PAD
+        .decode(s64)
+        .map_err(|_| JwtError::Malformed("signature is not base64url"))?;
+    let message = format!("{h64}.{p64}");
+    crate::jwt::jwks::verify_signature(
+        keys,
+        &peek.alg,
+        peek.kid.as_deref(),
+        message.as_bytes(),
+        &sig,
+    )
+    .map_err(|e| match e {
+        SignatureError::Algorithm(alg) => JwtError::IssuerAlgorithm {
+            issuer: issuer.to_owned(),
+            alg,
+        },
+        SignatureError::UnknownKid(kid) => JwtError::UnknownKid {
+            issuer: issuer.to_owned(),
+            kid,
+        },
+        SignatureError::BadSignature => JwtError::BadSignature,
+    })?;
+    let payload: Value = serde_json::from_slice(&decode_part(p64, "payload is not base64url")?)
+        .map_err(|_| JwtError::Malformed("payload is not a JSON object"))?;
+    if !payload.is_object() {
+        return Err(JwtError::Malformed("payload is not a JSON object"));
+    }
+    let exp = num(&payload, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
+    let nbf = num(&payload, "nbf")?;
+    let iat = num(&payload, "iat")?;
+    check_time(exp, nbf, now, o.leeway)?;
+    if let Some(i) = iat {
+        if i > now.saturating_add(o.leeway) {
+            return Err(JwtError::NotYetValid(i));
+        }
+    }
+    if !o.audience.is_empty() {
+        let ok = match payload.get("aud") {
+            Some(Value::String(a)) => o.audience.contains(a),
+            Some(Value::Array(list)) => list
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|a| o.audience.iter().any(|w| w == a)),
+            _ => false,
+        };
+        if !ok {
+            return Err(JwtError::Audience(o.audience.join("\" or \"")));
+        }
+    }
+    let tenant = ident_at(&payload, &o.tenant)?;
+    let actor = ident_at(&payload, &o.actor)?;
+    let role = crate::jwt::jwks::claim_at(&payload, &o.level)
+        .ok_or_else(|| JwtError::MissingPath(o.level.clone()))?
+        .as_str()
+        .ok_or_else(|| JwtError::InvalidPath {
+            path: o.level.clone(),
+            reason: "not a string".into(),
+        })?;
+    let level = crate::jwt::jwks::level_of(o, role)
+        .ok_or_else(|| JwtError::Role {
+            issuer: issuer.to_owned(),
+            role: role.chars().take(64).collect(),
+        })?
+        .parse::<Level>()
+        .map_err(|e| invalid("role", &e.to_string()))?;
+    Ok(Claims {
+        tenant,
+        actor,
+        level,
+        exp,
+        nbf,
+        iat,
+        scopes: None,
+    })
 }
 
 /// Mints an HS256 token carrying `claims`, issued at `iat` by `issuer`, for `audience` if any.
