@@ -635,3 +635,57 @@ ALTER FUNCTION warden.register_memberships(regclass, name, name) SET row_securit
 REVOKE EXECUTE ON FUNCTION warden.set_context(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION warden.set_context(text, text, text) TO warden_context_setter;
 
+
+-- Identity providers (issue 17, first part): the registry of issuers whose tokens warden verifies
+-- with their own keys (sql/providers.sql), and register_issuer/unregister_issuer.
+-- warden identity providers: the issuers whose tokens warden verifies with their own keys
+-- (RS256, ES256, EdDSA). Written only by warden.register_issuer() and unregister_issuer(); read by
+-- every authentication as warden_guard. Public keys and options are no secret: warden.issuers
+-- shows them to everyone.
+CREATE TABLE warden.issuer_records (
+    issuer             text PRIMARY KEY CHECK (issuer OPERATOR(pg_catalog.<>) ''),
+    jwks               jsonb NOT NULL,
+    options            jsonb NOT NULL DEFAULT '{}',
+    registered_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_by      text,
+    registered_by_role name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE warden.issuer_records IS 'Identity providers registered with warden.register_issuer(): their signing keys (JWKS) and options; see warden.issuers.';
+REVOKE ALL ON warden.issuer_records FROM PUBLIC;
+GRANT SELECT ON warden.issuer_records TO warden_guard;
+SELECT pg_catalog.pg_extension_config_dump('warden.issuer_records', '');
+
+CREATE VIEW warden.issuers AS
+SELECT r.issuer,
+       ARRAY(SELECT k.value ->> 'kid' FROM pg_catalog.jsonb_array_elements(r.jwks -> 'keys') k
+              WHERE k.value ? 'kid' ORDER BY 1) AS key_ids,
+       ARRAY(SELECT DISTINCT coalesce(k.value ->> 'alg',
+                                      CASE k.value ->> 'kty' WHEN 'RSA' THEN 'RS256' WHEN 'EC' THEN 'ES256'
+                                                             WHEN 'OKP' THEN 'EdDSA' END)
+               FROM pg_catalog.jsonb_array_elements(r.jwks -> 'keys') k ORDER BY 1) AS algorithms,
+       r.options, r.registered_at, r.registered_by, r.registered_by_role
+  FROM warden.issuer_records r;
+COMMENT ON VIEW warden.issuers IS 'Registered identity providers: their key ids, algorithms and options, and who registered them when.';
+GRANT SELECT ON warden.issuers TO PUBLIC;
+
+-- src/providers.rs:102
+-- warden::providers::register_issuer
+CREATE  FUNCTION "register_issuer"(
+	"issuer" TEXT, /* Option < & str > */
+	"jwks" jsonb, /* Option < JsonB > */
+	"options" jsonb DEFAULT '{}' /* Option < JsonB > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'register_issuer_wrapper';
+
+-- src/providers.rs:175
+-- warden::providers::unregister_issuer
+CREATE  FUNCTION "unregister_issuer"(
+	"issuer" TEXT /* Option < & str > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unregister_issuer_wrapper';

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:50
+-- src/lib.rs:49
 -- bootstrap
 -- warden bootstrap: runs first in CREATE EXTENSION warden (schema warden already exists).
 
@@ -133,7 +133,7 @@ AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:487
+-- src/context/mod.rs:526
 -- warden::context::authenticate
 CREATE  FUNCTION "authenticate"(
 	"token" TEXT /* Option < & str > */
@@ -167,7 +167,7 @@ AS 'MODULE_PATHNAME', 'classify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:717
+-- src/context/mod.rs:756
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -203,7 +203,7 @@ AS 'MODULE_PATHNAME', 'create_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:731
+-- src/context/mod.rs:770
 -- warden::context::current_actor
 -- requires:
 --   planner::_context_support
@@ -214,7 +214,7 @@ AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:743
+-- src/context/mod.rs:782
 -- warden::context::current_actor_id
 -- requires:
 --   planner::_context_support
@@ -225,7 +225,7 @@ AS 'MODULE_PATHNAME', 'current_actor_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:748
+-- src/context/mod.rs:787
 -- warden::context::current_level
 -- requires:
 --   planner::_context_support
@@ -236,7 +236,7 @@ AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:725
+-- src/context/mod.rs:764
 -- warden::context::current_tenant
 -- requires:
 --   planner::_context_support
@@ -247,7 +247,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:737
+-- src/context/mod.rs:776
 -- warden::context::current_tenant_id
 -- requires:
 --   planner::_context_support
@@ -445,7 +445,7 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:754
+-- src/context/mod.rs:793
 -- warden::context::has_level
 -- requires:
 --   planner::_context_support
@@ -598,6 +598,20 @@ AS 'MODULE_PATHNAME', 'reencrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/providers.rs:102
+-- warden::providers::register_issuer
+CREATE  FUNCTION "register_issuer"(
+	"issuer" TEXT, /* Option < & str > */
+	"jwks" jsonb, /* Option < JsonB > */
+	"options" jsonb DEFAULT '{}' /* Option < JsonB > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'register_issuer_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/privacy/api.rs:284
 -- warden::privacy::api::register_personal_data
 CREATE  FUNCTION "register_personal_data"(
@@ -661,7 +675,7 @@ AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:639
+-- src/context/mod.rs:678
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" uuid, /* Option < Uuid > */
@@ -674,7 +688,7 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:626
+-- src/context/mod.rs:665
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" TEXT, /* Option < & str > */
@@ -698,7 +712,7 @@ AS 'MODULE_PATHNAME', 'subject_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:763
+-- src/context/mod.rs:802
 -- warden::context::tenant_with_level
 -- requires:
 --   planner::_context_support
@@ -711,7 +725,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:776
+-- src/context/mod.rs:815
 -- warden::context::tenant_with_level_bigint
 -- requires:
 --   planner::_context_support
@@ -724,7 +738,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_bigint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:782
+-- src/context/mod.rs:821
 -- warden::context::tenant_with_level_int
 -- requires:
 --   planner::_context_support
@@ -737,7 +751,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_int_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context.rs:769
+-- src/context/mod.rs:808
 -- warden::context::tenant_with_level_text
 -- requires:
 --   planner::_context_support
@@ -750,7 +764,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:51
+-- src/lib.rs:50
 -- requires:
 --   bootstrap
 --   context::tenant_with_level
@@ -958,7 +972,7 @@ COMMENT ON FUNCTION warden.audit_summary(timestamptz, timestamptz) IS 'Events in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:60
+-- src/lib.rs:59
 -- requires:
 --   audit
 --   context::tenant_with_level
@@ -1310,7 +1324,7 @@ REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:69
+-- src/lib.rs:68
 -- requires:
 --   hold
 --   context::current_tenant
@@ -1450,7 +1464,7 @@ COMMENT ON FUNCTION warden.register_memberships(regclass, name, name) IS 'Regist
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:74
+-- src/lib.rs:73
 -- requires:
 --   privacy
 --   context::has_level
@@ -1526,31 +1540,7 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:85
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     text,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:90
+-- src/lib.rs:89
 -- requires:
 --   keys
 --   context::current_tenant
@@ -1619,6 +1609,66 @@ SELECT s.name, s.updated_at, s.updated_by FROM warden.secrets s
  WHERE s.tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('read');
 COMMENT ON VIEW warden.secret_names IS 'Names of the current tenant''s secrets (warden.get_secret() reads a value).';
 GRANT SELECT ON warden.secret_names TO PUBLIC;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:100
+-- requires:
+--   crypto
+
+-- warden identity providers: the issuers whose tokens warden verifies with their own keys
+-- (RS256, ES256, EdDSA). Written only by warden.register_issuer() and unregister_issuer(); read by
+-- every authentication as warden_guard. Public keys and options are no secret: warden.issuers
+-- shows them to everyone.
+CREATE TABLE warden.issuer_records (
+    issuer             text PRIMARY KEY CHECK (issuer OPERATOR(pg_catalog.<>) ''),
+    jwks               jsonb NOT NULL,
+    options            jsonb NOT NULL DEFAULT '{}',
+    registered_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    registered_by      text,
+    registered_by_role name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE warden.issuer_records IS 'Identity providers registered with warden.register_issuer(): their signing keys (JWKS) and options; see warden.issuers.';
+REVOKE ALL ON warden.issuer_records FROM PUBLIC;
+GRANT SELECT ON warden.issuer_records TO warden_guard;
+SELECT pg_catalog.pg_extension_config_dump('warden.issuer_records', '');
+
+CREATE VIEW warden.issuers AS
+SELECT r.issuer,
+       ARRAY(SELECT k.value ->> 'kid' FROM pg_catalog.jsonb_array_elements(r.jwks -> 'keys') k
+              WHERE k.value ? 'kid' ORDER BY 1) AS key_ids,
+       ARRAY(SELECT DISTINCT coalesce(k.value ->> 'alg',
+                                      CASE k.value ->> 'kty' WHEN 'RSA' THEN 'RS256' WHEN 'EC' THEN 'ES256'
+                                                             WHEN 'OKP' THEN 'EdDSA' END)
+               FROM pg_catalog.jsonb_array_elements(r.jwks -> 'keys') k ORDER BY 1) AS algorithms,
+       r.options, r.registered_at, r.registered_by, r.registered_by_role
+  FROM warden.issuer_records r;
+COMMENT ON VIEW warden.issuers IS 'Registered identity providers: their key ids, algorithms and options, and who registered them when.';
+GRANT SELECT ON warden.issuers TO PUBLIC;
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:84
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     text,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1706,6 +1756,18 @@ AS 'MODULE_PATHNAME', 'unprotect_table_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/providers.rs:175
+-- warden::providers::unregister_issuer
+CREATE  FUNCTION "unregister_issuer"(
+	"issuer" TEXT /* Option < & str > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'unregister_issuer_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/audit/api.rs:501
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
@@ -1742,7 +1804,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:101
+-- src/lib.rs:105
 -- finalize
 -- warden finalize: views, the DDL event trigger and privileges, after every function exists.
 

@@ -408,6 +408,14 @@ pub struct Peek {
     pub iss: Option<String>,
 }
 
+/// Whether `alg` is one of the asymmetric algorithms registered issuers sign with.
+pub fn is_asymmetric(alg: &str) -> bool {
+    matches!(
+        alg,
+        "RS256" | "RS384" | "RS512" | "PS256" | "ES256" | "EdDSA"
+    )
+}
+
 /// The header and issuer of a token, before any verification.
 pub fn peek(token: &str) -> Result<Peek, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
