@@ -54,7 +54,7 @@ select pg_temp.try($$select warden.create_api_key('x', 'read', '{docs:*:read}', 
 select pg_temp.try($$select key_hash from warden.api_key_records$$);
 reset role;
 select count(*) as stored, count(*) filter (where key_hash = sha256(convert_to(:'reader', 'UTF8'))) as reader_by_hash,
-       count(*) filter (where position(convert_to(split_part(:'reader', '_', 3), 'UTF8') in key_hash) > 0
+       count(*) filter (where position(convert_to(substr(:'reader', 18), 'UTF8') in key_hash) > 0
                          or name = :'reader' or :'reader' = any (scopes)) as plaintext_anywhere
   from warden.api_key_records;
 

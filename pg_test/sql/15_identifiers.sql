@@ -207,6 +207,18 @@ select regress_try(format('select warden.decrypt_text(%L, %L)', :'ct', 'row 1'))
 select warden.set_context('42', 'user_admin', 'admin');
 select regress_try(format('select warden.decrypt_text(%L, %L)', :'ct', 'row 1'));
 select count(*) as secrets_of_42 from warden.secret_names;
+-- the same in a bigint tenant
+select warden.create_api_key('ci', 'write', '{docs:*:write}') as key42 \gset
+select warden.authenticate_key(:'key42');
+select warden.current_tenant_id(), warden.current_level(), warden.tenant_with_level_bigint('read') as as_bigint;
+select warden.set_context('42', 'user_admin', 'admin');
+select warden.create_key('cards') is not null as created;
+select warden.encrypt('42''s card'::text, 'cards', 'row 1') as ct42 \gset
+select warden.decrypt_text(:'ct42', 'row 1') as plain;
+select tenant, name from warden.keys order by tenant;
+select tenant, name, level from warden.api_keys order by tenant;
+select warden.set_context('042', 'user_admin', 'admin');
+select regress_try(format('select warden.decrypt_text(%L, %L)', :'ct42', 'row 1'));
 rollback;
 
 -- classification and the PHI read log of a text tenant; an account deletion of a text actor
