@@ -27,3 +27,22 @@ SELECT r.issuer,
   FROM warden.issuer_records r;
 COMMENT ON VIEW warden.issuers IS 'Registered identity providers: their key ids, algorithms and options, and who registered them when.';
 GRANT SELECT ON warden.issuers TO PUBLIC;
+
+-- Sign-out everywhere: warden.revoke_tokens() records that the tokens of an actor issued before a
+-- moment are refused, in one tenant (an admin of that tenant revoked them) or in every tenant
+-- (tenant NULL: the actor themself, warden_admin or a superuser). Read by every authentication as
+-- warden_guard; API keys are not tokens and are not affected.
+CREATE TABLE warden.token_revocations (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor           text NOT NULL CHECK (actor OPERATOR(pg_catalog.<>) ''),
+    tenant          text,
+    issued_before   timestamptz NOT NULL,
+    revoked_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    revoked_by      text,
+    revoked_by_role name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE warden.token_revocations IS 'Tokens revoked by warden.revoke_tokens(): an actor''s tokens issued before issued_before are refused (in tenant, or everywhere when it is NULL).';
+REVOKE ALL ON warden.token_revocations FROM PUBLIC;
+GRANT SELECT ON warden.token_revocations TO warden_guard;
+SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', '');

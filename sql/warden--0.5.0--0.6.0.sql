@@ -689,3 +689,43 @@ VOLATILE PARALLEL UNSAFE
 SET search_path TO pg_catalog, pg_temp
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', 'unregister_issuer_wrapper';
+
+-- warden.authenticate(token, tenant): the application names the tenant of a token that lists
+-- several organizations (an issuer registered with the orgs option).
+DROP FUNCTION warden.authenticate(text);
+-- warden::context::authenticate
+CREATE  FUNCTION "authenticate"(
+	"token" TEXT, /* Option < & str > */
+	"tenant" TEXT DEFAULT NULL /* Option < & str > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'authenticate_in_wrapper';
+
+-- Sign-out everywhere: warden.revoke_tokens() records that the tokens of an actor issued before a
+-- moment are refused, in one tenant (an admin of that tenant revoked them) or in every tenant
+-- (tenant NULL: the actor themself, warden_admin or a superuser). Read by every authentication as
+-- warden_guard; API keys are not tokens and are not affected.
+CREATE TABLE warden.token_revocations (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor           text NOT NULL CHECK (actor OPERATOR(pg_catalog.<>) ''),
+    tenant          text,
+    issued_before   timestamptz NOT NULL,
+    revoked_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    revoked_by      text,
+    revoked_by_role name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE warden.token_revocations IS 'Tokens revoked by warden.revoke_tokens(): an actor''s tokens issued before issued_before are refused (in tenant, or everywhere when it is NULL).';
+REVOKE ALL ON warden.token_revocations FROM PUBLIC;
+GRANT SELECT ON warden.token_revocations TO warden_guard;
+SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', '');
+-- warden::providers::revoke_tokens
+CREATE  FUNCTION "revoke_tokens"(
+	"actor" TEXT, /* Option < & str > */
+	"issued_before" timestamp with time zone DEFAULT now() /* Option < pgrx::datum::TimestampWithTimeZone > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'revoke_tokens_wrapper';

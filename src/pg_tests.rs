@@ -312,6 +312,143 @@ mod tests {
         assert_eq!(refused(&clerk(&kp2, "k2", "admin", "my-api")), "accepted");
     }
 
+    #[pg_test]
+    fn a_propelauth_token_lists_several_orgs_and_the_application_names_one() {
+        const ISS: &str = "https://auth.propel.example.test";
+        let (kp, jwk) = es256("p1");
+        Spi::run_with_args(
+            "SELECT warden.register_issuer($1, $2::text::jsonb, $3::text::jsonb)",
+            &[
+                ISS.into(),
+                serde_json::json!({"keys": [jwk]}).to_string().as_str().into(),
+                r#"{"actor": "user_id", "orgs": "org_id_to_org_member_info", "level": "user_role", "levels": {"Owner": "admin", "Admin": "admin", "Member": "write"}}"#.into(),
+            ],
+        )
+        .unwrap();
+        let now = now_secs();
+        let token = es256_token(
+            &kp,
+            "p1",
+            serde_json::json!({"iss": ISS, "user_id": "u-7", "exp": now + 60, "iat": now,
+                "org_id_to_org_member_info": {
+                    "1001": {"org_id": "1001", "user_role": "Owner"},
+                    "1002": {"org_id": "1002", "user_role": "Member"}}}),
+        );
+        Spi::run("CREATE ROLE pgt_propel").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_propel").unwrap();
+        let level_in = |tenant: Option<&str>| -> String {
+            PgTryBuilder::new(|| {
+                Spi::run_with_args(
+                    "SELECT warden.authenticate($1, $2)",
+                    &[token.as_str().into(), tenant.into()],
+                )
+                .unwrap();
+                text("SELECT warden.current_tenant_id() || ' ' || warden.current_actor_id() || ' ' || warden.current_level()")
+                    .unwrap()
+            })
+            .catch_others(crate::errors::caught_message)
+            .execute()
+        };
+        assert_eq!(level_in(Some("1001")), "1001 u-7 admin");
+        assert_eq!(level_in(Some("1002")), "1002 u-7 write");
+        assert!(level_in(Some("1003")).contains("does not grant tenant \"1003\""));
+        assert!(level_in(None).contains("name several organizations"));
+        // the carrier holds the choice; setting it by hand is no stronger than authenticate
+        let b64 = |t: &str| {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t)
+        };
+        let set = |carrier: String| -> String {
+            PgTryBuilder::new(|| {
+                Spi::run(&format!("SET LOCAL warden.context_token = '{carrier}'")).unwrap();
+                text("SELECT warden.current_tenant_id() || ' ' || warden.current_level()").unwrap()
+            })
+            .catch_others(crate::errors::caught_message)
+            .execute()
+        };
+        assert_eq!(set(format!("{token}.{}", b64("1002"))), "1002 write");
+        assert!(set(format!("{token}.{}", b64("1003"))).contains("does not grant tenant"));
+        assert!(set(format!("{token}.!!")).contains("malformed"));
+    }
+
+    #[pg_test]
+    fn revoke_tokens_signs_an_actor_out_by_issue_time_and_tenant() {
+        const ISS: &str = "https://idp.revoke.test";
+        let (kp, jwk) = es256("r1");
+        Spi::run_with_args(
+            "SELECT warden.register_issuer($1, $2::text::jsonb)",
+            &[
+                ISS.into(),
+                serde_json::json!({"keys": [jwk]})
+                    .to_string()
+                    .as_str()
+                    .into(),
+            ],
+        )
+        .unwrap();
+        let now = now_secs();
+        let tok = |sub: &str, tenant: &str, role: &str, iat: i64| {
+            es256_token(
+                &kp,
+                "r1",
+                serde_json::json!({"iss": ISS, "sub": sub, "tenant_id": tenant, "role": role,
+                    "iat": iat, "exp": now + 600}),
+            )
+        };
+        let auth = |t: &str| -> String {
+            PgTryBuilder::new(|| {
+                Spi::run_with_args("SELECT warden.authenticate($1)", &[t.into()]).unwrap();
+                "accepted".to_string()
+            })
+            .catch_others(crate::errors::caught_message)
+            .execute()
+        };
+        let revoke = |actor: &str, before: &str| -> String {
+            PgTryBuilder::new(|| {
+                Spi::run_with_args(
+                    &format!("SELECT warden.revoke_tokens($1, {before})"),
+                    &[actor.into()],
+                )
+                .unwrap();
+                "revoked".to_string()
+            })
+            .catch_others(crate::errors::caught_message)
+            .execute()
+        };
+        Spi::run("CREATE ROLE pgt_revoke").unwrap();
+        Spi::run("SET LOCAL ROLE pgt_revoke").unwrap();
+        // another member of the tenant, not an admin: refused
+        assert_eq!(auth(&tok("mallory", "t1", "write", now - 100)), "accepted");
+        assert!(revoke("alice", "now()").contains("is for the actor themself"));
+        assert!(revoke("alice", "now() + interval '1 hour'").contains("in the future"));
+        // the actor themself, for tokens issued before a minute ago: every tenant
+        let old_t1 = tok("alice", "t1", "write", now - 100);
+        let old_t2 = tok("alice", "t2", "write", now - 100);
+        let new_t1 = tok("alice", "t1", "write", now - 10);
+        assert_eq!(auth(&old_t1), "accepted");
+        assert_eq!(revoke("alice", "now() - interval '60 seconds'"), "revoked");
+        Spi::run("SELECT 1").unwrap();
+        assert!(auth(&old_t1).contains("were revoked"), "{}", auth(&old_t1));
+        assert!(auth(&old_t2).contains("were revoked"));
+        assert_eq!(auth(&new_t1), "accepted");
+        // an admin of t1 signs bob out of t1 only
+        let bob_t1 = tok("bob", "t1", "read", now - 5);
+        let bob_t2 = tok("bob", "t2", "read", now - 5);
+        assert_eq!(auth(&tok("admin-1", "t1", "admin", now - 5)), "accepted");
+        assert_eq!(revoke("bob", "now()"), "revoked");
+        assert!(auth(&bob_t1).contains("were revoked"));
+        assert_eq!(auth(&bob_t2), "accepted");
+        Spi::run("RESET ROLE").unwrap();
+        assert_eq!(
+            text("SELECT string_agg(actor || ':' || coalesce(tenant, '*') || ':' || revoked_by, ',' ORDER BY id) FROM warden.token_revocations").as_deref(),
+            Some("alice:*:alice,bob:t1:admin-1")
+        );
+        assert_eq!(
+            text("SELECT count(*)::text FROM (SELECT action FROM warden.audit_pending UNION ALL SELECT action FROM warden.audit_events) e WHERE action = 'revoke_tokens'").as_deref(),
+            Some("2")
+        );
+    }
+
     #[pg_test(
         error = "warden: warden.register_issuer() needs membership in warden_admin (current role: pgt_idp2)"
     )]

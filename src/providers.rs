@@ -24,6 +24,8 @@ pub enum ProviderError {
     Jwks { issuer: String, reason: String },
     #[error("issuer \"{0}\" is not registered")]
     NotRegistered(String),
+    #[error("warden.revoke_tokens() of actor \"{0}\" is for the actor themself, an admin of a tenant, warden_admin or a superuser")]
+    NotRevoker(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("{0}")]
@@ -34,7 +36,9 @@ impl SqlError for ProviderError {
     fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
-            ProviderError::NotAllowed(..) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            ProviderError::NotAllowed(..) | ProviderError::NotRevoker(_) => {
+                ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
             ProviderError::Invalid(_) | ProviderError::Jwks { .. } => {
                 ERRCODE_INVALID_PARAMETER_VALUE
             }
@@ -54,6 +58,9 @@ impl SqlError for ProviderError {
                 "Register the provider's published JWKS (its /.well-known/jwks.json, as scripts/sync_jwks.py fetches it): RSA keys of at least 2048 bits, EC P-256 or Ed25519 signing keys.".into()
             }
             ProviderError::NotRegistered(_) => "SELECT issuer FROM warden.issuers;".into(),
+            ProviderError::NotRevoker(_) => {
+                "Authenticate as that actor, or as an admin of the tenant to sign the actor out of (SELECT warden.authenticate($1)), then call it in the same transaction.".into()
+            }
             ProviderError::Record(_) => "ALTER EXTENSION warden UPDATE;".into(),
             ProviderError::Internal(_) => return None,
         })
@@ -194,5 +201,77 @@ fn unregister_issuer(issuer: Option<&str>) -> Result<(), ErrorReport> {
     }
     crate::catalog::invalidate(c"issuer_records");
     record("unregister_issuer", issuer, json!({}))?;
+    Ok(())
+}
+
+/// Sign-out everywhere: every token of `actor` issued before `issued_before` (default now) is
+/// refused from the next transaction of every session. Called by the actor themself (every
+/// tenant), by an admin-level context (the actor is signed out of that tenant only), or by
+/// warden_admin or a superuser (every tenant). API keys are not touched. An audit event.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn revoke_tokens(
+    actor: Option<&str>,
+    issued_before: default!(Option<pgrx::datum::TimestampWithTimeZone>, "now()"),
+) -> Result<(), ErrorReport> {
+    crate::errors::ensure_writable(c"warden.revoke_tokens()");
+    let actor = actor
+        .map(crate::types::ident::Ident::parse)
+        .transpose()
+        .map_err(|e| ProviderError::Invalid(format!("actor {e}")))?
+        .ok_or_else(|| ProviderError::Invalid("actor must not be NULL".into()))?;
+    let issued_before = issued_before
+        .ok_or_else(|| ProviderError::Invalid("issued_before must not be NULL".into()))?;
+    let future =
+        Spi::get_one_with_args::<bool>("SELECT $1 > pg_catalog.now()", &[issued_before.into()])
+            .map_err(|e| ProviderError::Internal(e.to_string()))?
+            .unwrap_or(true);
+    if future {
+        return Err(ProviderError::Invalid(
+            "issued_before must not be in the future: it revokes tokens already issued".into(),
+        )
+        .into());
+    }
+    let ctx = crate::context::current();
+    let tenant: Option<String> = if authorize("warden.revoke_tokens()").is_ok() {
+        None
+    } else {
+        match &ctx {
+            Some(c) if c.actor.as_str() == actor.as_str() => None,
+            Some(c) if c.level == crate::types::level::Level::Admin => {
+                Some(c.tenant.as_str().to_owned())
+            }
+            _ => return Err(ProviderError::NotRevoker(actor.into_string()).into()),
+        }
+    };
+    let by = ctx.as_ref().map(|c| c.actor.as_str().to_owned());
+    let role = crate::context::current_role_name();
+    privileged(|| {
+        Spi::connect_mut(|c| {
+            c.update(
+                "INSERT INTO warden.token_revocations (actor, tenant, issued_before, revoked_by, revoked_by_role)
+                 VALUES ($1, $2, $3, $4, $5)",
+                None,
+                &[
+                    actor.as_str().into(),
+                    tenant.clone().into(),
+                    issued_before.into(),
+                    by.into(),
+                    role.as_str().into(),
+                ],
+            )
+            .map(|_| ())
+        })
+    })?;
+    crate::catalog::invalidate(c"token_revocations");
+    if crate::audit::record::installed() {
+        let ev = NewEvent::in_context("revoke_tokens", Status::Success)
+            .resource("actor", Some(actor.as_str()))
+            .changes(
+                json!({ "issued_before": issued_before.to_iso_string(), "tenant": tenant })
+                    .to_string(),
+            );
+        crate::audit::record(&ev).map_err(ProviderError::from)?;
+    }
     Ok(())
 }

@@ -133,14 +133,21 @@ AS 'MODULE_PATHNAME', 'audit_queue_status_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:526
+-- src/context/mod.rs:626
+-- warden::context::authenticate
+-- Skipped due to `#[pgrx(sql = false)]`
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/context/mod.rs:590
 -- warden::context::authenticate
 CREATE  FUNCTION "authenticate"(
-	"token" TEXT /* Option < & str > */
+	"token" TEXT, /* Option < & str > */
+	"tenant" TEXT DEFAULT NULL /* Option < & str > */
 ) RETURNS VOID /* Result < (), ErrorReport > */
-VOLATILE PARALLEL UNSAFE
+VOLATILE PARALLEL UNSAFE 
 LANGUAGE c /* Rust */
-AS 'MODULE_PATHNAME', 'authenticate_wrapper';
+AS 'MODULE_PATHNAME', 'authenticate_in_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -167,7 +174,7 @@ AS 'MODULE_PATHNAME', 'classify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:756
+-- src/context/mod.rs:841
 -- warden::context::clear_context
 CREATE  FUNCTION "clear_context"() RETURNS VOID /* Result < (), ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -203,7 +210,7 @@ AS 'MODULE_PATHNAME', 'create_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:770
+-- src/context/mod.rs:855
 -- warden::context::current_actor
 -- requires:
 --   planner::_context_support
@@ -214,7 +221,7 @@ AS 'MODULE_PATHNAME', 'current_actor_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:782
+-- src/context/mod.rs:867
 -- warden::context::current_actor_id
 -- requires:
 --   planner::_context_support
@@ -225,7 +232,7 @@ AS 'MODULE_PATHNAME', 'current_actor_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:787
+-- src/context/mod.rs:872
 -- warden::context::current_level
 -- requires:
 --   planner::_context_support
@@ -236,7 +243,7 @@ AS 'MODULE_PATHNAME', 'current_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:764
+-- src/context/mod.rs:849
 -- warden::context::current_tenant
 -- requires:
 --   planner::_context_support
@@ -247,7 +254,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:776
+-- src/context/mod.rs:861
 -- warden::context::current_tenant_id
 -- requires:
 --   planner::_context_support
@@ -445,7 +452,7 @@ AS 'MODULE_PATHNAME', 'guard_schema_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:793
+-- src/context/mod.rs:878
 -- warden::context::has_level
 -- requires:
 --   planner::_context_support
@@ -598,7 +605,7 @@ AS 'MODULE_PATHNAME', 'reencrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/providers.rs:102
+-- src/providers.rs:109
 -- warden::providers::register_issuer
 CREATE  FUNCTION "register_issuer"(
 	"issuer" TEXT, /* Option < & str > */
@@ -653,6 +660,19 @@ AS 'MODULE_PATHNAME', 'revoke_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/providers.rs:211
+-- warden::providers::revoke_tokens
+CREATE  FUNCTION "revoke_tokens"(
+	"actor" TEXT, /* Option < & str > */
+	"issued_before" timestamp with time zone DEFAULT now() /* Option < pgrx :: datum :: TimestampWithTimeZone > */
+) RETURNS VOID /* Result < (), ErrorReport > */
+VOLATILE PARALLEL UNSAFE
+SET search_path TO pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'revoke_tokens_wrapper';
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/crypto/api.rs:437
 -- warden::crypto::api::rotate_key
 CREATE  FUNCTION "rotate_key"(
@@ -675,7 +695,7 @@ AS 'MODULE_PATHNAME', 'seal_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:678
+-- src/context/mod.rs:763
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" uuid, /* Option < Uuid > */
@@ -688,7 +708,7 @@ AS 'MODULE_PATHNAME', 'set_context_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:665
+-- src/context/mod.rs:750
 -- warden::context::set_context
 CREATE  FUNCTION "set_context"(
 	"tenant" TEXT, /* Option < & str > */
@@ -712,7 +732,7 @@ AS 'MODULE_PATHNAME', 'subject_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:802
+-- src/context/mod.rs:887
 -- warden::context::tenant_with_level
 -- requires:
 --   planner::_context_support
@@ -725,7 +745,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:815
+-- src/context/mod.rs:900
 -- warden::context::tenant_with_level_bigint
 -- requires:
 --   planner::_context_support
@@ -738,7 +758,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_bigint_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:821
+-- src/context/mod.rs:906
 -- warden::context::tenant_with_level_int
 -- requires:
 --   planner::_context_support
@@ -751,7 +771,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_int_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/context/mod.rs:808
+-- src/context/mod.rs:893
 -- warden::context::tenant_with_level_text
 -- requires:
 --   planner::_context_support
@@ -1645,6 +1665,25 @@ SELECT r.issuer,
   FROM warden.issuer_records r;
 COMMENT ON VIEW warden.issuers IS 'Registered identity providers: their key ids, algorithms and options, and who registered them when.';
 GRANT SELECT ON warden.issuers TO PUBLIC;
+
+-- Sign-out everywhere: warden.revoke_tokens() records that the tokens of an actor issued before a
+-- moment are refused, in one tenant (an admin of that tenant revoked them) or in every tenant
+-- (tenant NULL: the actor themself, warden_admin or a superuser). Read by every authentication as
+-- warden_guard; API keys are not tokens and are not affected.
+CREATE TABLE warden.token_revocations (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor           text NOT NULL CHECK (actor OPERATOR(pg_catalog.<>) ''),
+    tenant          text,
+    issued_before   timestamptz NOT NULL,
+    revoked_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    revoked_by      text,
+    revoked_by_role name NOT NULL DEFAULT CURRENT_USER
+);
+COMMENT ON TABLE warden.token_revocations IS 'Tokens revoked by warden.revoke_tokens(): an actor''s tokens issued before issued_before are refused (in tenant, or everywhere when it is NULL).';
+REVOKE ALL ON warden.token_revocations FROM PUBLIC;
+GRANT SELECT ON warden.token_revocations TO warden_guard;
+SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations', '');
+SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -1756,7 +1795,7 @@ AS 'MODULE_PATHNAME', 'unprotect_table_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/providers.rs:175
+-- src/providers.rs:182
 -- warden::providers::unregister_issuer
 CREATE  FUNCTION "unregister_issuer"(
 	"issuer" TEXT /* Option < & str > */

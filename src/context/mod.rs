@@ -29,6 +29,8 @@
 pub mod issuers;
 pub mod revocation;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -108,10 +110,22 @@ impl SqlError for ContextError {
                 "Tokens must be signed with HS256 and the secret in warden.jwt_secret."
             }
             ContextError::Token(JwtError::Revoked(_)) => {
-                "The account was deleted (warden.delete_account): tokens issued before the deletion are refused."
+                "The account was deleted (warden.delete_account) or its tokens revoked (warden.revoke_tokens): sign in again for a token issued after that moment."
             }
             ContextError::Token(JwtError::Audience(_) | JwtError::Issuer(_)) => {
                 "The token was issued for another audience or by another issuer (warden.jwt_audience, warden.jwt_issuer)."
+            }
+            ContextError::Token(JwtError::NoTenant(_)) => {
+                "Name the tenant: SELECT warden.authenticate($1, 'org_...'), one of the organizations the token lists."
+            }
+            ContextError::Token(JwtError::NotInToken(_)) => {
+                "The token's user is not a member of that tenant: name one of the organizations the token lists, or none for a token with a single tenant."
+            }
+            ContextError::Token(JwtError::Mfa(_)) => {
+                "Sign in again with a second factor: this issuer is registered with admin_requires_mfa, and an admin token without MFA is refused."
+            }
+            ContextError::Token(JwtError::Role { .. }) => {
+                "Map the provider's role in the issuer's levels option: SELECT warden.register_issuer(issuer, jwks, options || '{\"levels\": {\"<role>\": \"write\"}}')."
             }
             ContextError::Token(_) | ContextError::NoToken => {
                 "Pass a compact JWT with the claims tenant_id and sub (each a string or an integer: a uuid, a number or a provider's id), role (read|write|delete|admin) and exp."
@@ -235,6 +249,10 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
         };
     }
     let text = std::str::from_utf8(token).map_err(|_| JwtError::Malformed("token is not UTF-8"))?;
+    // The carrier of `authenticate(token, tenant)` is the token and, as a fourth part, the chosen
+    // tenant (base64url): whoever sets it could have called authenticate with that tenant.
+    let (text, chosen) = split_carrier(text)?;
+    let chosen = chosen.as_deref();
     // A token of a registered identity provider is verified with that provider's keys; an HS256
     // token with the server secret, unless it claims a registered issuer (the classic confusion:
     // HS256 signed with a provider's public key as the secret).
@@ -252,7 +270,7 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
         };
         if let Some(issuer) = registered {
             let iss = peek.iss.as_deref().unwrap_or_default();
-            let claims = jwt::verify_issued(text, iss, &issuer.keys, &issuer.options, now)?;
+            let claims = jwt::verify_issued(text, iss, &issuer.keys, &issuer.options, now, chosen)?;
             let claims = not_deleted(claims)?;
             remember(token, claims.clone());
             return Ok(claims);
@@ -278,21 +296,63 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
             },
         )
     })??;
+    if let Some(c) = chosen {
+        if c != claims.tenant.as_str() {
+            return Err(JwtError::NotInToken(c.chars().take(255).collect()));
+        }
+    }
     let claims = not_deleted(claims)?;
     remember(token, claims.clone());
     Ok(claims)
 }
 
+/// The token and the tenant chosen for it (see [`carrier`]).
+fn split_carrier(text: &str) -> Result<(&str, Option<String>), JwtError> {
+    match text.match_indices('.').nth(2) {
+        None => Ok((text, None)),
+        Some((i, _)) => {
+            let t = URL_SAFE_NO_PAD
+                .decode(&text[i + 1..])
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .filter(|t| !t.is_empty())
+                .ok_or(JwtError::Malformed(
+                    "the chosen tenant is not base64url text",
+                ))?;
+            Ok((&text[..i], Some(t)))
+        }
+    }
+}
+
+/// What `warden.context_token` carries: the token, and the chosen tenant when one is named.
+fn carrier(token: &str, tenant: Option<&str>) -> String {
+    match tenant {
+        None => token.to_owned(),
+        Some(t) => format!("{token}.{}", URL_SAFE_NO_PAD.encode(t)),
+    }
+}
+
 /// Refuses the claims of an account deleted after the token was issued (warden.delete_account).
 fn not_deleted(claims: Claims) -> Result<Claims, JwtError> {
     match crate::context::revocation::deleted_before(&claims.actor, claims.iat) {
-        Ok(None) => Ok(claims),
+        Ok(None) => Ok(()),
         Ok(Some(at)) => Err(JwtError::Revoked(format!(
             "the account of {} was deleted at {at} (Unix time), after this token was issued",
             claims.actor
         ))),
         Err(e) => Err(JwtError::Revoked(format!(
             "whether the account of {} was deleted cannot be determined ({e})",
+            claims.actor
+        ))),
+    }?;
+    match crate::context::revocation::revoked_before(&claims.actor, &claims.tenant, claims.iat) {
+        Ok(None) => Ok(claims),
+        Ok(Some(at)) => Err(JwtError::Revoked(format!(
+            "the tokens of {} issued before {at} (Unix time) were revoked (warden.revoke_tokens)",
+            claims.actor
+        ))),
+        Err(e) => Err(JwtError::Revoked(format!(
+            "whether the tokens of {} were revoked cannot be determined ({e})",
             claims.actor
         ))),
     }
@@ -524,13 +584,25 @@ fn from_pg(u: Uuid) -> uuid::Uuid {
     uuid::Uuid::from_bytes(*u)
 }
 
-/// Verifies an HS256 JWT and makes its claims this transaction's context.
-#[pg_extern(volatile, parallel_unsafe)]
-fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
+/// Verifies a JWT (HS256 with the server secret, or signed by a registered issuer) and makes its
+/// claims this transaction's context; `tenant` chooses one of the organizations of a token that
+/// names several (an issuer registered with `orgs`), and must otherwise be the token's own.
+#[pg_extern(name = "authenticate", volatile, parallel_unsafe)]
+fn authenticate_in(
+    token: Option<&str>,
+    tenant: default!(Option<&str>, "NULL"),
+) -> Result<(), ErrorReport> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         audit_failure(None, &ContextError::NoToken, None);
         return Err(ContextError::NoToken.into());
     };
+    if token.matches('.').count() != 2 {
+        let e = ContextError::Token(JwtError::Malformed("expected three dot-separated parts"));
+        audit_failure(Some(token), &e, None);
+        return Err(e.into());
+    }
+    let carried = carrier(token, tenant);
+    let token = carried.as_str();
     // verify() leaves the token in the cache, where the check hook finds it
     let claims = match verify(token.as_bytes(), now_secs()) {
         Ok(c) => c,
@@ -547,6 +619,13 @@ fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
         }
     }
     Ok(())
+}
+
+/// warden 0.1.0-0.5.0's `authenticate(text)`: kept so that a database not yet updated works with
+/// this library until `ALTER EXTENSION warden UPDATE` (no SQL is generated for it).
+#[pg_extern(sql = false)]
+fn authenticate(token: Option<&str>) -> Result<(), ErrorReport> {
+    authenticate_in(token, None)
 }
 
 /// A failed authentication, as this floor reports it to the event path (see [`Sink`]).
@@ -596,6 +675,10 @@ pub fn audit_failure(token: Option<&str>, e: &ContextError, via: Option<&str>) {
                 | JwtError::Audience(_)
                 | JwtError::Issuer(_)
                 | JwtError::Revoked(_)
+                | JwtError::NoTenant(_)
+                | JwtError::NotInToken(_)
+                | JwtError::Mfa(_)
+                | JwtError::Role { .. }
         )
     );
     let configuration = matches!(e, ContextError::Token(j) if j.is_configuration());

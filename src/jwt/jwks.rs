@@ -319,6 +319,21 @@ pub struct Options {
     pub levels: Option<Vec<(String, String)>>,
     /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: i64,
+    /// A path to an object keyed by tenant (PropelAuth's `org_id_to_org_member_info`): the
+    /// application names the tenant, and `level` is read inside its entry.
+    pub orgs: Option<String>,
+    /// MFA is proven when a value at this path (each element of an array, a step into an array
+    /// applying to each element) equals one of these.
+    pub mfa: Option<Mfa>,
+    /// No admin level without proven MFA: such a token is refused.
+    pub admin_requires_mfa: bool,
+}
+
+/// How an issuer's tokens prove a second factor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mfa {
+    pub path: String,
+    pub any_of: Vec<Value>,
 }
 
 impl Default for Options {
@@ -330,6 +345,9 @@ impl Default for Options {
             level: "role".into(),
             levels: None,
             leeway: 30,
+            orgs: None,
+            mfa: None,
+            admin_requires_mfa: false,
         }
     }
 }
@@ -386,8 +404,45 @@ pub fn parse_options(v: &Value) -> Result<Options, String> {
                     .filter(|l| (0..=MAX_LEEWAY).contains(l))
                     .ok_or_else(|| format!("leeway_seconds must be an integer from 0 to {MAX_LEEWAY}"))?;
             }
-            other => return Err(format!("unknown option \"{other}\" (audience, tenant, actor, level, levels, leeway_seconds)")),
+            "orgs" => {
+                o.orgs = Some(
+                    val.as_str()
+                        .filter(|s| !s.is_empty())
+                        .ok_or("orgs must be a claim path (a non-empty string) to an object keyed by tenant")?
+                        .to_owned(),
+                );
+            }
+            "mfa" => {
+                let m = val
+                    .as_object()
+                    .ok_or(r#"mfa must be an object: {"path": "amr", "any_of": ["mfa"]}"#)?;
+                let path = m
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .ok_or("mfa.path must be a claim path (a non-empty string)")?
+                    .to_owned();
+                let any_of = match m.get("any_of") {
+                    Some(Value::Array(a))
+                        if !a.is_empty() && a.iter().all(|x| x.is_string() || x.is_number() || x.is_boolean()) =>
+                    {
+                        a.clone()
+                    }
+                    _ => return Err("mfa.any_of must be a non-empty array of strings, numbers or booleans".into()),
+                };
+                if let Some(k) = m.keys().find(|k| *k != "path" && *k != "any_of") {
+                    return Err(format!("unknown mfa option \"{k}\" (path, any_of)"));
+                }
+                o.mfa = Some(Mfa { path, any_of });
+            }
+            "admin_requires_mfa" => {
+                o.admin_requires_mfa = val.as_bool().ok_or("admin_requires_mfa must be true or false")?;
+            }
+            other => return Err(format!("unknown option \"{other}\" (audience, tenant, actor, level, levels, orgs, mfa, admin_requires_mfa, leeway_seconds)")),
         }
+    }
+    if o.admin_requires_mfa && o.mfa.is_none() {
+        return Err(r#"admin_requires_mfa needs mfa: how the tokens prove a second factor ({"path": "amr", "any_of": ["mfa"]})"#.into());
     }
     Ok(o)
 }
@@ -407,6 +462,61 @@ pub fn claim_at<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
         }
     }
     None
+}
+
+/// Every value at a dotted path, a step into an array applying to each element, and an array at
+/// the end contributing its elements (`amr` → `["pwd", "mfa"]`; `amr.method` →
+/// `[{"method": "totp"}]`'s `"totp"`).
+pub fn claims_at<'a>(v: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(a) => {
+            for x in a {
+                claims_at(x, path, out);
+            }
+        }
+        Value::Object(obj) => {
+            if let Some(x) = obj.get(path) {
+                match x {
+                    Value::Array(a) => out.extend(a.iter()),
+                    x => out.push(x),
+                }
+                return;
+            }
+            for (i, _) in path.match_indices('.') {
+                if let Some(inner) = obj.get(&path[..i]) {
+                    let before = out.len();
+                    claims_at(inner, &path[i + 1..], out);
+                    if out.len() > before {
+                        return;
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the token proves a second factor by the issuer's `mfa` option (false without one).
+pub fn mfa_proven(o: &Options, payload: &Value) -> bool {
+    let Some(m) = &o.mfa else { return false };
+    let mut found = Vec::new();
+    claims_at(payload, &m.path, &mut found);
+    found.iter().any(|v| m.any_of.contains(v))
+}
+
+/// The warden level of a role claim: a string is one role; an array (Keycloak's
+/// `realm_access.roles`, Cognito's `cognito:groups`) grants the highest level any of its roles
+/// maps to, roles that map to nothing being ignored. None: no role maps.
+pub fn level_of_claim(o: &Options, v: &Value) -> Option<&'static str> {
+    match v {
+        Value::String(role) => level_of(o, role),
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .filter_map(|r| level_of(o, r))
+            .max_by_key(|l| LEVELS.iter().position(|x| x == l)),
+        _ => None,
+    }
 }
 
 /// The warden level of a provider's role, by the issuer's `levels` map (a role it does not map:

@@ -111,6 +111,12 @@ pub enum JwtError {
     InvalidPath { path: String, reason: String },
     #[error("token role \"{role}\" maps to no warden level for issuer \"{issuer}\"")]
     Role { issuer: String, role: String },
+    #[error("tokens of issuer \"{0}\" name several organizations: the tenant must be chosen")]
+    NoTenant(String),
+    #[error("token does not grant tenant \"{0}\"")]
+    NotInToken(String),
+    #[error("issuer \"{0}\" requires MFA for the admin level and this token does not prove a second factor")]
+    Mfa(String),
 }
 
 impl JwtError {
@@ -196,9 +202,8 @@ pub fn claimed_identity(token: &str) -> (Option<String>, Option<String>) {
         return (None, None);
     }
     let mut parts = token.split('.');
-    let (Some(_), Some(p64), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    // (a fourth part is the carrier's chosen tenant)
+    let (Some(_), Some(p64), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
         return (None, None);
     };
     let Ok(json) = decode_part(p64, "") else {
@@ -485,6 +490,7 @@ pub fn verify_issued(
     keys: &[crate::jwt::jwks::Key],
     o: &crate::jwt::jwks::Options,
     now: i64,
+    chosen: Option<&str>,
 ) -> Result<Claims, JwtError> {
     use crate::jwt::jwks::SignatureError;
     let peek = peek(token)?;
@@ -541,22 +547,57 @@ pub fn verify_issued(
             return Err(JwtError::Audience(o.audience.join("\" or \"")));
         }
     }
-    let tenant = ident_at(&payload, &o.tenant)?;
+    let (tenant, entry) = match &o.orgs {
+        Some(orgs) => {
+            let chosen = chosen.ok_or_else(|| JwtError::NoTenant(issuer.to_owned()))?;
+            let map = crate::jwt::jwks::claim_at(&payload, orgs)
+                .ok_or_else(|| JwtError::MissingPath(orgs.clone()))?
+                .as_object()
+                .ok_or_else(|| JwtError::InvalidPath {
+                    path: orgs.clone(),
+                    reason: "not an object keyed by tenant".into(),
+                })?;
+            let entry = map
+                .get(chosen)
+                .ok_or_else(|| JwtError::NotInToken(chosen.chars().take(255).collect()))?;
+            let tenant = Ident::parse(chosen).map_err(|e| JwtError::InvalidPath {
+                path: orgs.clone(),
+                reason: format!("the tenant {e}"),
+            })?;
+            (tenant, entry)
+        }
+        None => {
+            let tenant = ident_at(&payload, &o.tenant)?;
+            if let Some(c) = chosen {
+                if c != tenant.as_str() {
+                    return Err(JwtError::NotInToken(c.chars().take(255).collect()));
+                }
+            }
+            (tenant, &payload)
+        }
+    };
     let actor = ident_at(&payload, &o.actor)?;
-    let role = crate::jwt::jwks::claim_at(&payload, &o.level)
-        .ok_or_else(|| JwtError::MissingPath(o.level.clone()))?
-        .as_str()
-        .ok_or_else(|| JwtError::InvalidPath {
+    let role = crate::jwt::jwks::claim_at(entry, &o.level)
+        .ok_or_else(|| JwtError::MissingPath(o.level.clone()))?;
+    if !(role.is_string() || role.is_array()) {
+        return Err(JwtError::InvalidPath {
             path: o.level.clone(),
-            reason: "not a string".into(),
-        })?;
-    let level = crate::jwt::jwks::level_of(o, role)
+            reason: "not a string or an array of strings".into(),
+        });
+    }
+    let level = crate::jwt::jwks::level_of_claim(o, role)
         .ok_or_else(|| JwtError::Role {
             issuer: issuer.to_owned(),
-            role: role.chars().take(64).collect(),
+            role: match role {
+                Value::String(r) => r.chars().take(64).collect(),
+                other => other.to_string().chars().take(64).collect(),
+            },
         })?
         .parse::<Level>()
         .map_err(|e| invalid("role", &e.to_string()))?;
+    if level == Level::Admin && o.admin_requires_mfa && !crate::jwt::jwks::mfa_proven(o, &payload) {
+        return Err(JwtError::Mfa(issuer.to_owned()));
+    }
     Ok(Claims {
         tenant,
         actor,
@@ -1072,5 +1113,187 @@ mod tests {
         let good = raw(HS256, &payload(""), SECRET);
         let longer = format!("{good}{}", "A".repeat(40));
         assert_eq!(verify(&longer, &expect()), Err(JwtError::BadSignature));
+    }
+
+    /// Provider-shaped tokens of a registered (Ed25519) issuer: the options read each shape.
+    mod providers {
+        use super::*;
+        use crate::jwt::jwks::{parse, parse_options, Options};
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        use serde_json::json;
+
+        fn issuer() -> (Ed25519KeyPair, Vec<crate::jwt::jwks::Key>) {
+            let rng = ring::rand::SystemRandom::new();
+            let kp =
+                Ed25519KeyPair::from_pkcs8(Ed25519KeyPair::generate_pkcs8(&rng).unwrap().as_ref())
+                    .unwrap();
+            let jwk = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",
+                "x": URL_SAFE_NO_PAD.encode(kp.public_key().as_ref())}]});
+            (kp, parse(&jwk).unwrap().keys)
+        }
+
+        fn token(kp: &Ed25519KeyPair, payload: Value) -> String {
+            let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"EdDSA","kid":"k1"}"#);
+            let p = URL_SAFE_NO_PAD.encode(payload.to_string());
+            let sig = kp.sign(format!("{h}.{p}").as_bytes());
+            format!("{h}.{p}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+        }
+
+        fn opts(v: Value) -> Options {
+            parse_options(&v).unwrap()
+        }
+
+        fn check(
+            kp: &Ed25519KeyPair,
+            keys: &[crate::jwt::jwks::Key],
+            o: &Options,
+            payload: Value,
+            chosen: Option<&str>,
+        ) -> Result<(String, String, Level), JwtError> {
+            let mut p = payload;
+            p["exp"] = json!(NOW + 60);
+            verify_issued(&token(kp, p), "https://idp.test", keys, o, NOW, chosen)
+                .map(|c| (c.tenant.into_string(), c.actor.into_string(), c.level))
+        }
+
+        #[test]
+        fn propelauth_one_token_several_orgs_the_application_names_the_tenant() {
+            let (kp, keys) = issuer();
+            let o = opts(
+                json!({"actor": "user_id", "orgs": "org_id_to_org_member_info",
+                "level": "user_role", "levels": {"Owner": "admin", "Admin": "admin", "Member": "write"}}),
+            );
+            let p = json!({"user_id": "u-1", "org_id_to_org_member_info": {
+                "org-a": {"org_id": "org-a", "user_role": "Owner"},
+                "org-b": {"org_id": "org-b", "user_role": "Member"}}});
+            assert_eq!(
+                check(&kp, &keys, &o, p.clone(), Some("org-a")),
+                Ok(("org-a".into(), "u-1".into(), Level::Admin))
+            );
+            assert_eq!(
+                check(&kp, &keys, &o, p.clone(), Some("org-b")),
+                Ok(("org-b".into(), "u-1".into(), Level::Write))
+            );
+            assert_eq!(
+                check(&kp, &keys, &o, p.clone(), Some("org-c")),
+                Err(JwtError::NotInToken("org-c".into()))
+            );
+            assert_eq!(
+                check(&kp, &keys, &o, p, None),
+                Err(JwtError::NoTenant("https://idp.test".into()))
+            );
+        }
+
+        #[test]
+        fn a_chosen_tenant_must_be_the_tokens_own_without_orgs() {
+            let (kp, keys) = issuer();
+            let o = opts(json!({"tenant": "o.id", "level": "o.rol"}));
+            let p = json!({"sub": "user_1", "o": {"id": "org_1", "rol": "admin"}});
+            assert!(check(&kp, &keys, &o, p.clone(), Some("org_1")).is_ok());
+            assert_eq!(
+                check(&kp, &keys, &o, p, Some("org_2")),
+                Err(JwtError::NotInToken("org_2".into()))
+            );
+        }
+
+        #[test]
+        fn keycloak_and_cognito_role_arrays_grant_the_highest_mapped_level() {
+            let (kp, keys) = issuer();
+            let o = opts(
+                json!({"tenant": "organization", "level": "realm_access.roles",
+                "levels": {"app-reader": "read", "app-editor": "write"}}),
+            );
+            let p = json!({"sub": "kc-1", "organization": "acme",
+                "realm_access": {"roles": ["offline_access", "app-reader", "app-editor"]}});
+            assert_eq!(check(&kp, &keys, &o, p, None).unwrap().2, Level::Write);
+            let p = json!({"sub": "kc-1", "organization": "acme",
+                "realm_access": {"roles": ["offline_access", "uma_authorization"]}});
+            assert!(matches!(
+                check(&kp, &keys, &o, p, None),
+                Err(JwtError::Role { .. })
+            ));
+            // Cognito: a key with a colon, no aud
+            let o = opts(json!({"tenant": "custom:tenant", "level": "cognito:groups",
+                "levels": {"admins": "admin", "staff": "write"}}));
+            let p = json!({"sub": "c-1", "client_id": "abc", "custom:tenant": "t1",
+                "cognito:groups": ["staff"]});
+            assert_eq!(check(&kp, &keys, &o, p, None).unwrap().2, Level::Write);
+        }
+
+        #[test]
+        fn admin_requires_mfa_refuses_an_admin_token_without_a_second_factor() {
+            let (kp, keys) = issuer();
+            // Supabase: amr is an array of objects; Auth0: an array of strings
+            let supa = opts(
+                json!({"tenant": "app_metadata.tenant_id", "level": "app_metadata.role",
+                "audience": "authenticated", "mfa": {"path": "amr.method", "any_of": ["totp", "phone"]},
+                "admin_requires_mfa": true}),
+            );
+            let p = |role: &str, amr: Value| {
+                json!({"sub": "s-1", "aud": "authenticated",
+                "app_metadata": {"tenant_id": "t1", "role": role}, "amr": amr})
+            };
+            let pwd = json!([{"method": "password", "timestamp": 1}]);
+            let totp =
+                json!([{"method": "password", "timestamp": 1}, {"method": "totp", "timestamp": 2}]);
+            assert_eq!(
+                check(&kp, &keys, &supa, p("admin", pwd.clone()), None),
+                Err(JwtError::Mfa("https://idp.test".into()))
+            );
+            assert_eq!(
+                check(&kp, &keys, &supa, p("admin", totp), None).unwrap().2,
+                Level::Admin
+            );
+            // below admin, no MFA is needed
+            assert_eq!(
+                check(&kp, &keys, &supa, p("write", pwd), None).unwrap().2,
+                Level::Write
+            );
+            let auth0 = opts(
+                json!({"tenant": "org_id", "level": "https://example.test/role",
+                "mfa": {"path": "amr", "any_of": ["mfa"]}, "admin_requires_mfa": true}),
+            );
+            let p = |amr: Value| {
+                json!({"sub": "auth0|1", "org_id": "org_abc",
+                "https://example.test/role": "admin", "amr": amr})
+            };
+            assert_eq!(
+                check(&kp, &keys, &auth0, p(json!(["mfa"])), None)
+                    .unwrap()
+                    .2,
+                Level::Admin
+            );
+            assert_eq!(
+                check(&kp, &keys, &auth0, p(json!(["pwd"])), None),
+                Err(JwtError::Mfa("https://idp.test".into()))
+            );
+            assert_eq!(
+                check(
+                    &kp,
+                    &keys,
+                    &auth0,
+                    json!({"sub": "auth0|1", "org_id": "org_abc",
+                    "https://example.test/role": "admin"}),
+                    None
+                ),
+                Err(JwtError::Mfa("https://idp.test".into()))
+            );
+        }
+
+        #[test]
+        fn mfa_options_are_checked() {
+            assert!(parse_options(&json!({"admin_requires_mfa": true})).is_err());
+            assert!(parse_options(&json!({"mfa": {"path": "amr"}})).is_err());
+            assert!(parse_options(&json!({"mfa": {"path": "amr", "any_of": []}})).is_err());
+            assert!(
+                parse_options(&json!({"mfa": {"path": "amr", "any_of": ["mfa"], "x": 1}})).is_err()
+            );
+            assert!(parse_options(&json!({"orgs": 3})).is_err());
+            assert!(
+                parse_options(&json!({"mfa": {"path": "aal", "any_of": ["aal2"]},
+                "admin_requires_mfa": true, "orgs": "orgs"}))
+                .is_ok()
+            );
+        }
     }
 }
