@@ -37,6 +37,9 @@ pub static REAUTH_WINDOW: GucSetting<i32> = GucSetting::<i32>::new(300);
 pub static KEY_STALE_AFTER: GucSetting<i32> = GucSetting::<i32>::new(90 * 86400);
 /// The file holding the master key that wraps every data key of warden.encrypt (64 hex digits).
 pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// No context (authenticate, authenticate_key, set_context, SET LOCAL of the carrier) on a
+/// connection without TLS 1.2 or later.
+pub static REQUIRE_TLS: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
 pub static PSEUDONYM_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -204,6 +207,14 @@ pub fn init() {
         i32::MAX,
         GucContext::Userset,
         GucFlags::UNIT_S,
+    );
+    GucRegistry::define_bool_guc(
+        c"warden.require_tls",
+        c"Refuses to establish a warden context on a connection without TLS 1.2 or later.",
+        c"Unix sockets included. Superuser-only; per database with ALTER DATABASE ... SET warden.require_tls = on.",
+        &REQUIRE_TLS,
+        GucContext::Suset,
+        GucFlags::empty(),
     );
     GucRegistry::define_string_guc(
         c"warden.master_key_file",

@@ -28,10 +28,12 @@
 
 pub mod issuers;
 pub mod revocation;
+pub mod transport;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,6 +75,8 @@ pub enum ContextError {
     Mint(JwtError),
     #[error("warden.context_token is transaction-local: it cannot be {0}")]
     NotTransactional(&'static str),
+    #[error("no context without TLS: {0}, and warden.require_tls is on")]
+    NoTls(String),
     #[error("internal error: {0}")]
     Utility(String),
 }
@@ -84,7 +88,7 @@ impl SqlError for ContextError {
             ContextError::Token(e) | ContextError::Mint(e) if e.is_configuration() => {
                 ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
-            ContextError::Token(_) | ContextError::NoToken => {
+            ContextError::Token(_) | ContextError::NoToken | ContextError::NoTls(_) => {
                 ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION
             }
             ContextError::NotSetter(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -138,6 +142,9 @@ impl SqlError for ContextError {
             ContextError::NotTransactional(_) => {
                 "Authenticate in every transaction: SELECT warden.authenticate($1), or SET LOCAL warden.context_token = $1, between BEGIN and COMMIT."
             }
+            ContextError::NoTls(_) => {
+                "Connect with TLS 1.2 or later (sslmode=require, or verify-full with the server's CA), over TCP: a Unix socket has no TLS. Poolers must use TLS to the server too (PgBouncer: server_tls_sslmode = require)."
+            }
             ContextError::Null(_) | ContextError::Mint(_) | ContextError::Utility(_) => return None,
         };
         Some(h.to_string())
@@ -145,19 +152,55 @@ impl SqlError for ContextError {
 }
 crate::errors::sql_error!(ContextError);
 
-/// The last token verified in this backend, with the generation of the verification settings it
-/// was verified under (secret, audience, issuer, leeway).
-struct Cached {
-    token: Vec<u8>,
+/// Tokens verified in this backend, by the SHA-256 of the token (the token itself is not kept),
+/// under the generation of the verification settings (secret, audience, issuer, leeway) and of
+/// the issuer registry (a rotated JWKS) they were verified under: a pooled connection that sees a
+/// token again pays a hash and a lookup, not a signature check. An entry lasts until its `exp`
+/// (plus the leeway); at most [`CACHE_ENTRIES`] are kept.
+struct Cache {
     config: u64,
-    /// `catalog`'s generation when it was verified: a changed issuer registry (a rotated JWKS)
-    /// verifies the token again.
     registry: u64,
-    claims: Claims,
+    entries: HashMap<[u8; 32], Verified>,
 }
 
+/// Verified claims and the clock skew their issuer allows (`warden.jwt_leeway` for HS256 tokens,
+/// the issuer's `leeway_seconds` for a registered provider's): what the validity window of a cached
+/// verdict is checked with.
+#[derive(Clone)]
+struct Verified {
+    claims: Claims,
+    leeway: i64,
+}
+
+/// Enough for every client of a pooled server connection; a full cache drops its expired entries,
+/// then everything (verifying a token again is correct, only slower).
+const CACHE_ENTRIES: usize = 1024;
+
 thread_local! {
-    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Cache> = RefCell::new(Cache {
+        config: 0,
+        registry: 0,
+        entries: HashMap::new(),
+    });
+}
+
+fn token_hash(token: &[u8]) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, token);
+    let mut h = [0u8; 32];
+    h.copy_from_slice(d.as_ref());
+    h
+}
+
+/// The claims of `token` when this backend verified it under the current settings.
+fn cached(token: &[u8]) -> Option<Verified> {
+    let config = gucs::config_generation();
+    let registry = crate::catalog::generation();
+    CACHE.with_borrow(|c| {
+        if c.config != config || c.registry != registry || c.entries.is_empty() {
+            return None;
+        }
+        c.entries.get(&token_hash(token)).cloned()
+    })
 }
 
 pub(crate) fn now_secs() -> i64 {
@@ -182,27 +225,26 @@ fn leeway() -> i64 {
     i64::from(gucs::JWT_LEEWAY.get())
 }
 
-/// Stores a verified token in the cache, reusing its buffers (one entry: the common case is one
-/// token per transaction, read by every statement of that transaction).
-fn remember(token: &[u8], claims: Claims) {
+/// Stores a verified token in the cache.
+fn remember(token: &[u8], claims: Claims, leeway: i64) {
     let config = gucs::config_generation();
     let registry = crate::catalog::generation();
-    CACHE.with_borrow_mut(|cache| match cache {
-        Some(entry) => {
-            entry.token.clear();
-            entry.token.extend_from_slice(token);
-            entry.config = config;
-            entry.registry = registry;
-            entry.claims = claims;
+    let now = now_secs();
+    CACHE.with_borrow_mut(|c| {
+        if c.config != config || c.registry != registry {
+            c.entries.clear();
+            c.config = config;
+            c.registry = registry;
         }
-        None => {
-            *cache = Some(Cached {
-                token: token.to_vec(),
-                config,
-                registry,
-                claims,
-            })
+        if c.entries.len() >= CACHE_ENTRIES {
+            c.entries
+                .retain(|_, v| now < v.claims.exp.saturating_add(v.leeway));
+            if c.entries.len() >= CACHE_ENTRIES {
+                c.entries.clear();
+            }
         }
+        c.entries
+            .insert(token_hash(token), Verified { claims, leeway });
     })
 }
 
@@ -231,18 +273,16 @@ fn with_key<R>(f: impl FnOnce(&Key) -> R) -> Result<R, JwtError> {
 /// under the same settings before is answered from the cache (only its validity window is checked
 /// again).
 fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
-    let config = gucs::config_generation();
-    let registry = crate::catalog::generation();
-    let hit = CACHE.with_borrow(|c| {
-        c.as_ref()
-            .filter(|c| c.config == config && c.registry == registry && c.token == token)
-            .map(|c| c.claims.clone())
-    });
-    if let Some(claims) = hit {
+    verify_full(token, now).map(|v| v.claims)
+}
+
+/// [`verify`], with the leeway the claims were verified with.
+fn verify_full(token: &[u8], now: i64) -> Result<Verified, JwtError> {
+    if let Some(Verified { claims, leeway }) = cached(token) {
         // A cached token verified once; the window is re-checked (it was valid then).
-        return if claims.valid_at(now, leeway()) {
-            not_deleted(claims)
-        } else if now >= claims.exp.saturating_add(leeway()) {
+        return if claims.valid_at(now, leeway) {
+            not_deleted(claims).map(|claims| Verified { claims, leeway })
+        } else if now >= claims.exp.saturating_add(leeway) {
             Err(JwtError::Expired(claims.exp))
         } else {
             Err(JwtError::NotYetValid(claims.nbf.unwrap_or(now)))
@@ -272,8 +312,9 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
             let iss = peek.iss.as_deref().unwrap_or_default();
             let claims = jwt::verify_issued(text, iss, &issuer.keys, &issuer.options, now, chosen)?;
             let claims = not_deleted(claims)?;
-            remember(token, claims.clone());
-            return Ok(claims);
+            let leeway = issuer.options.leeway;
+            remember(token, claims.clone(), leeway);
+            return Ok(Verified { claims, leeway });
         }
         if jwt::is_asymmetric(&peek.alg) {
             return Err(match peek.iss {
@@ -302,8 +343,11 @@ fn verify(token: &[u8], now: i64) -> Result<Claims, JwtError> {
         }
     }
     let claims = not_deleted(claims)?;
-    remember(token, claims.clone());
-    Ok(claims)
+    remember(token, claims.clone(), leeway());
+    Ok(Verified {
+        claims,
+        leeway: leeway(),
+    })
 }
 
 /// The token and the tenant chosen for it (see [`carrier`]).
@@ -363,12 +407,12 @@ struct Verdict {
     lxid: pg_sys::LocalTransactionId,
     carrier: u64,
     config: u64,
-    claims: Option<Claims>,
+    verified: Option<Verified>,
 }
 
 thread_local! {
     static VERDICT: RefCell<Verdict> = const {
-        RefCell::new(Verdict { lxid: 0, carrier: 0, config: 0, claims: None })
+        RefCell::new(Verdict { lxid: 0, carrier: 0, config: 0, verified: None })
     };
 }
 
@@ -403,15 +447,17 @@ pub fn current() -> Option<Claims> {
     let config = gucs::config_generation();
     let hit = VERDICT.with_borrow(|v| {
         (lxid != 0 && v.lxid == lxid && v.carrier == carrier && v.config == config)
-            .then(|| v.claims.clone())
+            .then(|| v.verified.clone())
     });
-    if let Some(claims) = hit {
-        return claims.filter(|c| statement_start_secs() < c.exp.saturating_add(leeway()));
+    if let Some(verified) = hit {
+        return verified
+            .filter(|v| statement_start_secs() < v.claims.exp.saturating_add(v.leeway))
+            .map(|v| v.claims);
     }
-    let claims = if gucs::carrier_is_transaction_local() {
+    let verified = if gucs::carrier_is_transaction_local() {
         gucs::with_bytes(&gucs::CONTEXT_TOKEN, |token| {
             (!token.is_empty())
-                .then(|| verify(token, now_secs()).ok())
+                .then(|| verify_full(token, now_secs()).ok())
                 .flatten()
         })
     } else {
@@ -421,9 +467,9 @@ pub fn current() -> Option<Claims> {
         lxid,
         carrier,
         config,
-        claims: claims.clone(),
+        verified: verified.clone(),
     });
-    claims
+    verified.map(|v| v.claims)
 }
 
 /// The verification a value of the carrier gets, as an error: used by the utility hook so that a
@@ -495,6 +541,9 @@ pub unsafe extern "C-unwind" fn check_carrier(
             ))
         }
     }
+    if let Err(e) = require_tls(std::str::from_utf8(value).ok()) {
+        return refuse(e);
+    }
     match verify(value, now_secs()) {
         Ok(_) => true,
         Err(e) => {
@@ -540,7 +589,7 @@ fn run_utility(sql: &CStr) -> Result<(), ContextError> {
 /// so that Citus forwards it to every worker node the transaction uses.
 fn install(token: &str, verified: Option<Claims>) -> Result<(), ContextError> {
     if let Some(claims) = verified {
-        remember(token.as_bytes(), claims);
+        remember(token.as_bytes(), claims, leeway());
     }
     // Verified tokens are base64url and dots only: safe inside a quoted literal, and never a NUL.
     if !token
@@ -601,6 +650,7 @@ fn authenticate_in(
         audit_failure(Some(token), &e, None);
         return Err(e.into());
     }
+    require_tls(Some(token))?;
     let carried = carrier(token, tenant);
     let token = carried.as_str();
     // verify() leaves the token in the cache, where the check hook finds it
@@ -619,6 +669,20 @@ fn authenticate_in(
         }
     }
     Ok(())
+}
+
+/// Refuses (and records the refusal) when `warden.require_tls` is on and this connection has no
+/// TLS 1.2 or later: checked before any credential is looked at, and again by the carrier's check
+/// hook, which every way of establishing a context goes through.
+pub fn require_tls(credential: Option<&str>) -> Result<(), ContextError> {
+    match transport::refusal() {
+        None => Ok(()),
+        Some(why) => {
+            let e = ContextError::NoTls(why);
+            audit_failure(credential, &e, Some("warden.require_tls"));
+            Err(e)
+        }
+    }
 }
 
 /// warden 0.1.0-0.5.0's `authenticate(text)`: kept so that a database not yet updated works with

@@ -541,6 +541,12 @@ pub fn verify_issued(
                 .iter()
                 .filter_map(Value::as_str)
                 .any(|a| o.audience.iter().any(|w| w == a)),
+            // a token without `aud` (Cognito's access tokens) is for the application its
+            // `client_id` names; without either it is for nobody in particular: refused
+            None => payload
+                .get("client_id")
+                .and_then(Value::as_str)
+                .is_some_and(|c| o.audience.iter().any(|w| w == c)),
             _ => false,
         };
         if !ok {
@@ -1154,6 +1160,45 @@ mod tests {
             p["exp"] = json!(NOW + 60);
             verify_issued(&token(kp, p), "https://idp.test", keys, o, NOW, chosen)
                 .map(|c| (c.tenant.into_string(), c.actor.into_string(), c.level))
+        }
+
+        #[test]
+        fn audience_is_aud_or_without_aud_the_client_id() {
+            let (kp, keys) = issuer();
+            let o = opts(json!({"audience": ["app-client-1", "api"]}));
+            let base = json!({"sub": "u", "tenant_id": "t", "role": "read"});
+            let with = |k: &str, v: Value| {
+                let mut p = base.clone();
+                p[k] = v;
+                p
+            };
+            let ok = Ok(("t".into(), "u".into(), Level::Read));
+            assert_eq!(check(&kp, &keys, &o, with("aud", json!("api")), None), ok);
+            assert_eq!(
+                check(&kp, &keys, &o, with("aud", json!(["x", "api"])), None),
+                ok
+            );
+            // Cognito's access token: no aud, the app client in client_id
+            assert_eq!(
+                check(
+                    &kp,
+                    &keys,
+                    &o,
+                    with("client_id", json!("app-client-1")),
+                    None
+                ),
+                ok
+            );
+            let refused = Err(JwtError::Audience("app-client-1\" or \"api".into()));
+            assert_eq!(
+                check(&kp, &keys, &o, with("client_id", json!("other")), None),
+                refused
+            );
+            assert_eq!(check(&kp, &keys, &o, base.clone(), None), refused);
+            // an aud that does not match is not rescued by a matching client_id
+            let mut p = with("aud", json!("x"));
+            p["client_id"] = json!("app-client-1");
+            assert_eq!(check(&kp, &keys, &o, p, None), refused);
         }
 
         #[test]

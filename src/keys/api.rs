@@ -342,6 +342,8 @@ fn authenticate_key(key: Option<&str>) -> Result<(), ErrorReport> {
         audit_failure(&KeyError::NoKey, None, None);
         return Err(KeyError::NoKey.into());
     };
+    // an API key is a bearer credential: not over a connection warden.require_tls refuses
+    context::require_tls(None)?;
     let public_id = match format::parse(key) {
         Ok(id) => id,
         Err(e) => {
