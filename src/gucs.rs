@@ -40,6 +40,8 @@ pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CS
 /// No context (authenticate, authenticate_key, set_context, SET LOCAL of the carrier) on a
 /// connection without TLS 1.2 or later.
 pub static REQUIRE_TLS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Whether the server log is cleaned of credentials, passwords and personal data (postgres::log).
+pub static LOG_REDACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
 pub static PSEUDONYM_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
@@ -213,6 +215,14 @@ pub fn init() {
         c"Refuses to establish a warden context on a connection without TLS 1.2 or later.",
         c"Unix sockets included. Superuser-only; per database with ALTER DATABASE ... SET warden.require_tls = on.",
         &REQUIRE_TLS,
+        GucContext::Suset,
+        GucFlags::empty(),
+    );
+    GucRegistry::define_bool_guc(
+        c"warden.log_redaction",
+        c"Removes tokens, API keys, passwords and registered personal data from messages before they reach the server log.",
+        c"What the client receives is unchanged. Superuser-only.",
+        &LOG_REDACTION,
         GucContext::Suset,
         GucFlags::empty(),
     );

@@ -31,6 +31,9 @@ pub struct Registry {
     pub subject_columns: HashMap<pg_sys::Oid, String>,
     /// Registered table → its personal-data columns.
     pub personal_columns: HashMap<pg_sys::Oid, Vec<String>>,
+    /// (schema, table) of every registered table and of each of its partitions: what the server
+    /// log's redaction matches messages against (it may not read the catalogs).
+    pub names: Vec<(String, String)>,
 }
 
 impl Registry {
@@ -54,6 +57,8 @@ thread_local! {
     /// Set while `erase_subject` or `delete_account` anonymizes: the audit row trigger then
     /// records registered columns' old values as erased, not even as keyed hashes.
     static ERASING: Cell<bool> = const { Cell::new(false) };
+    /// The generation at which warden's tables were last found missing.
+    static NOT_INSTALLED_AT: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
 /// Watches the registry's table (from `_PG_init`).
@@ -74,12 +79,12 @@ pub fn registry() -> Result<Rc<Registry>, String> {
     }
     if catalog::warden_oid(c"personal_data") == pg_sys::InvalidOid {
         // not installed (yet): asked again next time, as no invalidation would announce it
+        NOT_INSTALLED_AT.set(Some(generation));
         return Ok(Rc::new(Registry::default()));
     }
     catalog::watch();
-    let r =
-        Rc::new(catalog::as_guard(|| {
-            Spi::connect(|c| {
+    let r = Rc::new(catalog::as_guard(|| {
+        Spi::connect(|c| {
                 let mut r = Registry::default();
                 for row in c.select(
                 "SELECT tbl::oid, subject_column::text, column_name::text FROM warden.personal_data
@@ -95,15 +100,72 @@ pub fn registry() -> Result<Rc<Registry>, String> {
                     .or_default()
                     .push(row.get::<String>(3)?.unwrap_or_default());
             }
+                for row in c.select(
+                    "SELECT DISTINCT n.nspname::text, k.relname::text
+                       FROM (SELECT tbl::oid AS relid FROM warden.personal_data
+                             UNION SELECT t.relid::oid FROM warden.personal_data p,
+                                   LATERAL pg_catalog.pg_partition_tree(p.tbl) t) r
+                       JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid
+                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace",
+                    None,
+                    &[],
+                )? {
+                    r.names.push((
+                        row.get::<String>(1)?.unwrap_or_default(),
+                        row.get::<String>(2)?.unwrap_or_default(),
+                    ));
+                }
                 Ok::<_, pgrx::spi::Error>(r)
             })
             .map_err(|e| e.to_string())
-        })?);
+    })?);
     // an invalidation during the load leaves the copy unusable for the next caller
     if catalog::generation() == generation {
         CURRENT.set(Some((generation, r.clone())));
     }
     Ok(r)
+}
+
+/// The registered tables' names when this backend's copy of the registry is current, without
+/// reading anything (for the server log's redaction, which runs while an error is reported);
+/// `None` when it is not loaded or out of date. Never panics.
+pub fn snapshot_names() -> Option<Vec<(String, String)>> {
+    let generation = catalog::generation();
+    if NOT_INSTALLED_AT.try_with(Cell::get).ok().flatten() == Some(generation) {
+        return Some(Vec::new());
+    }
+    CURRENT
+        .try_with(|c| {
+            c.try_borrow().ok().and_then(|c| {
+                c.as_ref()
+                    .filter(|(g, _)| *g == generation)
+                    .map(|(_, r)| r.names.clone())
+            })
+        })
+        .ok()
+        .flatten()
+}
+
+/// Loads the registry when this backend's copy is out of date and the server log may need it
+/// (`warden.log_redaction` on): called at the start of each statement's execution, where reading
+/// is safe; an error is ignored (the redaction then errs on the side of removing). Not reentrant:
+/// the load's own statements skip it.
+pub fn refresh_for_log() {
+    thread_local! {
+        static LOADING: Cell<bool> = const { Cell::new(false) };
+    }
+    if LOADING.get() {
+        return;
+    }
+    let generation = catalog::generation();
+    let current = NOT_INSTALLED_AT.get() == Some(generation)
+        || CURRENT.with_borrow(|c| c.as_ref().is_some_and(|(g, _)| *g == generation));
+    if current {
+        return;
+    }
+    LOADING.set(true);
+    let _ = registry();
+    LOADING.set(false);
 }
 
 /// Whether an erasure is anonymizing registered columns right now.

@@ -14,6 +14,9 @@
 #include "postgres.h"
 
 #include "executor/executor.h"
+#include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "utils/elog.h"
 #include "nodes/plannodes.h"
 #include "tcop/utility.h"
 
@@ -25,7 +28,14 @@ extern void warden_executor_start_before(QueryDesc *query_desc, int eflags);
 extern void warden_executor_run_after(QueryDesc *query_desc);
 extern void warden_executor_end_after(QueryDesc *query_desc, uint64 query_id);
 
+/* Rust (src/postgres/log.rs) */
+extern bool warden_log_redaction_enabled(void);
+extern char *warden_log_redact(int field, const char *text, const char *message, const char *statement,
+							   const char *sqlstate, const char *schema, const char *table);
+extern void warden_log_free(char *p);
+
 static ProcessUtility_hook_type prev_utility = NULL;
+static emit_log_hook_type prev_emit_log = NULL;
 static ExecutorStart_hook_type prev_start = NULL;
 static ExecutorRun_hook_type prev_run = NULL;
 static ExecutorEnd_hook_type prev_end = NULL;
@@ -90,6 +100,160 @@ warden_executor_end(QueryDesc *query_desc)
 	warden_executor_end_after(query_desc, query_id);
 }
 
+/*
+ * The server log's redaction (src/postgres/log.rs says what is removed).
+ *
+ * emit_log_hook runs before the message is written to the server log and before it is sent to the
+ * client, on the same ErrorData: changing it would change what the client receives. So when a
+ * message needs redacting, the original is kept from the server log (output_to_server = false, and
+ * it still goes to the client unchanged), and a copy with the redacted fields is written to the
+ * server log alone: a LOG_SERVER_ONLY report whose fields (level, SQLSTATE, detail, context, ...)
+ * this hook replaces with the copy's when it sees it come through; the STATEMENT line comes from
+ * debug_query_string, which points at the redacted statement while the copy is written.
+ * Interrupts are held and the error context stack is empty meanwhile, so the copy neither runs
+ * context callbacks twice nor raises.
+ */
+static ErrorData *pending_copy = NULL;
+
+static char *
+redact_field(int field, const char *text, ErrorData *edata, const char *statement, const char *sqlstate,
+			 bool *changed)
+{
+	char	   *r;
+	char	   *copy;
+
+	if (text == NULL)
+		return NULL;
+	r = warden_log_redact(field, text, edata->message, statement, sqlstate, edata->schema_name,
+						  edata->table_name);
+	if (r == NULL)
+		return (char *) text;
+	copy = pstrdup(r);
+	warden_log_free(r);
+	*changed = true;
+	return copy;
+}
+
+static void
+replace_string(char **slot, const char *value)
+{
+	if (*slot != NULL)
+		pfree(*slot);
+	*slot = value != NULL ? pstrdup(value) : NULL;
+}
+
+static void
+warden_emit_log(ErrorData *edata)
+{
+	ErrorData	copy;
+	bool		changed = false;
+	const char *statement;
+	const char *redacted_statement = NULL;
+	const char *saved_statement;
+	ErrorContextCallback *saved_context_stack;
+	char		sqlstate[6];
+
+	if (pending_copy != NULL)
+	{
+		/* the redacted copy, coming through: give it the original's fields */
+		ErrorData  *c = pending_copy;
+
+		pending_copy = NULL;
+		edata->elevel = c->elevel;
+		edata->sqlerrcode = c->sqlerrcode;
+		edata->hide_stmt = c->hide_stmt;
+		edata->hide_ctx = c->hide_ctx;
+		edata->filename = c->filename;
+		edata->lineno = c->lineno;
+		edata->funcname = c->funcname;
+		edata->domain = c->domain;
+		edata->context_domain = c->context_domain;
+		edata->cursorpos = c->cursorpos;
+		edata->internalpos = c->internalpos;
+		edata->saved_errno = c->saved_errno;
+		replace_string(&edata->message, c->message);
+		replace_string(&edata->detail, c->detail);
+		replace_string(&edata->detail_log, c->detail_log);
+		replace_string(&edata->hint, c->hint);
+		replace_string(&edata->context, c->context);
+		replace_string(&edata->backtrace, c->backtrace);
+		replace_string(&edata->internalquery, c->internalquery);
+		replace_string(&edata->schema_name, c->schema_name);
+		replace_string(&edata->table_name, c->table_name);
+		replace_string(&edata->column_name, c->column_name);
+		replace_string(&edata->datatype_name, c->datatype_name);
+		replace_string(&edata->constraint_name, c->constraint_name);
+		if (prev_emit_log)
+			prev_emit_log(edata);
+		return;
+	}
+	if (!edata->output_to_server || !warden_log_redaction_enabled())
+	{
+		if (prev_emit_log)
+			prev_emit_log(edata);
+		return;
+	}
+	statement = (!edata->hide_stmt && debug_query_string != NULL) ? debug_query_string : "";
+	memcpy(sqlstate, unpack_sql_state(edata->sqlerrcode), 6);
+	copy = *edata;
+	copy.message = redact_field(0, edata->message, edata, statement, sqlstate, &changed);
+	copy.detail = redact_field(1, edata->detail, edata, statement, sqlstate, &changed);
+	copy.detail_log = redact_field(1, edata->detail_log, edata, statement, sqlstate, &changed);
+	copy.hint = redact_field(2, edata->hint, edata, statement, sqlstate, &changed);
+	copy.context = redact_field(3, edata->context, edata, statement, sqlstate, &changed);
+	copy.internalquery = redact_field(4, edata->internalquery, edata, statement, sqlstate, &changed);
+	if (statement[0] != '\0')
+	{
+		bool		statement_changed = false;
+
+		redacted_statement = redact_field(5, statement, edata, statement, sqlstate, &statement_changed);
+		changed |= statement_changed;
+	}
+	if (!changed)
+	{
+		if (prev_emit_log)
+			prev_emit_log(edata);
+		return;
+	}
+	/* the original goes to the client only; the copy to the server log only */
+	edata->output_to_server = false;
+	saved_statement = debug_query_string;
+	saved_context_stack = error_context_stack;
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		error_context_stack = NULL;
+		if (redacted_statement != NULL)
+			debug_query_string = redacted_statement;
+		pending_copy = &copy;
+		if (errstart(LOG_SERVER_ONLY, edata->domain))
+		{
+			errmsg_internal("%s", copy.message != NULL ? copy.message : "");
+			errfinish(edata->filename, edata->lineno, edata->funcname);
+		}
+	}
+	PG_FINALLY();
+	{
+		pending_copy = NULL;
+		debug_query_string = saved_statement;
+		error_context_stack = saved_context_stack;
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+	/* the redacted strings (those that differ from the original's) */
+#define FREE_IF_COPIED(f) \
+	if (copy.f != NULL && copy.f != edata->f) pfree(copy.f)
+	FREE_IF_COPIED(message);
+	FREE_IF_COPIED(detail);
+	FREE_IF_COPIED(detail_log);
+	FREE_IF_COPIED(hint);
+	FREE_IF_COPIED(context);
+	FREE_IF_COPIED(internalquery);
+#undef FREE_IF_COPIED
+	if (redacted_statement != NULL && redacted_statement != statement)
+		pfree((char *) redacted_statement);
+}
+
 /* Called once from _PG_init. */
 void
 warden_install_hooks(void)
@@ -102,4 +266,6 @@ warden_install_hooks(void)
 	ExecutorRun_hook = warden_executor_run;
 	prev_end = ExecutorEnd_hook;
 	ExecutorEnd_hook = warden_executor_end;
+	prev_emit_log = emit_log_hook;
+	emit_log_hook = warden_emit_log;
 }

@@ -7,6 +7,7 @@
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
+pub mod log;
 pub mod utility;
 
 extern "C" {
@@ -64,8 +65,17 @@ unsafe extern "C" fn warden_utility_forget(state: *mut std::ffi::c_void) {
 #[no_mangle]
 #[pg_guard]
 unsafe extern "C-unwind" fn warden_executor_start_before(qd: *mut pg_sys::QueryDesc, eflags: i32) {
+    if crate::gucs::LOG_REDACTION.get() && !in_parallel_worker() {
+        // the server log's redaction may not read the catalogs itself
+        crate::catalog::subjects::refresh_for_log();
+    }
     // SAFETY: the hook's own arguments.
     unsafe { crate::classify::phi::executor_start(qd, eflags) }
+}
+
+fn in_parallel_worker() -> bool {
+    // SAFETY: reads a global set once when a parallel worker starts.
+    unsafe { pg_sys::ParallelWorkerNumber >= 0 }
 }
 
 /// ExecutorRun, after a run.
