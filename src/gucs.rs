@@ -40,6 +40,9 @@ pub static MASTER_KEY_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CS
 /// No context (authenticate, authenticate_key, set_context, SET LOCAL of the carrier) on a
 /// connection without TLS 1.2 or later.
 pub static REQUIRE_TLS: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Break-glass: allows DROP EXTENSION/SCHEMA warden while the trail holds events younger than
+/// warden.audit_retention. Only the server's configuration (postgresql.conf, ALTER SYSTEM), never SET.
+pub static ALLOW_EVIDENCE_DROP: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Whether the server log is cleaned of credentials, passwords and personal data (postgres::log).
 pub static LOG_REDACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
@@ -216,6 +219,14 @@ pub fn init() {
         c"Unix sockets included. Superuser-only; per database with ALTER DATABASE ... SET warden.require_tls = on.",
         &REQUIRE_TLS,
         GucContext::Suset,
+        GucFlags::empty(),
+    );
+    GucRegistry::define_bool_guc(
+        c"warden.allow_evidence_drop",
+        c"Break-glass: allows DROP EXTENSION warden (and DROP SCHEMA warden) while the audit trail holds events younger than warden.audit_retention.",
+        c"Only in the server's configuration (postgresql.conf or ALTER SYSTEM, then a reload), never SET; each drop it allows is written to the server log.",
+        &ALLOW_EVIDENCE_DROP,
+        GucContext::Sighup,
         GucFlags::empty(),
     );
     GucRegistry::define_bool_guc(

@@ -360,8 +360,11 @@ fn digest_holds(c: &mut Client, d: &(i64, Vec<u8>)) -> (bool, Option<String>) {
     (r.get(0), r.get(1))
 }
 
-/// The tamperer is a superuser who first switches off everything that guards the table.
-const DISARM: &str = "ALTER TABLE warden.audit_events DISABLE TRIGGER ALL;
+/// The tamperer is a superuser who first switches off everything that guards the table: `ALTER
+/// TABLE ... DISABLE TRIGGER` on warden's tables is refused to everyone, so they write the system
+/// catalogs directly (and touch the table's pg_class row, which makes backends reload it).
+const DISARM: &str = "UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'warden.audit_events'::regclass;
+                      UPDATE pg_catalog.pg_class SET relhastriggers = relhastriggers WHERE oid = 'warden.audit_events'::regclass;
                       ALTER EVENT TRIGGER warden_ddl_command_end DISABLE;
                       SET session_replication_role = replica;";
 

@@ -123,4 +123,28 @@ select count(distinct e.changes ->> 'statement_id') as distinct_statements
   from (select changes::jsonb as changes, action from warden.audit_pending
         union all select changes, action from warden.audit_events where id > :base) e
  where e.action = 'phi_read';
+-- COPY of a PHI table by a role that bypasses row level security (the superuser here; pg_dump)
+-- runs without the executor: the utility hook records it, with the rows copied; COPY (SELECT ...)
+-- goes through the executor and is recorded there
+reset role;
+select warden.clear_context();
+create temp table phi_before as select count(*) as n from (select action from warden.audit_pending union all
+       select action from warden.audit_events) e where e.action = 'phi_read';
+copy cl_clinic.patients to '/dev/null';
+copy (select id from cl_clinic.patients where id <= 4) to '/dev/null';
+copy cl_clinic.codes to '/dev/null';
+do $$
+begin
+    for i in 1..200 loop
+        exit when (select count(*) from (select action from warden.audit_pending
+                                         union all select action from warden.audit_events) e
+                    where e.action = 'phi_read') >= (select n from phi_before) + 2;
+        perform pg_sleep(0.1);
+    end loop;
+end
+$$;
+select e.resource_id, e.changes ->> 'rows' as rows, e.status, e.tenant
+  from (select occurred_at, action, status, resource_id, changes, tenant from warden.audit_pending
+        union all select occurred_at, action, status, resource_id, changes, tenant from warden.audit_events) e
+ where e.action = 'phi_read' order by e.occurred_at desc, (e.changes ->> 'rows')::int limit 2;
 rollback;

@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod canonical;
 pub mod chain;
+pub mod evidence;
 pub mod queue;
 pub mod record;
 pub mod redact;
@@ -59,6 +60,12 @@ pub enum AuditError {
     NotSuperuser(&'static str),
     #[error("the personal data registry could not be read: {0}")]
     PersonalData(String),
+    #[error("{operation} on {object} is refused: it {why}")]
+    Evidence {
+        operation: String,
+        object: String,
+        why: String,
+    },
     #[error("internal error: {0}")]
     Spi(#[from] pgrx::spi::Error),
     #[error("{0}")]
@@ -73,6 +80,7 @@ impl SqlError for AuditError {
             | AuditError::NotOwner { .. }
             | AuditError::NeedsAdmin { .. }
             | AuditError::NotSuperuser(_)
+            | AuditError::Evidence { .. }
             | AuditError::PersonalData(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             AuditError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             AuditError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
@@ -93,7 +101,7 @@ impl SqlError for AuditError {
             AuditError::Record(record::RecordError::NotInstalled) => "CREATE EXTENSION warden;".into(),
             AuditError::Record(record::RecordError::NeedsUpdate) => "ALTER EXTENSION warden UPDATE;".into(),
             AuditError::Record(record::RecordError::Altered) => {
-                "Reinstall warden's audit tables: DROP EXTENSION warden; CREATE EXTENSION warden; (after a dump).".into()
+                "Reinstall warden's audit tables after a dump: DROP EXTENSION warden; CREATE EXTENSION warden; (the drop needs warden.allow_evidence_drop while the trail holds events younger than warden.audit_retention).".into()
             }
             AuditError::NotATable { .. } => "warden audits ordinary and partitioned tables.".into(),
             AuditError::NotOwner { .. } => "Run it as the table's owner or a member of the owning role.".into(),
@@ -107,6 +115,14 @@ impl SqlError for AuditError {
             }
             AuditError::NotSuperuser(_) => "Run it as a superuser.".into(),
             AuditError::PersonalData(_) => "SELECT * FROM warden.verify_holds();".into(),
+            AuditError::Evidence { operation, .. } if operation.starts_with("DROP EXTENSION")
+                || operation.starts_with("DROP SCHEMA")
+                || operation.starts_with("DROP OWNED") => {
+                "Purge the trail first (SELECT warden.purge_audit(); removes events older than warden.audit_retention), or, to destroy it knowingly, set warden.allow_evidence_drop = on in postgresql.conf and reload (the drop is then written to the server log).".into()
+            }
+            AuditError::Evidence { .. } => {
+                "warden's own tables (schema warden) keep the evidence: nobody may empty, rewrite, unguard or drop them; storage parameters, tablespace and SET LOGGED stay allowed.".into()
+            }
             AuditError::Seal(e) => return e.hint(),
             AuditError::Null(_) | AuditError::Spi(_) => return None,
         })

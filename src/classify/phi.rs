@@ -263,6 +263,111 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
     });
 }
 
+/// Before a utility statement: `COPY <table> TO` (a file, a program or STDOUT) of a PHI table that
+/// PostgreSQL runs without the executor, because the role bypasses row level security (a
+/// superuser, `pg_dump`), is tracked like a query: the statement number, for [`copy_after`]. With
+/// row level security in force COPY runs a query through the executor, which records it, and so
+/// does `COPY (SELECT ...) TO`. Refused when it could not be recorded, as a query is.
+///
+/// # Safety
+/// `stmt` is the utility statement's parse tree.
+pub unsafe fn copy_before(stmt: *mut pg_sys::Node) -> Option<u64> {
+    // SAFETY: parse nodes and backend state; catalog lookups with missing_ok.
+    unsafe {
+        if stmt.is_null()
+            || (*stmt).type_ != pg_sys::NodeTag::T_CopyStmt
+            || !pg_sys::IsTransactionState()
+            || pg_sys::ParallelWorkerNumber >= 0
+            || LOADING.get()
+        {
+            return None;
+        }
+        let c = stmt.cast::<pg_sys::CopyStmt>();
+        if (*c).is_from || (*c).relation.is_null() || !(*c).query.is_null() {
+            return None;
+        }
+        let relid = pg_sys::RangeVarGetRelidExtended(
+            (*c).relation,
+            pg_sys::NoLock as i32,
+            pg_sys::RVROption::RVR_MISSING_OK,
+            None,
+            std::ptr::null_mut(),
+        );
+        if relid == pg_sys::InvalidOid
+            || pg_sys::check_enable_rls(relid, pg_sys::InvalidOid, true)
+                == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+        {
+            return None;
+        }
+        let rules = match rules() {
+            Ok(Some(r)) => r,
+            Ok(None) => return None,
+            Err(e) => refuse(format!("the classifications could not be read ({e})")),
+        };
+        if !rules.any_phi() {
+            return None;
+        }
+        match is_phi(&rules, relid) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => refuse(format!(
+                "whether COPY reads PHI could not be determined ({e})"
+            )),
+        }
+        let name = qualified(relid);
+        if !crate::catalog::preloaded() {
+            refuse(format!(
+                "{name} is classified PHI and its reads cannot be recorded: warden is not in shared_preload_libraries"
+            ));
+        }
+        if pg_sys::RecoveryInProgress() {
+            refuse(format!(
+                "{name} is classified PHI and its reads cannot be recorded on a hot standby: read it on the primary"
+            ));
+        }
+        ensure_callback();
+        let claims = crate::context::current();
+        let lxid = crate::context::local_xid();
+        let (l, n) = STATEMENTS.get();
+        let statement = if l == lxid { n + 1 } else { 1 };
+        STATEMENTS.set((lxid, statement));
+        PENDING.with_borrow_mut(|p| {
+            p.retain(|x| x.lxid == lxid);
+            // no QueryDesc: a COPY that fails stays here and is recorded as failed at the end of
+            // its transaction
+            p.push(Pending {
+                query: std::ptr::null_mut(),
+                tenant: claims.as_ref().map(|c| c.tenant.clone()),
+                actor: claims.as_ref().map(|c| c.actor.clone()),
+                lxid,
+                statement,
+                tables: vec![name],
+                rows: 0,
+            })
+        });
+        Some(statement)
+    }
+}
+
+/// After a tracked COPY succeeded: its event with the rows copied, or a refusal when it cannot be
+/// queued.
+pub fn copy_after(statement: u64, rows: u64) {
+    let lxid = crate::context::local_xid();
+    let pending = PENDING.with_borrow_mut(|p| {
+        p.iter()
+            .position(|x| x.query.is_null() && x.lxid == lxid && x.statement == statement)
+            .map(|i| p.remove(i))
+    });
+    if let Some(p) = pending {
+        if !record(&p, Some(rows), 0, Status::Success) {
+            refuse(format!(
+                "the COPY of {} could not be recorded: the audit queue is full (see warden.audit_queue_status())",
+                p.tables.join(", ")
+            ));
+        }
+    }
+}
+
 /// After ExecutorRun: the rows this run returned, for a tracked statement.
 ///
 /// # Safety

@@ -11,9 +11,10 @@
 //!   cover is refused, and so is a DELETE on it without a verified context (fail closed).
 //!
 //! In the utility hook ([`before_utility`], [`after_utility`]): DROP (TABLE, SCHEMA ... CASCADE,
-//! OWNED, TRIGGER) and ALTER TABLE (DISABLE/ENABLE TRIGGER, DETACH PARTITION, DROP COLUMN, ALTER
-//! COLUMN TYPE) are checked against the held tables: after the statement every held table must
-//! still exist with both guards enabled ALWAYS, and the holds tables with their immutability
+//! OWNED, TRIGGER, TYPE/DOMAIN/FUNCTION ... CASCADE) and ALTER TABLE (DISABLE/ENABLE TRIGGER, DETACH
+//! PARTITION, DROP COLUMN, ALTER COLUMN TYPE, SET UNLOGGED, NO INHERIT) are checked against the held
+//! tables: after the statement every held table must still exist with both guards enabled ALWAYS
+//! and all its columns, and the holds tables with their immutability
 //! trigger, or the statement fails and is rolled back. DROP EXTENSION warden and DROP SCHEMA
 //! warden are refused while any hold is active.
 //!
@@ -369,6 +370,9 @@ struct HeldTable {
     /// Its guard triggers enabled ALWAYS before the statement: a statement may not lower it (a
     /// restore, which creates a trigger and enables it ALWAYS in two statements, never does).
     guards: i64,
+    /// Its columns before the statement: none may go (DROP COLUMN, or a DROP TYPE, DOMAIN or
+    /// FUNCTION ... CASCADE that takes a column with it).
+    columns: i64,
     hold: Hold,
 }
 
@@ -425,7 +429,9 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
             "SELECT t.tgrelid, pg_catalog.format('%I.%I', n.nspname, k.relname),
                     (SELECT count(*) FROM pg_catalog.pg_trigger g
                       WHERE g.tgrelid = t.tgrelid AND g.tgenabled = 'A'
-                        AND g.tgname IN ('warden_hold_row', 'warden_hold_statement'))
+                        AND g.tgname IN ('warden_hold_row', 'warden_hold_statement')),
+                    (SELECT count(*) FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = t.tgrelid AND a.attnum > 0 AND NOT a.attisdropped)
                FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class k ON k.oid = t.tgrelid
                JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace
               WHERE t.tgname = 'warden_hold_statement' ORDER BY 2",
@@ -436,6 +442,7 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
                 row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
                 row.get::<String>(2)?.unwrap_or_default(),
                 row.get::<i64>(3)?.unwrap_or(0),
+                row.get::<i64>(4)?.unwrap_or(0),
             ));
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -445,13 +452,14 @@ fn held_tables(snap: &Snapshot, operation: &str) -> Vec<HeldTable> {
         Err(e) => refuse_undetermined(operation, "(catalog)", None, &e.to_string()),
     };
     let mut out = Vec::new();
-    for (relid, name, guards) in rows {
+    for (relid, name, guards, columns) in rows {
         let lineage = lineage_or_refuse(relid, operation, || name.clone());
         if let Some(h) = snap.first_covering(&lineage) {
             out.push(HeldTable {
                 relid,
                 name,
                 guards,
+                columns,
                 hold: h.clone(),
             });
         }
@@ -537,6 +545,11 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) -> Option<PostCheck> {
                     }
                     T::AT_DropColumn => (target, "DROP COLUMN"),
                     T::AT_AlterColumnType => (target, "ALTER COLUMN TYPE"),
+                    // an unlogged table is emptied by the next crash and is absent from standbys
+                    // and WAL-based backups
+                    T::AT_SetUnLogged => (target, "SET UNLOGGED"),
+                    // a child leaves its held parent: its rows would no longer be the parent's
+                    T::AT_DropInherit => (target, "NO INHERIT"),
                     _ => continue,
                 };
                 if let Some(h) = held.iter().find(|h| h.relid == relid) {
@@ -580,7 +593,9 @@ pub fn after_utility(pc: PostCheck) {
                     EXISTS (SELECT 1 FROM pg_catalog.pg_class k WHERE k.oid = r.relid),
                     (SELECT count(*) FROM pg_catalog.pg_trigger t
                       WHERE t.tgrelid = r.relid AND t.tgenabled = 'A'
-                        AND t.tgname IN ('warden_hold_row', 'warden_hold_statement', 'warden_immutable'))
+                        AND t.tgname IN ('warden_hold_row', 'warden_hold_statement', 'warden_immutable')),
+                    (SELECT count(*) FROM pg_catalog.pg_attribute a
+                      WHERE a.attrelid = r.relid AND a.attnum > 0 AND NOT a.attisdropped)
                FROM pg_catalog.unnest($1::oid[]) r(relid)",
             None,
             &[rels.clone().into()],
@@ -589,6 +604,7 @@ pub fn after_utility(pc: PostCheck) {
                 row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
                 row.get::<bool>(2)? == Some(true),
                 row.get::<i64>(3)?.unwrap_or(0),
+                row.get::<i64>(4)?.unwrap_or(0),
             ));
         }
         Ok::<_, pgrx::spi::Error>(out)
@@ -597,10 +613,18 @@ pub fn after_utility(pc: PostCheck) {
         Ok(s) => s,
         Err(e) => refuse_undetermined(&pc.operation, "(catalog)", None, &e.to_string()),
     };
-    for (relid, exists, guards) in state {
+    for (relid, exists, guards, columns) in state {
         if let Some(h) = pc.held.iter().find(|h| h.relid == relid) {
             if !exists {
                 refuse_held(&pc.operation, &h.name, &h.hold, "data in the table");
+            }
+            if columns < h.columns {
+                refuse_held(
+                    &pc.operation,
+                    &h.name,
+                    &h.hold,
+                    "data in the table (a column would go with this statement)",
+                );
             }
             if guards < h.guards {
                 refuse_held(

@@ -22,7 +22,7 @@
 
 /* Rust (src/postgres/mod.rs) */
 extern void *warden_utility_before(PlannedStmt *pstmt, const char *query_string);
-extern void warden_utility_after(void *state, PlannedStmt *pstmt);
+extern void warden_utility_after(void *state, PlannedStmt *pstmt, uint64 rows);
 extern void warden_utility_forget(void *state);
 extern void warden_executor_start_before(QueryDesc *query_desc, int eflags);
 extern void warden_executor_run_after(QueryDesc *query_desc);
@@ -62,7 +62,8 @@ warden_process_utility(PlannedStmt *pstmt, const char *query_string, bool read_o
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	warden_utility_after(state, pstmt);
+	/* the rows a COPY processed, for the PHI read log */
+	warden_utility_after(state, pstmt, qc != NULL ? qc->nprocessed : 0);
 }
 
 static void
@@ -142,6 +143,36 @@ replace_string(char **slot, const char *value)
 	*slot = value != NULL ? pstrdup(value) : NULL;
 }
 
+/* Writes `copy` to the server log alone (see above), with `statement` as its STATEMENT. */
+static pg_noinline void
+emit_copy(ErrorData *copy, const char *statement, ErrorData *original)
+{
+	const char *saved_statement = debug_query_string;
+	ErrorContextCallback *saved_context_stack = error_context_stack;
+
+	HOLD_INTERRUPTS();
+	PG_TRY();
+	{
+		error_context_stack = NULL;
+		if (statement != NULL)
+			debug_query_string = statement;
+		pending_copy = copy;
+		if (errstart(LOG_SERVER_ONLY, original->domain))
+		{
+			errmsg_internal("%s", copy->message != NULL ? copy->message : "");
+			errfinish(original->filename, original->lineno, original->funcname);
+		}
+	}
+	PG_FINALLY();
+	{
+		pending_copy = NULL;
+		debug_query_string = saved_statement;
+		error_context_stack = saved_context_stack;
+		RESUME_INTERRUPTS();
+	}
+	PG_END_TRY();
+}
+
 static void
 warden_emit_log(ErrorData *edata)
 {
@@ -149,8 +180,6 @@ warden_emit_log(ErrorData *edata)
 	bool		changed = false;
 	const char *statement;
 	const char *redacted_statement = NULL;
-	const char *saved_statement;
-	ErrorContextCallback *saved_context_stack;
 	char		sqlstate[6];
 
 	if (pending_copy != NULL)
@@ -217,29 +246,7 @@ warden_emit_log(ErrorData *edata)
 	}
 	/* the original goes to the client only; the copy to the server log only */
 	edata->output_to_server = false;
-	saved_statement = debug_query_string;
-	saved_context_stack = error_context_stack;
-	HOLD_INTERRUPTS();
-	PG_TRY();
-	{
-		error_context_stack = NULL;
-		if (redacted_statement != NULL)
-			debug_query_string = redacted_statement;
-		pending_copy = &copy;
-		if (errstart(LOG_SERVER_ONLY, edata->domain))
-		{
-			errmsg_internal("%s", copy.message != NULL ? copy.message : "");
-			errfinish(edata->filename, edata->lineno, edata->funcname);
-		}
-	}
-	PG_FINALLY();
-	{
-		pending_copy = NULL;
-		debug_query_string = saved_statement;
-		error_context_stack = saved_context_stack;
-		RESUME_INTERRUPTS();
-	}
-	PG_END_TRY();
+	emit_copy(&copy, redacted_statement, edata);
 	/* the redacted strings (those that differ from the original's) */
 #define FREE_IF_COPIED(f) \
 	if (copy.f != NULL && copy.f != edata->f) pfree(copy.f)

@@ -39,6 +39,7 @@ unsafe extern "C-unwind" fn warden_utility_before(
 unsafe extern "C-unwind" fn warden_utility_after(
     state: *mut std::ffi::c_void,
     pstmt: *mut pg_sys::PlannedStmt,
+    rows: u64,
 ) {
     if state.is_null() {
         return;
@@ -46,7 +47,7 @@ unsafe extern "C-unwind" fn warden_utility_after(
     // SAFETY: made by warden_utility_before for this statement, taken back once.
     let b = unsafe { Box::from_raw(state.cast::<utility::Before>()) };
     // SAFETY: the statement that has just run.
-    unsafe { utility::after(*b, pstmt) }
+    unsafe { utility::after(*b, pstmt, rows) }
 }
 
 /// ProcessUtility, when the statement raised: frees the state without calling PostgreSQL (the

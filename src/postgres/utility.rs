@@ -60,6 +60,8 @@ pub struct Before {
     event: Option<UtilityEvent>,
     hold_check: Option<crate::hold::guard::PostCheck>,
     classification_check: Option<String>,
+    /// A `COPY <PHI table> TO` that bypasses the executor: its statement number.
+    phi_copy: Option<u64>,
 }
 
 /// Before the statement: refuses a session-level SET of the carrier, and notes the audit event,
@@ -104,15 +106,25 @@ pub unsafe fn before(
         } else {
             crate::hold::guard::before_utility((*pstmt).utilityStmt)
         };
+        if !pstmt.is_null() {
+            // after the hold guard, whose refusal names the hold
+            crate::audit::evidence::before_utility((*pstmt).utilityStmt);
+        }
         let classification_check = if pstmt.is_null() {
             None
         } else {
             may_weaken((*pstmt).utilityStmt)
         };
+        let phi_copy = if pstmt.is_null() {
+            None
+        } else {
+            crate::classify::phi::copy_before((*pstmt).utilityStmt)
+        };
         Before {
             event,
             hold_check,
             classification_check,
+            phi_copy,
         }
     }
 }
@@ -121,7 +133,10 @@ pub unsafe fn before(
 ///
 /// # Safety
 /// `pstmt` is the statement [`before`] saw, which has just run.
-pub unsafe fn after(b: Before, pstmt: *mut pg_sys::PlannedStmt) {
+pub unsafe fn after(b: Before, pstmt: *mut pg_sys::PlannedStmt, rows: u64) {
+    if let Some(statement) = b.phi_copy {
+        crate::classify::phi::copy_after(statement, rows);
+    }
     if let Some(pc) = b.hold_check {
         crate::hold::guard::after_utility(pc);
     }

@@ -42,6 +42,12 @@ CREATE TABLE cards (id int PRIMARY KEY, tenant_id uuid NOT NULL, number bytea);
 SELECT warden.protect_table('cards');
 SELECT warden.enable_audit('cards');
 SELECT warden.classify('cards', 'CONFIDENTIAL');
+-- a PHI table: pg_dump's read of it is on record
+CREATE TABLE charts (id int PRIMARY KEY, tenant_id uuid NOT NULL, dx text);
+INSERT INTO charts SELECT g, 'cccccccc-0000-0000-0000-00000000000c', 'dx' FROM generate_series(1, 3) g;
+SELECT warden.protect_table('charts');
+SELECT warden.enable_audit('charts');
+SELECT warden.classify('charts', 'PHI');
 BEGIN;
 SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'admin');
 SELECT warden.create_key('cards');
@@ -75,6 +81,11 @@ unmarked=$(q ops_dump postgres "SELECT string_agg(c.oid::regclass::text, ', ') F
 check "every table and sequence warden owns is dumped (pg_extension_config_dump)" "" "$unmarked"
 
 as_pg "$PGBIN/pg_dump" -h "$PGHOST" -p "$PGPORT" -U postgres -Fc -f "$dump.tmp" ops_dump && mv "$dump.tmp" "$dump"
+phi_dumped="SELECT count(*) FROM warden.audit_trail WHERE action = 'phi_read' AND resource_id = 'public.charts'
+               AND changes ->> 'rows' = '3' AND application_name = 'pg_dump' AND database_role = 'postgres'"
+for _ in $(seq 50); do [ "$(q ops_dump postgres "$phi_dumped")" = 1 ] && break; sleep 0.1; done
+check "pg_dump's read of the PHI table (COPY, read-only, as a superuser) is a phi_read event with its rows" 1 \
+    "$(q ops_dump postgres "$phi_dumped")"
 check "the dump holds the guarded schema's row" "1" \
     "$(as_pg "$PGBIN/pg_restore" -f - -a -t guarded_schemas "$dump" | grep -c '^vault	')"
 
@@ -92,7 +103,7 @@ check "the audit events are in the dump and restored (the restore itself records
 check "the restored chain verifies" "t|$src_events|" "$(q ops_restored postgres "SELECT intact, checked, first_bad_id FROM warden.verify_audit()")"
 check "the digest taken before the dump holds on the restored database" "t" \
     "$(q ops_restored postgres "SELECT holds FROM warden.verify_audit_digest(${src_digest%%:*}, '\\x${src_digest#*:}')")"
-check "the restored tables are still audited" "cards|docs|events" "$(q ops_restored postgres "SELECT string_agg(table_name, '|' ORDER BY 1) FROM warden.audited_tables WHERE partition_of IS NULL")"
+check "the restored tables are still audited" "cards|charts|docs|events" "$(q ops_restored postgres "SELECT string_agg(table_name, '|' ORDER BY 1) FROM warden.audited_tables WHERE partition_of IS NULL")"
 check "rls_coverage is identical after the restore" "$src_coverage" "$(q ops_restored postgres "$coverage")"
 check "the guarded schemas are restored" "$src_guarded" "$(q ops_restored postgres "$guarded")"
 check "legal holds, releases, personal data, consents and deleted accounts are restored" \
