@@ -148,6 +148,7 @@ fn place(
         })
     })?;
     let id = id.ok_or(HoldError::Internal("no hold id returned".into()))?;
+    super::marker::holds_changed()?;
     cache::invalidate();
     let mut ev = NewEvent::in_context("place_hold", Status::Success)
         .resource("legal_hold", Some(&id.to_string()));
@@ -220,6 +221,7 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     if inserted == 0 {
         return Err(HoldError::Released(hold.to_string()).into());
     }
+    super::marker::holds_changed()?;
     cache::invalidate();
     let mut ev = NewEvent::in_context("release_hold", Status::Success)
         .resource("legal_hold", Some(&hold.to_string()));

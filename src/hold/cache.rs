@@ -144,6 +144,11 @@ fn load() -> Result<Snapshot, String> {
         })
         .map_err(|e| e.to_string())
     })
+    .inspect(|s| {
+        // DROP DATABASE from another database reads the holds from the marker file
+        let refs: Vec<String> = s.holds.iter().map(|h| h.case_ref.clone()).collect();
+        super::marker::resync(&refs);
+    })
 }
 
 /// Makes every backend (this one at its next command) read the holds again.

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod cache;
 pub mod guard;
+pub mod marker;
 
 use pgrx::PgSqlErrorCode;
 
@@ -54,6 +55,8 @@ pub enum HoldError {
     NoSuchHold(String),
     #[error("legal hold {0} was already released")]
     Released(String),
+    #[error("DROP DATABASE {database} is refused: {why}")]
+    DropDatabase { database: String, why: String },
     #[error("legal holds need warden in shared_preload_libraries")]
     NotPreloaded,
     #[error("the legal holds could not be read: {0}")]
@@ -74,6 +77,7 @@ impl SqlError for HoldError {
             | HoldError::Undetermined { .. }
             | HoldError::Immutable { .. }
             | HoldError::NotAllowed { .. }
+            | HoldError::DropDatabase { .. }
             | HoldError::Unreadable(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             HoldError::Null(_) | HoldError::Invalid(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             HoldError::NoSuchHold(_) => ERRCODE_UNDEFINED_OBJECT,
@@ -109,6 +113,9 @@ impl SqlError for HoldError {
             HoldError::NoSuchHold(_) | HoldError::Released(_) => {
                 "SELECT id, case_ref, active FROM warden.legal_holds;".into()
             }
+            HoldError::DropDatabase { database, .. } => format!(
+                "The database's data is evidence under a legal hold. Release its holds first, connected to it: psql -d {database} -c \"SELECT warden.release_hold('<hold id>', '<reason>')\" (warden.legal_holds lists them)."
+            ),
             HoldError::NotPreloaded => {
                 "Add warden to shared_preload_libraries and restart: the guards on DROP and ALTER TABLE live in its utility hook.".into()
             }

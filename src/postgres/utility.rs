@@ -109,6 +109,7 @@ pub unsafe fn before(
         if !pstmt.is_null() {
             // after the hold guard, whose refusal names the hold
             crate::audit::evidence::before_utility((*pstmt).utilityStmt);
+            crate::hold::marker::before_utility((*pstmt).utilityStmt);
         }
         let classification_check = if pstmt.is_null() {
             None

@@ -49,4 +49,38 @@ done
 sleep 1.2
 check "after a purge under a retention the trail has outlived, DROP EXTENSION needs nothing" "" \
     "$(q ev postgres "DROP EXTENSION warden CASCADE")"
+
+# DROP DATABASE of a database under a hold, from another database
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE held" -c "CREATE DATABASE unheld" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d held >/dev/null <<SQL
+CREATE EXTENSION warden;
+CREATE TABLE docs (id int PRIMARY KEY, tenant_id uuid NOT NULL, body text);
+INSERT INTO docs VALUES (1, '$ACME', 'the original evidence');
+SELECT warden.protect_table('docs');
+SELECT warden.place_hold('CASE-DB-1', 'litigation', '$ACME');
+SQL
+q unheld postgres "CREATE EXTENSION warden" >/dev/null
+check "DROP DATABASE of a held database is refused" "ERROR 42501" "$(q unheld postgres "DROP DATABASE held")"
+out=$(psql -X -d unheld -c "DROP DATABASE held" 2>&1 || true)
+check "the refusal names the case" yes "$(grep -q 'legal hold "CASE-DB-1" covers data in it' <<<"$out" && echo yes || echo no)"
+check "WITH (FORCE) too" "ERROR 42501" "$(q postgres postgres "DROP DATABASE held WITH (FORCE)")"
+check "the refusal is in the issuing database's trail" yes \
+    "$(for _ in $(seq 50); do n=$(q unheld postgres "SELECT count(*) FROM warden.audit_trail WHERE action = 'hold_violation' AND resource_id = 'held'"); [ "$n" -ge 1 ] && break; sleep 0.1; done; [ "$n" -ge 1 ] && echo yes || echo no)"
+check "and in the server log" yes "$(grep -q 'warden: DROP DATABASE held refused: legal hold "CASE-DB-1"' "$LOG" && echo yes || echo no)"
+as_pg "$PGBIN/pg_ctl" -D "$CLUSTER_DIR/data" -w restart -l "$LOG" >/dev/null
+check "after a restart, with no backend connected to it since, still refused" "ERROR 42501" "$(q postgres postgres "DROP DATABASE held")"
+check "a database without a hold drops" "" "$(q postgres postgres "DROP DATABASE unheld")"
+check "a second hold, then one released: still refused" "ERROR 42501" \
+    "$(q held postgres "SELECT warden.place_hold('CASE-DB-2', 'audit', '$GLOBEX')" >/dev/null
+       q held postgres "SELECT warden.release_hold(id, 'settled') FROM warden.holds WHERE case_ref = 'CASE-DB-1'" >/dev/null
+       q postgres postgres "DROP DATABASE held")"
+check "a release rolled back leaves the hold (and its marker)" "ERROR 42501" \
+    "$(q held postgres "BEGIN; SELECT warden.release_hold(id, 'x') FROM warden.holds WHERE case_ref = 'CASE-DB-2'; ROLLBACK;" >/dev/null
+       q postgres postgres "DROP DATABASE held")"
+# a marker lost (holds placed before 0.7, a restored dump): the database's next read of its holds writes it
+rm -f "$CLUSTER_DIR/data/warden_holds/$(q postgres postgres "SELECT oid FROM pg_database WHERE datname = 'held'")"
+q held postgres "DELETE FROM docs WHERE false" >/dev/null || true   # refused (no context), after reading the holds
+check "a lost marker is written again when the database reads its holds" "ERROR 42501" "$(q postgres postgres "DROP DATABASE held")"
+q held postgres "SELECT warden.release_hold(id, 'settled') FROM warden.holds h WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)" >/dev/null
+check "once the last hold is released, the drop works" "" "$(q postgres postgres "DROP DATABASE held")"
 ops_summary evidence
