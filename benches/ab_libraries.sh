@@ -6,7 +6,8 @@
 #
 # Usage: bash benches/ab_libraries.sh OLD.so NEW.so [OLD_VERSION]   (OLD_VERSION defaults to 0.1.0)
 # AB_WORKLOAD=point (default: authenticate + a point lookup) or audit_insert (authenticate + an
-# INSERT into a protected, audited table: the audit trigger's event and the sealer's work).
+# INSERT into a protected, audited table: the audit trigger's event and the sealer's work) or update
+# (authenticate + an UPDATE of one row of a protected table: the legal-hold row guard, no hold).
 # AB_SETUP_SQL=file.sql runs after the setup (benches/deleted_accounts.sql: the deleted-account set
 # that 0.4.0's authenticate checks, in a database at 0.3.0's SQL).
 # e.g. the 0.1.0 library: git worktree add /tmp/w010 <0.1.0 commit> &&
@@ -29,7 +30,7 @@ CREATE TABLE t_c (id bigint PRIMARY KEY, tenant_id uuid NOT NULL, amount int NOT
 INSERT INTO t_c SELECT i, ('00000000-0000-0000-0000-' || lpad((i % 1000)::text, 12, '0'))::uuid, i % 10007
   FROM generate_series(1::bigint, 1000000) i;
 SELECT warden.protect_table('t_c');
-GRANT SELECT ON t_c TO ab_app;
+GRANT SELECT, UPDATE ON t_c TO ab_app;
 CREATE TABLE t_a (id bigserial PRIMARY KEY, tenant_id uuid NOT NULL, body text NOT NULL);
 SELECT warden.protect_table('t_a');
 SELECT warden.enable_audit('t_a');
@@ -68,7 +69,16 @@ INSERT INTO t_a (tenant_id, body) VALUES (warden.current_tenant(), 'an audited r
 END;
 SQL
 ;;
-*) say "AB_WORKLOAD is point or audit_insert"; exit 2 ;;
+update) cat >"$OUT/auth.sql" <<'SQL'
+\set k random(0, 999)
+\set id :k + 1000 * random(1, 999)
+BEGIN;
+SELECT warden.authenticate(token) FROM tokens WHERE k = :k;
+UPDATE t_c SET amount = amount + 1 WHERE id = :id;
+END;
+SQL
+;;
+*) say "AB_WORKLOAD is point, audit_insert or update"; exit 2 ;;
 esac
 run() {
     as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" "$PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" \

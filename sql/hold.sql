@@ -255,6 +255,8 @@ DECLARE
     t     record;
     now_rows jsonb;
     missing text;
+    kept  bigint;
+    kept_tables bigint;
 BEGIN
     hold := NULL; case_ref := NULL;
     check_name := 'warden preloaded';
@@ -322,6 +324,22 @@ BEGIN
         ok := missing IS NULL;
         detail := CASE WHEN ok THEN pg_catalog.format('no table has fewer covered rows than when the hold was placed (%s)', h.baseline)
                        ELSE 'covered rows lost since the hold was placed: ' || missing END;
+        RETURN NEXT;
+        -- what the hold kept of rows that were updated since (0.7.0)
+        check_name := 'preserved versions';
+        IF pg_catalog.to_regclass('warden.preserved_versions') IS NULL THEN
+            ok := false;
+            detail := 'warden.preserved_versions is missing: updates of held rows are refused (ALTER EXTENSION warden UPDATE)';
+        ELSE
+            EXECUTE 'SELECT pg_catalog.count(*), pg_catalog.count(DISTINCT v.table_name)
+                       FROM warden.preserved_versions v WHERE $1 OPERATOR(pg_catalog.=) ANY (v.holds)'
+               INTO kept, kept_tables USING h.id;
+            ok := EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
+                           WHERE g.tgrelid OPERATOR(pg_catalog.=) 'warden.preserved_versions'::regclass
+                             AND g.tgname OPERATOR(pg_catalog.=) 'warden_immutable' AND g.tgenabled OPERATOR(pg_catalog.=) 'A');
+            detail := CASE WHEN ok THEN pg_catalog.format('%s prior versions of updated rows kept (%s tables), append-only', kept, kept_tables)
+                           ELSE 'the immutability trigger of warden.preserved_versions is missing or not enabled ALWAYS' END;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END

@@ -102,6 +102,11 @@ extension_sql_file!(
     name = "providers",
     requires = ["crypto"]
 );
+extension_sql_file!(
+    "../sql/preserve.sql",
+    name = "preserve",
+    requires = ["providers", context::tenant_with_level_text]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

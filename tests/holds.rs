@@ -263,6 +263,16 @@ fn purging_keeps_the_events_of_held_tenants_under_a_digest_that_catches_tamperin
             .query_one("SELECT intact, reason FROM warden.verify_audit()", &[])
             .unwrap();
         assert!(!row.get::<_, bool>(0));
+        // a database a hold covers cannot be dropped: the drop below is refused until the release
+        let refused = root.batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"));
+        assert_eq!(
+            refused.unwrap_err().code(),
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+        );
+        c.batch_execute(
+            "SELECT warden.release_hold(id, 'test done') FROM warden.legal_holds WHERE active",
+        )
+        .unwrap();
     }
     // the sealing worker may hold the database open for a moment after the last event
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -27,7 +27,7 @@ pub fn is_warden_admin() -> bool {
 }
 
 /// Admin level in `tenant`'s context, or warden_admin. Returns the acting actor, if any.
-fn authorize(what: &'static str, tenant: &Ident) -> Result<Option<String>, HoldError> {
+pub(super) fn authorize(what: &'static str, tenant: &Ident) -> Result<Option<String>, HoldError> {
     let claims = crate::context::current();
     let actor = claims.as_ref().map(|c| c.actor.to_string());
     let admin_here = claims
@@ -44,7 +44,9 @@ fn authorize(what: &'static str, tenant: &Ident) -> Result<Option<String>, HoldE
     })
 }
 
-fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, HoldError> {
+pub(super) fn privileged<R>(
+    f: impl FnOnce() -> Result<R, pgrx::spi::Error>,
+) -> Result<R, HoldError> {
     cache::as_holds_owner(|| f().map_err(|e| e.to_string())).map_err(HoldError::Internal)
 }
 

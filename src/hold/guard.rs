@@ -268,6 +268,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let subject_col = snap.subject_column(&lineage);
         let subject = subject_col.and_then(|c| ident_at(old, desc, fnumber(desc, c)));
         let mut erases: Option<bool> = None;
+        let mut covering: Vec<&Hold> = Vec::new();
         for h in snap.tenant_holds(&tenant) {
             if !snap.may_cover(h, &lineage)
                 || h.subject
@@ -289,7 +290,9 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                     changes_any(old, (*td).tg_newtuple, desc, &cols)
                 });
                 if !e {
-                    return keep;
+                    // other columns may change: the prior version is kept (below)
+                    covering.push(h);
+                    continue;
                 }
                 refuse_held(
                     operation,
@@ -299,6 +302,14 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                 );
             }
             refuse_held(operation, &qualified_name(rel), h, "the row");
+        }
+        if !covering.is_empty() {
+            let personal = snap
+                .registry
+                .personal_columns(&lineage)
+                .map(<[String]>::to_vec)
+                .unwrap_or_default();
+            super::preserve::keep(rel, old, &tenant, subject.as_ref(), &personal, &covering);
         }
         keep
     }

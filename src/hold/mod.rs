@@ -15,6 +15,7 @@ pub mod api;
 pub mod cache;
 pub mod guard;
 pub mod marker;
+pub mod preserve;
 
 use pgrx::PgSqlErrorCode;
 
@@ -55,6 +56,8 @@ pub enum HoldError {
     NoSuchHold(String),
     #[error("legal hold {0} was already released")]
     Released(String),
+    #[error("legal hold {hold} (\"{case_ref}\") is still active: the versions it keeps stay")]
+    StillHeld { hold: String, case_ref: String },
     #[error("DROP DATABASE {database} is refused: {why}")]
     DropDatabase { database: String, why: String },
     #[error("legal holds need warden in shared_preload_libraries")]
@@ -84,6 +87,7 @@ impl SqlError for HoldError {
             HoldError::NotProtected(_)
             | HoldError::Released(_)
             | HoldError::NotPreloaded
+            | HoldError::StillHeld { .. }
             | HoldError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             HoldError::Spi(_) | HoldError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
@@ -113,6 +117,9 @@ impl SqlError for HoldError {
             HoldError::NoSuchHold(_) | HoldError::Released(_) => {
                 "SELECT id, case_ref, active FROM warden.legal_holds;".into()
             }
+            HoldError::StillHeld { hold, .. } => format!(
+                "Release the hold first (SELECT warden.release_hold('{hold}', '<reason>')); versions another active hold also covers stay until that one is released."
+            ),
             HoldError::DropDatabase { database, .. } => format!(
                 "The database's data is evidence under a legal hold. Release its holds first, connected to it: psql -d {database} -c \"SELECT warden.release_hold('<hold id>', '<reason>')\" (warden.legal_holds lists them)."
             ),
@@ -136,6 +143,7 @@ pub fn init() {
     cache::init();
     crate::catalog::registry::provide_active_holds(active_holds);
     crate::catalog::registry::provide_before_unprotect(guard::before_unprotect);
+    crate::catalog::registry::provide_subject_erased(preserve::subject_erased);
 }
 
 /// The active holds, for the capabilities that must not destroy what they cover

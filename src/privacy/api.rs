@@ -629,14 +629,43 @@ fn export(subject: Option<Ident>) -> Result<JsonB, ErrorReport> {
         counts.insert(r.name.clone(), json!(rows.as_array().map_or(0, Vec::len)));
         tables.insert(r.name.clone(), rows);
     }
+    // the prior versions legal holds kept of the subject's rows (their registered columns)
+    let preserved: Value = if crate::catalog::warden_oid(c"preserved_versions")
+        == pg_sys::InvalidOid
+    {
+        json!([])
+    } else {
+        let text = privileged(|| {
+                Spi::connect(|c| {
+                    c.select(
+                        "SELECT coalesce(jsonb_agg(jsonb_build_object(
+                                    'table', v.table_name, 'replaced_at', v.replaced_at, 'case_refs', v.case_refs,
+                                    'erased', v.erased_at IS NOT NULL,
+                                    'values', (SELECT coalesce(jsonb_object_agg(k, v.old_row -> k), '{}')
+                                                 FROM unnest(v.personal_columns) k)) ORDER BY v.id), '[]')::text
+                           FROM warden.preserved_versions v WHERE v.tenant = $1 AND v.subject = $2",
+                        None,
+                        &[tenant.as_str().into(), subject.as_str().into()],
+                    )?
+                    .first()
+                    .get_one::<String>()
+                })
+            })?
+            .unwrap_or_else(|| "[]".into());
+        serde_json::from_str(&text).map_err(|e| PrivacyError::Internal(e.to_string()))?
+    };
     let ev = NewEvent::in_context("export_subject", Status::Success)
         .resource("subject", Some(&subject.to_string()))
-        .changes(json!({ "rows": counts }).to_string());
+        .changes(
+            json!({ "rows": counts, "preserved_versions": preserved.as_array().map_or(0, Vec::len) })
+                .to_string(),
+        );
     record(&ev).map_err(PrivacyError::from)?;
     Ok(JsonB(json!({
         "subject": subject.to_string(),
         "tenant": tenant.to_string(),
         "tables": tables,
+        "preserved_versions": preserved,
     })))
 }
 

@@ -40,6 +40,16 @@ qf() {
     psql -X -A -t -q -d "$db" -U "$user" -v VERBOSITY=sqlstate "$@" 2>&1 | sed -E 's/^ERROR: +([0-9A-Z]{5}).*/ERROR \1/'
 }
 
+# drop_db DB: DROP DATABASE IF EXISTS, after releasing the holds an earlier run left in it (a
+# database a hold covers cannot be dropped).
+drop_db() {
+    if [ "$(psql -X -qAt -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$1'")" = 1 ]; then
+        psql -X -q -d "$1" -c "SELECT warden.release_hold(h.id, 'test cleanup') FROM warden.holds h
+                                WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)" >/dev/null 2>&1 || true
+    fi
+    psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1"
+}
+
 # mint TENANT LEVEL [TTL] [SECRET]: a token signed with the cluster's secret.
 mint() { python3 "$ROOT/scripts/mint_jwt.py" "${4:-$WARDEN_JWT_SECRET}" "$1" "$ACTOR" "$2" "${3:-300}"; }
 

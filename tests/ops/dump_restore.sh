@@ -14,7 +14,8 @@ dump=$WARDEN_RUN/ops_dump.dump
 coverage="SELECT schema_name, table_name, kind, rls_enabled, rls_forced, policy_count, protected, coalesce(problem, '-') FROM warden.rls_coverage ORDER BY 1, 2"
 guarded="SELECT schema_name, guarded_by FROM warden.guarded_schemas ORDER BY 1"
 
-psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS ops_dump" -c "CREATE DATABASE ops_dump"
+drop_db ops_dump
+psql -X -q -d postgres -c "CREATE DATABASE ops_dump"
 psql -X -q -d ops_dump -c "CREATE EXTENSION warden"
 load_fixture ops_dump
 q ops_dump postgres "CREATE TABLE public.unprotected (id int)" >/dev/null
@@ -32,6 +33,8 @@ SELECT warden.protect_table('people');
 SELECT warden.register_personal_data('people', 'id', '{email}', 'hash');
 SELECT warden.place_hold('OPS-HOLD', 'dump test', 'cccccccc-0000-0000-0000-00000000000c');
 SELECT warden.release_hold(warden.place_hold('OPS-OLD', 'released before the dump', 'cccccccc-0000-0000-0000-00000000000c'), 'done');
+-- an update of a held row: its prior version is kept (0.7.0)
+UPDATE docs SET title = 'initech 1 (rewritten)' WHERE title = 'initech 1';
 BEGIN;
 SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'write');
 SELECT warden.record_consent('cccccccc-0000-0000-0000-000000000001', 'marketing', true, 'form');
@@ -62,6 +65,9 @@ q ops_dump postgres "SELECT warden.seal_audit()" >/dev/null
 src_master_key=$(q ops_dump postgres "SHOW warden.master_key_file")
 classified="SELECT string_agg(target || ':' || level || ':' || compliant, ',' ORDER BY target) FROM warden.classifications"
 src_classified=$(q ops_dump postgres "$classified")
+preserved="SELECT string_agg(table_name || ':' || (old_row ->> 'title') || ':' || array_to_string(case_refs, '+'), ',' ORDER BY id) FROM warden.preserved_versions"
+src_preserved=$(q ops_dump postgres "$preserved")
+check "a held row's prior version is kept before the dump" "public.docs:initech 1:OPS-HOLD" "$src_preserved"
 privacy="SELECT (SELECT string_agg(case_ref || ':' || active, ',' ORDER BY case_ref) FROM warden.legal_holds)
             || '|' || (SELECT string_agg(tbl::text || '.' || column_name || ':' || method, ',') FROM warden.personal_data)
             || '|' || (SELECT count(*) FROM warden.consents) || '|' || (SELECT count(*) FROM warden.deleted_accounts)"
@@ -119,6 +125,8 @@ check "an API key made before the dump authenticates on the restored database (i
     "cccccccc-0000-0000-0000-00000000000c" \
     "$(q ops_restored ops_app "SELECT warden.authenticate_key('$api_key'); SELECT warden.current_tenant()" | tail -1)"
 check "the classifications are restored" "$src_classified" "$(q ops_restored postgres "$classified")"
+check "the preserved versions are restored" "$src_preserved" "$(q ops_restored postgres "$preserved")"
+check "...and still append-only" "ERROR 42501" "$(q ops_restored postgres "DELETE FROM warden.preserved_versions")"
 check "...and still enforced: the classified table cannot lose its audit trigger" "ERROR 55000" \
     "$(q ops_restored postgres "ALTER TABLE cards DISABLE TRIGGER warden_audit_row")"
 decrypt="SELECT warden.set_context('cccccccc-0000-0000-0000-00000000000c', 'cccccccc-0000-0000-0000-000000000001', 'read');

@@ -26,7 +26,7 @@ fingerprint() {
     fi
     sed -E 's/^(extension: version )[^,]*/\1X/' "$2.raw" >"$2"
 }
-newdb() { psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
+newdb() { drop_db "$1"; psql -X -q -d postgres -c "CREATE DATABASE $1"; }
 
 echo "# upgrade: current version $current"
 newdb ops_fresh
@@ -213,6 +213,15 @@ SELECT warden.place_hold('OPS-1', 'upgrade test', 'aaaaaaaa-0000-0000-0000-00000
 SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'admin');
 DO $$ BEGIN DELETE FROM docs; RAISE EXCEPTION 'not refused'; EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused'; END $$;
 SELECT '42501';
+ROLLBACK;
+SQL
+)"
+        check "$v -> $current: an update of a held row keeps its prior version" "1" "$(qf "$db" postgres <<'SQL' | tail -1
+BEGIN;
+SELECT warden.place_hold('OPS-2', 'upgrade test', 'aaaaaaaa-0000-0000-0000-00000000000a') IS NOT NULL;
+SELECT warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', 'aaaaaaaa-0000-0000-0000-000000000001', 'write');
+UPDATE docs SET title = title || '!' WHERE id = (SELECT min(id) FROM docs);
+SELECT count(*) FROM warden.preserved_versions WHERE case_refs = '{OPS-2}';
 ROLLBACK;
 SQL
 )"
