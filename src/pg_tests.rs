@@ -24,6 +24,52 @@ mod tests {
         .unwrap();
     }
 
+    /// Citus forgets a released subtransaction's SET LOCALs: warden notes a context changed inside
+    /// one (RELEASE, the normal end of an exception block) to set it again at the outer level, and
+    /// not one that was rolled back or left the carrier alone. (The re-propagation itself needs
+    /// Citus: tested by hand, README "Running on Citus".)
+    #[pg_test]
+    fn a_context_changed_in_a_released_subtransaction_is_set_again_for_citus() {
+        set_context(A, "read");
+        assert!(!crate::context::needs_repropagation());
+        let sub = |f: &dyn Fn(), release: bool| unsafe {
+            pg_sys::BeginInternalSubTransaction(std::ptr::null());
+            f();
+            if release {
+                pg_sys::ReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
+        };
+        // untouched, then rolled back: nothing to do
+        sub(&|| (), true);
+        assert!(!crate::context::needs_repropagation());
+        sub(&|| set_context(B, "read"), false);
+        assert!(!crate::context::needs_repropagation());
+        assert_eq!(
+            text("SELECT warden.current_tenant_id()").as_deref(),
+            Some(A)
+        );
+        // changed inside a nested pair, both released: noted
+        sub(
+            &|| {
+                sub(&|| set_context(B, "read"), true);
+            },
+            true,
+        );
+        assert!(crate::context::needs_repropagation());
+        assert_eq!(
+            text("SELECT warden.current_tenant_id()").as_deref(),
+            Some(B)
+        );
+        // without Citus the next statement only clears the note
+        crate::context::repropagate();
+        assert!(!crate::context::needs_repropagation());
+        // cleared inside a released one: noted too (the workers must lose it as well)
+        sub(&|| Spi::run("SELECT warden.clear_context()").unwrap(), true);
+        assert!(crate::context::needs_repropagation());
+    }
+
     /// A token signed with the test cluster's secret (see pg_test::postgresql_conf_options).
     fn token(tenant: &str, level: &str, exp_offset: i64) -> String {
         let now = std::time::SystemTime::now()

@@ -504,6 +504,79 @@ fn refuse(e: ContextError) -> bool {
 /// Defines the carrier with its check hook (from `_PG_init`).
 pub fn init() {
     crate::gucs::define_carrier(check_carrier);
+    // SAFETY: registers a callback for the rest of this process's life.
+    unsafe { pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut()) };
+}
+
+thread_local! {
+    /// The carrier's generation at the start of each open subtransaction, innermost last, with
+    /// the top-level transaction they belong to.
+    static SUBXACT_CARRIER: RefCell<(pg_sys::LocalTransactionId, Vec<u64>)> =
+        const { RefCell::new((0, Vec::new())) };
+    /// The carrier changed inside a subtransaction that was then released (RELEASE SAVEPOINT, the
+    /// normal end of a PL/pgSQL exception block): the transaction it belongs to.
+    static REPROPAGATE: std::cell::Cell<pg_sys::LocalTransactionId> = const { std::cell::Cell::new(0) };
+}
+
+/// Citus forgets a subtransaction's `SET LOCAL`s when it is released (its list of SET commands to
+/// replay is popped with the subtransaction), so a worker connection opened after a `RELEASE` would
+/// get the context of before the savepoint while this node keeps the one set inside it. This notes
+/// that the carrier changed inside a released subtransaction; [`repropagate`] then sets it again at
+/// the outer level before the next statement runs.
+#[pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut c_void,
+) {
+    use pg_sys::SubXactEvent::*;
+    let lxid = local_xid();
+    SUBXACT_CARRIER.with_borrow_mut(|(owner, stack)| {
+        if *owner != lxid {
+            *owner = lxid;
+            stack.clear();
+        }
+        match event {
+            SUBXACT_EVENT_START_SUB => stack.push(gucs::carrier_generation()),
+            SUBXACT_EVENT_COMMIT_SUB => {
+                if let Some(at_start) = stack.pop() {
+                    if at_start != gucs::carrier_generation() {
+                        REPROPAGATE.set(lxid);
+                    }
+                }
+            }
+            SUBXACT_EVENT_ABORT_SUB => {
+                stack.pop();
+            }
+            _ => {}
+        }
+    });
+}
+
+/// Whether the carrier changed inside a subtransaction of this transaction that was released.
+pub fn needs_repropagation() -> bool {
+    let lxid = local_xid();
+    lxid != 0 && REPROPAGATE.get() == lxid
+}
+
+/// Before a statement (the executor and utility hooks): with Citus loaded, when the carrier
+/// changed inside a released subtransaction, sets it again at the current level, so that Citus
+/// sends it to every worker connection of the transaction, those it opens from now on included.
+/// A failure raises: a statement that could run with another context on a worker does not run.
+pub fn repropagate() {
+    if !needs_repropagation() || in_parallel_worker() {
+        return;
+    }
+    REPROPAGATE.set(0);
+    // SAFETY: reads the transaction state.
+    if !unsafe { pg_sys::IsTransactionState() } || !gucs::citus_loaded() {
+        return;
+    }
+    let value = gucs::string(&gucs::CONTEXT_TOKEN).unwrap_or_default();
+    if let Err(e) = install(&value, None) {
+        crate::errors::report(&e).report(PgLogLevel::ERROR);
+    }
 }
 
 /// Check hook of `warden.context_token`: only a token that verifies may be stored, and only by a

@@ -717,7 +717,7 @@ mod tests {
         let jwt = JWT;
         let key = "wdn_0123456789ab_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
         let mut g = Gen(0x9E37_79B9_7F4A_7C15);
-        for case in 0..20_000 {
+        for case in 0u32..20_000 {
             let mut m = String::new();
             let mut secrets = Vec::new();
             for _ in 0..(g.next() % 12) {
@@ -732,11 +732,11 @@ mod tests {
                     }
                     _ => m.push_str(g.pick(&fragments)),
                 }
-                if g.next() % 3 == 0 {
+                if g.next().is_multiple_of(3) {
                     m.push(' ');
                 }
             }
-            if case % 97 == 0 {
+            if case.is_multiple_of(97) {
                 m = m.repeat(200);
             }
             let sqlstate = g.pick(&["00000", "23505", "23502", "42601"]);
@@ -747,7 +747,7 @@ mod tests {
                 table: (!table.is_empty()).then_some(table),
                 message: &m,
                 statement: &m,
-                registered: if case % 5 == 0 {
+                registered: if case.is_multiple_of(5) {
                     Registered::Unknown
                 } else {
                     Registered::Known(&n)

@@ -66,6 +66,8 @@ unsafe extern "C" fn warden_utility_forget(state: *mut std::ffi::c_void) {
 #[no_mangle]
 #[pg_guard]
 unsafe extern "C-unwind" fn warden_executor_start_before(qd: *mut pg_sys::QueryDesc, eflags: i32) {
+    // Citus: a context set inside a released savepoint reaches the workers too
+    crate::context::repropagate();
     if crate::gucs::LOG_REDACTION.get() && !in_parallel_worker() {
         // the server log's redaction may not read the catalogs itself
         crate::catalog::subjects::refresh_for_log();

@@ -100,6 +100,8 @@ pub unsafe fn before(
             };
             crate::errors::report(&e).report(PgLogLevel::ERROR);
         }
+        // Citus: a context set inside a released savepoint reaches the workers too
+        crate::context::repropagate();
         let event = audited(pstmt, query_string);
         let hold_check = if pstmt.is_null() {
             None
