@@ -99,6 +99,14 @@ fn enable_audit(
 ) -> Result<(), ErrorReport> {
     crate::errors::ensure_writable(c"warden.enable_audit()");
     let tbl = tbl.ok_or(AuditError::Null("tbl"))?.oid(); // closes the relation: DDL follows
+    let distributed =
+        crate::catalog::citus_distributed(Some(&[tbl])).map_err(AuditError::PersonalData)?;
+    if let Some(name) = distributed.first() {
+        return Err(AuditError::Unsupported(format!(
+            "warden.enable_audit() is not supported on {name}, a Citus distributed table"
+        ))
+        .into());
+    }
     let redact: Vec<String> = redact
         .unwrap_or_default()
         .into_iter()

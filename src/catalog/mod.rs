@@ -284,3 +284,45 @@ pub fn as_owner_of<R>(
     };
     as_role(owner, f)
 }
+
+/// The tables among `relids` (or, with `None`, among every table) that Citus distributes (rows in
+/// `pg_dist_partition`; none without Citus), as qualified names. For the capabilities that do not
+/// work on distributed tables yet and refuse them (0A000) rather than fail or half work.
+pub fn citus_distributed(relids: Option<&[pg_sys::Oid]>) -> Result<Vec<String>, String> {
+    if !crate::gucs::citus_loaded() {
+        return Ok(Vec::new());
+    }
+    Spi::connect(|c| {
+        let present = c
+            .select(
+                "SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL",
+                Some(1),
+                &[],
+            )?
+            .first()
+            .get_one::<bool>()?
+            == Some(true);
+        let mut out = Vec::new();
+        if !present {
+            return Ok(out);
+        }
+        let rows = match relids {
+            Some(r) => c.select(
+                "SELECT logicalrelid::regclass::text FROM pg_catalog.pg_dist_partition
+                  WHERE logicalrelid::oid OPERATOR(pg_catalog.=) ANY ($1::oid[]) ORDER BY 1",
+                None,
+                &[r.to_vec().into()],
+            )?,
+            None => c.select(
+                "SELECT logicalrelid::regclass::text FROM pg_catalog.pg_dist_partition ORDER BY 1",
+                None,
+                &[],
+            )?,
+        };
+        for row in rows {
+            out.push(row.get::<String>(1)?.unwrap_or_default());
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .map_err(|e| e.to_string())
+}

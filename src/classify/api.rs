@@ -38,6 +38,8 @@ pub enum ClassifyError {
     NotInstalled,
     #[error("{0}")]
     Record(#[from] crate::audit::record::RecordError),
+    #[error("{0}")]
+    Unsupported(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -53,6 +55,7 @@ impl SqlError for ClassifyError {
             | ClassifyError::WouldBreak { .. }
             | ClassifyError::NotInstalled
             | ClassifyError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            ClassifyError::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             ClassifyError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -64,6 +67,9 @@ impl SqlError for ClassifyError {
                 "Name a schema, or a table (schema-qualified when a schema has the same name).".into()
             }
             ClassifyError::NotOwner { .. } => "Run it as the owner.".into(),
+            ClassifyError::Unsupported(_) => {
+                "CONFIDENTIAL and PHI need the table audited, which warden does not do on Citus distributed tables yet (README, \"Running on Citus\"); PUBLIC and INTERNAL may be set.".into()
+            }
             ClassifyError::Requirements { fixes, .. } => {
                 let mut f: Vec<&str> = Vec::new();
                 for x in fixes {
@@ -239,6 +245,17 @@ fn classify_resolved(
     let name = match &t {
         Target::Schema { name, .. } | Target::Table { name, .. } => name.clone(),
     };
+    if level.needs_protection() {
+        if let Target::Table { oid, name } = &t {
+            let distributed = crate::catalog::citus_distributed(Some(&[*oid]))
+                .map_err(ClassifyError::Internal)?;
+            if !distributed.is_empty() {
+                return Err(ClassifyError::Unsupported(format!(
+                    "{name} cannot be classified {level}: it is a Citus distributed table"
+                )));
+            }
+        }
+    }
     let mut gaps = Vec::new();
     let mut fixes = Vec::new();
     let preloaded = crate::catalog::preloaded();

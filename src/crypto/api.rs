@@ -91,6 +91,10 @@ impl SqlError for CryptoError {
             | CryptoError::Unrecorded(_)
             | CryptoError::NotInstalled
             | CryptoError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            // with Citus, a worker has no copy of the coordinator's keyring: not supported yet
+            CryptoError::NoSuchKey(_) | CryptoError::UnknownKey if crate::gucs::citus_loaded() => {
+                ERRCODE_FEATURE_NOT_SUPPORTED
+            }
             CryptoError::NoSuchKey(_) | CryptoError::NoSecret(_) => ERRCODE_UNDEFINED_OBJECT,
             CryptoError::KeyExists(_) => ERRCODE_DUPLICATE_OBJECT,
             CryptoError::Reserved(_)
@@ -104,6 +108,9 @@ impl SqlError for CryptoError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
+            CryptoError::NoSuchKey(_) | CryptoError::UnknownKey if crate::gucs::citus_loaded() => {
+                "With Citus, warden's keyring lives on the node where the keys were created (the coordinator): encrypting or decrypting inside a distributed query, which runs on the workers, is not supported yet. Read the ciphertext through the coordinator and call warden.decrypt() there, or keep encrypted columns in a local table (README, \"Running on Citus\").".into()
+            }
             CryptoError::NoContext(_) => "Authenticate first: SELECT warden.authenticate($1);".into(),
             CryptoError::NotAllowed { needs, .. } => format!(
                 "Authenticate with a context of level {needs} (or higher) in the tenant: keys and secrets are written by admin level, read by read level."

@@ -106,6 +106,29 @@ fn place(
         return Err(HoldError::NotPreloaded.into());
     }
     crate::errors::ensure_writable(c"warden.place_hold()");
+    // Citus: the guards cannot hold on shards (a worker does not see these holds); refused, never
+    // placed half-working, whatever citus.enable_unsafe_triggers says
+    if crate::gucs::citus_loaded() {
+        let protected: Vec<pg_sys::Oid> = Spi::connect(|c| {
+            let mut out = Vec::new();
+            for row in c.select("SELECT relid::oid FROM warden.protected_tables", None, &[])? {
+                if let Some(o) = row.get::<pg_sys::Oid>(1)? {
+                    out.push(o);
+                }
+            }
+            Ok::<_, pgrx::spi::Error>(out)
+        })
+        .map_err(HoldError::from)?;
+        let distributed =
+            crate::catalog::citus_distributed(Some(&protected)).map_err(HoldError::Unreadable)?;
+        if !distributed.is_empty() {
+            return Err(HoldError::Unsupported(format!(
+                "warden.place_hold() is not supported where Citus distributes a protected table ({})",
+                distributed.join(", ")
+            ))
+            .into());
+        }
+    }
     let tbl_oid = tbl.as_ref().map(|t| t.oid());
     drop(tbl);
     let table_name = match tbl_oid {

@@ -60,6 +60,8 @@ pub enum HoldError {
     StillHeld { hold: String, case_ref: String },
     #[error("DROP DATABASE {database} is refused: {why}")]
     DropDatabase { database: String, why: String },
+    #[error("{0}")]
+    Unsupported(String),
     #[error("legal holds need warden in shared_preload_libraries")]
     NotPreloaded,
     #[error("the legal holds could not be read: {0}")]
@@ -84,6 +86,7 @@ impl SqlError for HoldError {
             | HoldError::Unreadable(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
             HoldError::Null(_) | HoldError::Invalid(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             HoldError::NoSuchHold(_) => ERRCODE_UNDEFINED_OBJECT,
+            HoldError::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             HoldError::NotProtected(_)
             | HoldError::Released(_)
             | HoldError::NotPreloaded
@@ -116,6 +119,10 @@ impl SqlError for HoldError {
             }
             HoldError::NoSuchHold(_) | HoldError::Released(_) => {
                 "SELECT id, case_ref, active FROM warden.legal_holds;".into()
+            }
+            HoldError::Unsupported(_) => {
+                "Legal holds do not cover Citus distributed tables yet: a worker cannot see the coordinator's holds, and Citus puts no statement triggers on shards. Until they do, warden refuses rather than half-guard (README, \"Running on Citus\")."
+                    .into()
             }
             HoldError::StillHeld { hold, .. } => format!(
                 "Release the hold first (SELECT warden.release_hold('{hold}', '<reason>')); versions another active hold also covers stay until that one is released."
