@@ -1,4 +1,4 @@
-//! No DDL quietly destroys warden's evidence: its own tables (everything in schema `warden`: the
+//! No DDL quietly destroys warden's evidence: its own tables (the extension's tables in schema `warden`: the
 //! audit trail, holds and releases, consents, deleted accounts, the keyring, API keys,
 //! revocations...) are refused, for everyone, superusers included, every statement that could
 //! empty them, rewrite them without their data, detach their storage, change their columns,
@@ -69,6 +69,14 @@ fn warden_relation(oid: pg_sys::Oid) -> Option<String> {
         }
         let kind = pg_sys::get_rel_relkind(oid) as u8;
         if kind != pg_sys::RELKIND_RELATION && kind != pg_sys::RELKIND_PARTITIONED_TABLE {
+            return None;
+        }
+        // warden's own: a member of the extension (not, say, a shard Citus creates for one of
+        // them on a worker, named like it)
+        let ext = pg_sys::get_extension_oid(c"warden".as_ptr(), true);
+        if ext == pg_sys::InvalidOid
+            || pg_sys::getExtensionOfObject(pg_sys::RelationRelationId, oid) != ext
+        {
             return None;
         }
         let name = pg_sys::get_rel_name(oid);

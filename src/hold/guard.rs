@@ -218,6 +218,45 @@ unsafe fn changes_any(
     }
 }
 
+thread_local! {
+    /// Whether this backend runs on a Citus worker (asked once).
+    static CITUS_WORKER: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// A guard firing on a Citus worker guards a shard (Citus copies row triggers to shards only when
+/// a table that had them is distributed with `citus.enable_unsafe_triggers`): the worker cannot
+/// see the coordinator's holds, so it refuses (fail closed) rather than let a held row go.
+unsafe fn refuse_on_citus_worker(operation: &str, rel: pg_sys::Relation) {
+    if !crate::gucs::citus_loaded() {
+        return;
+    }
+    let worker = match CITUS_WORKER.get() {
+        Some(w) => w,
+        None => {
+            let w = Spi::get_one::<bool>(
+                "SELECT CASE WHEN pg_catalog.to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN false
+                             ELSE NOT pg_catalog.citus_is_coordinator() END",
+            );
+            match w {
+                Ok(v) => {
+                    let v = v.unwrap_or(true);
+                    CITUS_WORKER.set(Some(v));
+                    v
+                }
+                // unknown: refuse this statement, ask again next time
+                Err(_) => true,
+            }
+        }
+    };
+    if worker {
+        // SAFETY: the trigger's open relation.
+        let table = unsafe { qualified_name(rel) };
+        raise(HoldError::Unsupported(format!(
+            "{operation} on {table} is refused: a legal-hold guard fired on a Citus worker, which cannot see the coordinator's holds"
+        )));
+    }
+}
+
 /// BEFORE DELETE OR UPDATE FOR EACH ROW on each leaf table of a protected tree.
 #[no_mangle]
 #[pg_guard]
@@ -233,6 +272,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let keep = pg_sys::Datum::from(if update { (*td).tg_newtuple } else { old });
         let operation = if update { "UPDATE" } else { "DELETE" };
         let rel = (*td).tg_relation;
+        refuse_on_citus_worker(operation, rel);
         let snap = snapshot_or_refuse(operation, || qualified_name(rel));
         if snap.holds.is_empty() {
             return keep;
