@@ -43,6 +43,11 @@ pub static REQUIRE_TLS: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// Break-glass: allows DROP EXTENSION/SCHEMA warden while the trail holds events younger than
 /// warden.audit_retention. Only the server's configuration (postgresql.conf, ALTER SYSTEM), never SET.
 pub static ALLOW_EVIDENCE_DROP: GucSetting<bool> = GucSetting::<bool>::new(false);
+/// Column names `warden.security_lint()` takes for tenant columns (with those protect_table was given).
+pub static LINT_TENANT_COLUMNS: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"tenant_id,org_id,account_id"));
+/// Seconds after which `warden.security_lint()` reports a tenant key that was not rotated.
+pub static KEY_ROTATION_AGE: GucSetting<i32> = GucSetting::<i32>::new(365 * 86400);
 /// Whether the server log is cleaned of credentials, passwords and personal data (postgres::log).
 pub static LOG_REDACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
@@ -220,6 +225,24 @@ pub fn init() {
         &REQUIRE_TLS,
         GucContext::Suset,
         GucFlags::empty(),
+    );
+    GucRegistry::define_string_guc(
+        c"warden.lint_tenant_columns",
+        c"Column names warden.security_lint() treats as tenant columns (comma-separated), besides those protect_table was given.",
+        c"",
+        &LINT_TENANT_COLUMNS,
+        GucContext::Suset,
+        GucFlags::empty(),
+    );
+    GucRegistry::define_int_guc(
+        c"warden.key_rotation_age",
+        c"How old a tenant key's current version may be before warden.security_lint() reports it.",
+        c"",
+        &KEY_ROTATION_AGE,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
     );
     GucRegistry::define_bool_guc(
         c"warden.allow_evidence_drop",

@@ -107,6 +107,11 @@ extension_sql_file!(
     name = "preserve",
     requires = ["providers", context::tenant_with_level_text]
 );
+extension_sql_file!(
+    "../sql/posture.sql",
+    name = "posture",
+    requires = ["preserve"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

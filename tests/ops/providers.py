@@ -482,9 +482,12 @@ ping = "BEGIN;\nSELECT warden.authenticate(:'tok');\nSELECT warden.current_tenan
 tok = mint(keys["clerk2"], "RS256", "ins_clerk2", clerk2)
 check("require_tls off (the default): a connection without TLS authenticates", "org_2clerk", q(ping, tok=tok))
 check("the application role cannot turn it on or off", "ERROR 42501", q("SET warden.require_tls = off"))
+lint_tls = "SELECT count(*) FROM warden.security_lint() WHERE rule = 'require_tls_off'"
+check("security_lint: TLS configured, require_tls off (fires)", "1", su(lint_tls))
 check("ALTER DATABASE ... SET warden.require_tls = on (a superuser)", "",
       su(f"ALTER DATABASE {DB} SET warden.require_tls = on"))
 check("sslmode=disable: authenticate refused", R, q(ping, tok=tok))
+check("security_lint: require_tls on (quiet)", "0", su(lint_tls))
 check("sslmode=require: accepted", "org_2clerk", q(ping, tok=tok, ssl="require"))
 check("the connection's TLS version", True,
       q("SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()", ssl="require") in ("TLSv1.2", "TLSv1.3"))
@@ -507,6 +510,16 @@ check("other databases are not affected", "off",
       q("SELECT current_setting('warden.require_tls')", user="postgres", db="postgres"))
 check("ALTER DATABASE ... RESET", "", su(f"ALTER DATABASE {DB} RESET warden.require_tls"))
 check("without require_tls again, sslmode=disable authenticates", "org_2clerk", q(ping, tok=tok))
+
+# --- security_lint: a tenant key not rotated within warden.key_rotation_age, and its twin ----------
+check("a tenant key is created", "t", su("BEGIN; SELECT warden.set_context('org-a', 'lint-admin', 'admin'); "
+                                        "SELECT warden.create_key('lint-key') IS NOT NULL; COMMIT;").splitlines()[-1])
+time.sleep(2.2)
+rotation = ("SET warden.key_rotation_age = 1; SELECT count(*) FROM warden.security_lint() "
+            "WHERE rule = 'key_not_rotated' AND object = 'org-a/lint-key'")
+check("security_lint: a key older than warden.key_rotation_age (fires)", "1", su(rotation).splitlines()[-1])
+su("BEGIN; SELECT warden.set_context('org-a', 'lint-admin', 'admin'); SELECT warden.rotate_key('lint-key'); COMMIT;")
+check("security_lint: the same key once rotated (quiet)", "0", su(rotation).splitlines()[-1])
 
 print(f"# providers: {PASSED} passed, {FAILED} failed")
 raise SystemExit(1 if FAILED else 0)
