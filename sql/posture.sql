@@ -3,6 +3,20 @@
 -- SECURITY DEFINER (it reads settings and catalogs an auditor may not), for superusers,
 -- warden_admin and warden_auditor.
 
+-- When the checks an auditor relies on last ran (warden.verify_audit(), warden.audit_digest()):
+-- written by the sealing worker from the functions' notes, read by security_lint. Not audit events,
+-- so that verifying or anchoring the chain does not change it.
+CREATE TABLE warden.posture_checks (
+    check_name   text PRIMARY KEY,
+    last_at      timestamptz NOT NULL,
+    last_result  text NOT NULL,
+    last_by_role name NOT NULL
+);
+COMMENT ON TABLE warden.posture_checks IS 'When warden.verify_audit() and warden.audit_digest() last ran, and with what result (for warden.security_lint()).';
+REVOKE ALL ON warden.posture_checks FROM PUBLIC;
+GRANT SELECT ON warden.posture_checks TO warden_admin, warden_auditor;
+SELECT pg_catalog.pg_extension_config_dump('warden.posture_checks', '');
+
 -- The tables warden's policies are on (whatever their row level security state), with their
 -- tenant column.
 CREATE FUNCTION warden._lint_policed() RETURNS TABLE (relid oid, tenant_column name)
@@ -26,6 +40,7 @@ AS $$
 DECLARE
     tenant_names name[];
     rotation_age interval;
+    check_age interval;
     secret text;
 BEGIN
     -- tenant-like column names: the configured ones and every name protect_table was given
@@ -37,6 +52,7 @@ BEGIN
      WHERE x OPERATOR(pg_catalog.<>) '';
     -- a setting in seconds shows with a unit ('365d'), which interval input reads
     rotation_age := coalesce(pg_catalog.current_setting('warden.key_rotation_age', true), '365d')::interval;
+    check_age := coalesce(pg_catalog.current_setting('warden.audit_check_age', true), '7d')::interval;
 
     -- 1. tables with a tenant-like column that warden does not protect
     RETURN QUERY
@@ -200,6 +216,25 @@ BEGIN
        AND k.version OPERATOR(pg_catalog.=) (SELECT pg_catalog.max(x.version) FROM warden.keyring x
                                               WHERE x.tenant OPERATOR(pg_catalog.=) k.tenant AND x.name OPERATOR(pg_catalog.=) k.name)
        AND k.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) rotation_age);
+
+    -- 14. the audit chain verified, and its head anchored, within warden.audit_check_age
+    RETURN QUERY
+    SELECT 'audit_not_verified', CASE WHEN c.last_result OPERATOR(pg_catalog.=) 'broken' THEN 'critical' ELSE 'medium' END,
+           'warden.verify_audit',
+           CASE WHEN c.check_name IS NULL THEN 'the audit chain was never verified'
+                WHEN c.last_result OPERATOR(pg_catalog.=) 'broken' THEN pg_catalog.format('the last verification (%s, by %s) found the chain broken', c.last_at, c.last_by_role)
+                ELSE pg_catalog.format('last verified %s, longer ago than warden.audit_check_age', c.last_at) END,
+           'SELECT * FROM warden.verify_audit(); -- as warden_auditor, from a scheduled job; investigate a broken chain'
+      FROM (SELECT) one LEFT JOIN warden.posture_checks c ON c.check_name OPERATOR(pg_catalog.=) 'verify_audit'
+     WHERE c.check_name IS NULL OR c.last_result OPERATOR(pg_catalog.=) 'broken'
+        OR c.last_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) check_age);
+    RETURN QUERY
+    SELECT 'digest_not_anchored', 'medium', 'warden.audit_digest',
+           CASE WHEN c.check_name IS NULL THEN 'no digest of the audit chain was ever taken to anchor outside the database'
+                ELSE pg_catalog.format('the last digest was taken %s, longer ago than warden.audit_check_age', c.last_at) END,
+           'SELECT * FROM warden.audit_digest(); -- and keep the result outside the database (a ticket, a WORM bucket)'
+      FROM (SELECT) one LEFT JOIN warden.posture_checks c ON c.check_name OPERATOR(pg_catalog.=) 'audit_digest'
+     WHERE c.check_name IS NULL OR c.last_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) check_age);
 
     -- 15. CONFIDENTIAL or PHI data without the protection and audit its level requires
     RETURN QUERY

@@ -48,6 +48,8 @@ pub static LINT_TENANT_COLUMNS: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"tenant_id,org_id,account_id"));
 /// Seconds after which `warden.security_lint()` reports a tenant key that was not rotated.
 pub static KEY_ROTATION_AGE: GucSetting<i32> = GucSetting::<i32>::new(365 * 86400);
+/// Seconds within which `warden.security_lint()` expects the chain verified and a digest taken.
+pub static AUDIT_CHECK_AGE: GucSetting<i32> = GucSetting::<i32>::new(7 * 86400);
 /// Whether the server log is cleaned of credentials, passwords and personal data (postgres::log).
 pub static LOG_REDACTION: GucSetting<bool> = GucSetting::<bool>::new(true);
 /// Key of the keyed hashes (pseudonyms) of personal data; derived from warden.jwt_secret when unset.
@@ -239,6 +241,16 @@ pub fn init() {
         c"How old a tenant key's current version may be before warden.security_lint() reports it.",
         c"",
         &KEY_ROTATION_AGE,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"warden.audit_check_age",
+        c"How recently warden.security_lint() expects warden.verify_audit() and warden.audit_digest() to have run.",
+        c"",
+        &AUDIT_CHECK_AGE,
         1,
         i32::MAX,
         GucContext::Suset,

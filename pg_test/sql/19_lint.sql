@@ -3,7 +3,8 @@
 begin;
 create function pg_temp.lint() returns table (rule text, severity text, object text) language sql as $$
     select rule, severity, object from warden.security_lint()
-     where object like '%lint\_%' or object like 'warden.%' or object like 'https://lint%'
+     where (object like '%lint\_%' or object like 'warden.%' or object like 'https://lint%')
+       and rule not in ('audit_not_verified', 'digest_not_anchored')  -- tests/ops/evidence.sh
      order by 1, 3
 $$;
 create schema lint_s;

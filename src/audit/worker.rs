@@ -369,6 +369,58 @@ pub fn push(rec: &[u8]) -> bool {
     }
 }
 
+/// The action of a queued request to note that a check ran (`verify_audit`, `audit_digest`): the
+/// worker writes `warden.posture_checks` for it, which `security_lint` reads. Not an event, so that
+/// verifying or anchoring the chain does not change it.
+const CHECK: &str = "posture_check";
+
+/// Asks this database's worker to note that `check` ran at `at` with `result`, by `role`, without
+/// waiting. Dropped when it cannot be queued (the lint then reports the check as not run: the safe
+/// side).
+pub fn note_check(check: &str, at: pg_sys::TimestampTz, result: &str, role: &str) {
+    let mut rec = Vec::with_capacity(96);
+    for f in [
+        Field::Text(CHECK),
+        Field::Text(check),
+        Field::Int(at),
+        Field::Text(result),
+        Field::Text(role),
+    ] {
+        let _ = encode_field(&f, &mut rec);
+    }
+    push(&rec);
+}
+
+/// A queued [`note_check`] request: check, time, result, role.
+fn decode_check(rec: &[u8]) -> Option<(String, i64, String, String)> {
+    let f = decode_fields(rec).ok()?;
+    if f.len() != 5 || f[0].1 != CHECK.as_bytes() {
+        return None;
+    }
+    let text = |i: usize| std::str::from_utf8(f[i].1).ok().map(str::to_owned);
+    let at: i64 = std::str::from_utf8(f[2].1).ok()?.parse().ok()?;
+    Some((text(1)?, at, text(3)?, text(4)?))
+}
+
+/// Writes the queued check notes (the latest of each check wins).
+fn write_checks(checks: &[(String, i64, String, String)]) -> Result<(), super::seal::SealError> {
+    if crate::catalog::warden_oid(c"posture_checks") == pg_sys::InvalidOid {
+        return Ok(());
+    }
+    for (check, at, result, role) in checks {
+        Spi::run_with_args(
+            "INSERT INTO warden.posture_checks AS p (check_name, last_at, last_result, last_by_role)
+             VALUES ($1, pg_catalog.to_timestamp($2::float8 / 1e6 + 946684800), $3, $4)
+             ON CONFLICT (check_name) DO UPDATE
+                SET last_at = excluded.last_at, last_result = excluded.last_result, last_by_role = excluded.last_by_role
+              WHERE p.last_at <= excluded.last_at",
+            &[check.as_str().into(), (*at).into(), result.as_str().into(), role.as_str().into()],
+        )
+        .map_err(|e| super::seal::SealError::Worker(e.to_string()))?;
+    }
+    Ok(())
+}
+
 /// The key and time of a queued [`touch_key`] request.
 fn decode_touch(rec: &[u8]) -> Option<([u8; 16], i64)> {
     let f = decode_fields(rec).ok()?;
@@ -616,6 +668,8 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
             records.iter().filter_map(|r| decode_touch(r)).collect();
         touches.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         touches.dedup_by(|a, b| a.0 == b.0); // the latest request of each key
+        let checks: Vec<(String, i64, String, String)> =
+            records.iter().filter_map(|r| decode_check(r)).collect();
         let outcome = run_in_transaction(|| {
             let mut n = 0i64;
             for r in &records {
@@ -635,6 +689,11 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
                 None => Ok(n),
             }
         });
+        if !checks.is_empty() {
+            if let Err(e) = run_in_transaction(|| write_checks(&checks)) {
+                pgrx::log!("warden audit sealer: posture checks: {e}");
+            }
+        }
         if !touches.is_empty() {
             // apart from the events: a failure here never costs an event
             if let Err(e) = run_in_transaction(|| write_touches(&touches)) {

@@ -83,4 +83,28 @@ q held postgres "DELETE FROM docs WHERE false" >/dev/null || true   # refused (n
 check "a lost marker is written again when the database reads its holds" "ERROR 42501" "$(q postgres postgres "DROP DATABASE held")"
 q held postgres "SELECT warden.release_hold(id, 'settled') FROM warden.holds h WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)" >/dev/null
 check "once the last hold is released, the drop works" "" "$(q postgres postgres "DROP DATABASE held")"
+# security_lint: the audit chain's last verification and digest (notes the sealing worker writes)
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "CREATE DATABASE posture" >/dev/null
+q posture postgres "CREATE EXTENSION warden" >/dev/null
+q posture postgres "SELECT warden.log_event('posture_test', 'test', '1')" >/dev/null
+traces="SELECT string_agg(rule || ':' || severity, ',' ORDER BY rule) FROM warden.security_lint() WHERE rule IN ('audit_not_verified', 'digest_not_anchored')"
+check "never verified, never anchored: both rules fire" "audit_not_verified:medium,digest_not_anchored:medium" "$(q posture postgres "$traces")"
+q posture postgres "SELECT warden.seal_audit()" >/dev/null
+q posture postgres "SELECT intact FROM warden.verify_audit()" >/dev/null
+q posture postgres "SELECT id FROM warden.audit_digest()" >/dev/null
+for _ in $(seq 100); do [ "$(q posture postgres "SELECT count(*) FROM warden.posture_checks")" = 2 ] && break; sleep 0.1; done
+check "after verify_audit and audit_digest (as the worker notes them): quiet" "" "$(q posture postgres "$traces")"
+check "the notes are not audit events (verifying does not change the chain)" "0" \
+    "$(q posture postgres "SELECT count(*) FROM warden.audit_trail WHERE action IN ('verify_audit', 'audit_digest', 'posture_check')")"
+sleep 1.2
+check "older than warden.audit_check_age: both fire again" "audit_not_verified:medium,digest_not_anchored:medium" \
+    "$(q posture postgres "SET warden.audit_check_age = 1; $traces" | tail -1)"
+# a tampered chain: the last verification found it broken (critical)
+q posture postgres "UPDATE pg_catalog.pg_trigger SET tgenabled = 'D' WHERE tgrelid = 'warden.audit_events'::regclass;
+                    UPDATE pg_catalog.pg_class SET relhastriggers = relhastriggers WHERE oid = 'warden.audit_events'::regclass;
+                    UPDATE warden.audit_events SET resource_id = 'x' WHERE action = 'posture_test'" >/dev/null
+q posture postgres "SELECT intact FROM warden.verify_audit()" >/dev/null
+for _ in $(seq 100); do [ "$(q posture postgres "SELECT last_result FROM warden.posture_checks WHERE check_name = 'verify_audit'")" = broken ] && break; sleep 0.1; done
+check "a verification that found the chain broken: critical" "audit_not_verified:critical" \
+    "$(q posture postgres "SELECT string_agg(rule || ':' || severity, ',') FROM warden.security_lint() WHERE rule = 'audit_not_verified'")"
 ops_summary evidence
