@@ -8,7 +8,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 need_pkgs=()
-for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo pgbouncer postgresql-15-pgaudit openssl; do
+for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo pgbouncer postgresql-15-pgaudit openssl prometheus-postgres-exporter; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -15,7 +15,7 @@ declare -A RESULT
 
 bash scripts/setup.sh
 mkdir -p "$LOGS"
-trap 'pgbouncer_stop; cluster_stop pgreg_plain; cluster_stop pgreg_warden; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; cluster_stop audit_crash; cluster_stop no_preload; cluster_stop providers; cluster_stop log_redaction; cluster_stop evidence; clean_set_aside' EXIT
+trap 'pgbouncer_stop; cluster_stop pgreg_plain; cluster_stop pgreg_warden; cluster_stop test; cluster_stop standby; cluster_stop restore; cluster_stop live; cluster_stop audit_crash; cluster_stop no_preload; cluster_stop providers; cluster_stop log_redaction; cluster_stop evidence; cluster_stop metrics; clean_set_aside' EXIT
 
 # cargo_counts LOG: "passed failed" summed over every "test result:" line of a cargo test log.
 cargo_counts() {
@@ -83,7 +83,7 @@ pgbouncer_stop
 say "operations tests (tests/ops/: upgrade, hot standby, dump and restore, reinstall under load)"
 ops_rc=0
 rm -f "$LOGS"/ops-*.log
-for t in upgrade standby dump_restore live_reinstall audit_crash no_preload providers log_redaction evidence; do
+for t in upgrade standby dump_restore live_reinstall audit_crash no_preload providers log_redaction evidence metrics; do
     args=()
     [ "$t" = live_reinstall ] && args=("$WARDEN_RUN/builds/warden-pgtest.so")
     set +e

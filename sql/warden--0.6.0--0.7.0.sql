@@ -424,3 +424,58 @@ $$;
 COMMENT ON FUNCTION warden.security_lint() IS 'What is wrong with this database''s security posture, rule by rule, with the fix (see README, "Posture and compliance").';
 REVOKE EXECUTE ON FUNCTION warden.security_lint() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION warden.security_lint() TO warden_admin, warden_auditor;
+
+-- Metrics (0.7.0): what monitoring scrapes (contrib/postgres_exporter/queries.yaml reads it for
+-- Debian's prometheus-postgres-exporter). Aggregates only; SECURITY DEFINER, so that a monitoring
+-- role needs nothing but this.
+CREATE FUNCTION warden._metrics() RETURNS TABLE (name text, labels jsonb, value double precision)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q record;
+BEGIN
+    SELECT * INTO q FROM warden.audit_queue_status();
+    RETURN QUERY VALUES
+        ('warden_audit_pending_events', '{}'::jsonb, (SELECT pg_catalog.count(*) FROM warden.audit_pending)::float8),
+        ('warden_audit_sealing_lag_seconds', '{}'::jsonb,
+         coalesce((SELECT pg_catalog.date_part('epoch', pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.min(p.occurred_at))
+                     FROM warden.audit_pending p), 0)::float8),
+        ('warden_audit_queue_overflowed_total', '{}'::jsonb, coalesce(q.overflowed, 0)::float8),
+        ('warden_audit_unconfirmed_total', '{}'::jsonb, coalesce(q.unconfirmed, 0)::float8),
+        ('warden_audit_unrecorded_total', '{}'::jsonb, coalesce(q.unrecorded, 0)::float8),
+        ('warden_audit_sealing_failures_total', '{}'::jsonb, coalesce(q.sealing_failures, 0)::float8),
+        ('warden_rls_coverage_percent', '{}'::jsonb, coalesce(warden.rls_coverage_percent(), 100)::float8);
+    -- the last hour's events, by action and status (the time index keeps it cheap on a long trail)
+    RETURN QUERY
+    SELECT 'warden_audit_events_last_hour', pg_catalog.jsonb_build_object('action', e.action, 'status', e.status),
+           pg_catalog.count(*)::float8
+      FROM (SELECT a.action, a.status FROM warden.audit_events a
+             WHERE a.occurred_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
+            UNION ALL SELECT p.action, p.status FROM warden.audit_pending p) e
+     GROUP BY e.action, e.status;
+    -- denied authentications, hold violations and PHI reads of the last hour (0 when none)
+    RETURN QUERY
+    SELECT m.metric, '{}'::jsonb, (SELECT pg_catalog.count(*) FROM
+              (SELECT a.action, a.status FROM warden.audit_events a
+                WHERE a.occurred_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 hour')
+               UNION ALL SELECT p.action, p.status FROM warden.audit_pending p) e
+             WHERE e.action OPERATOR(pg_catalog.=) m.action
+               AND (m.status IS NULL OR e.status OPERATOR(pg_catalog.=) m.status))::float8
+      FROM (VALUES ('warden_denied_authentications_last_hour', 'authenticate', 'denied'),
+                   ('warden_hold_violations_last_hour', 'hold_violation', NULL),
+                   ('warden_phi_reads_last_hour', 'phi_read', NULL)) m(metric, action, status);
+    -- security_lint's findings by severity (every severity, 0 when none)
+    RETURN QUERY
+    SELECT 'warden_lint_findings', pg_catalog.jsonb_build_object('severity', sv.s),
+           (SELECT pg_catalog.count(*) FROM warden.security_lint() l WHERE l.severity OPERATOR(pg_catalog.=) sv.s)::float8
+      FROM (VALUES ('critical'), ('high'), ('medium'), ('low')) sv(s);
+END
+$$;
+COMMENT ON FUNCTION warden._metrics() IS 'Internal: the rows of warden.metrics.';
+REVOKE EXECUTE ON FUNCTION warden._metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden._metrics() TO warden_auditor, pg_monitor;
+CREATE VIEW warden.metrics AS SELECT m.name, m.labels, m.value FROM warden._metrics() m;
+COMMENT ON VIEW warden.metrics IS 'Metrics for monitoring (name, labels, value): the audit backlog and lag, queue counters, the last hour''s events, denied authentications, hold violations, PHI reads, lint findings by severity, coverage.';
+REVOKE ALL ON warden.metrics FROM PUBLIC;
+GRANT SELECT ON warden.metrics TO warden_auditor, pg_monitor;
+
