@@ -43,6 +43,11 @@ revoke execute on function lint_definer_ok() from public;
 \set ec '{"kty": "EC", "crv": "P-256", "kid": "ec-1", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}'
 select warden.register_issuer('https://lint-open.example.test', format('{"keys": [%s]}', :'ec')::jsonb);
 select warden.register_issuer('https://lint-aud.example.test', format('{"keys": [%s]}', :'ec')::jsonb, '{"audience": "api"}');
+-- a foreign table with a tenant column (fires; dropped below), one without (quiet)
+create extension postgres_fdw;
+create server lint_server foreign data wrapper postgres_fdw;
+create foreign table lint_foreign (id int, tenant_id uuid) server lint_server;
+create foreign table lint_foreign_codes (code text) server lint_server;
 -- a login role that bypasses row level security (fires; made NOLOGIN below)
 create role lint_bypass login bypassrls;
 -- a CONFIDENTIAL schema with a table neither protected nor audited (fires)
@@ -67,6 +72,7 @@ revoke execute on function lint_definer() from public;
 select warden.register_issuer('https://lint-open.example.test', format('{"keys": [%s]}', :'ec')::jsonb, '{"audience": "api"}');
 select warden.protect_table('lint_unprotected') is not null as protected;
 drop table lint_org;
+drop foreign table lint_foreign;
 alter role lint_bypass nologin;
 select * from pg_temp.lint();
 -- database-wide rules, by the settings of this transaction: a short secret, statements logged
