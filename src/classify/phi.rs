@@ -225,17 +225,23 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
     if tables.is_empty() {
         return;
     }
+    begin_read(qd, tables.into_iter().map(|(_, n)| n).collect());
+}
+
+/// Notes a PHI read of `tables` by the statement `qd` (null for a COPY, which has none), or
+/// refuses it when it could not be recorded; its statement number.
+fn begin_read(qd: *mut pg_sys::QueryDesc, tables: Vec<String>) -> u64 {
     if !crate::catalog::preloaded() {
         refuse(format!(
             "{} is classified PHI and its reads cannot be recorded: warden is not in shared_preload_libraries",
-            tables[0].1
+            tables[0]
         ));
     }
     // SAFETY: reads whether this server is a standby.
     if unsafe { pg_sys::RecoveryInProgress() } {
         refuse(format!(
             "{} is classified PHI and its reads cannot be recorded on a hot standby: read it on the primary",
-            tables[0].1
+            tables[0]
         ));
     }
     ensure_callback();
@@ -247,9 +253,12 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
     PENDING.with_borrow_mut(|p| {
         p.retain(|x| x.lxid == lxid);
         // an entry of this address is a statement that failed before its end (its QueryDesc is
-        // gone): it stays, detached, and is recorded as failed at the end of the transaction
-        for x in p.iter_mut().filter(|x| x.query == qd) {
-            x.query = std::ptr::null_mut();
+        // gone): it stays, detached, and is recorded as failed at the end of the transaction (a
+        // COPY's entry has no QueryDesc from the start)
+        if !qd.is_null() {
+            for x in p.iter_mut().filter(|x| x.query == qd) {
+                x.query = std::ptr::null_mut();
+            }
         }
         p.push(Pending {
             query: qd,
@@ -257,10 +266,11 @@ unsafe fn track(qd: *mut pg_sys::QueryDesc) {
             actor: claims.as_ref().map(|c| c.actor.clone()),
             lxid,
             statement,
-            tables: tables.into_iter().map(|(_, n)| n).collect(),
+            tables,
             rows: 0,
         })
     });
+    statement
 }
 
 /// Before a utility statement: `COPY <table> TO` (a file, a program or STDOUT) of a PHI table that
@@ -314,38 +324,7 @@ pub unsafe fn copy_before(stmt: *mut pg_sys::Node) -> Option<u64> {
                 "whether COPY reads PHI could not be determined ({e})"
             )),
         }
-        let name = qualified(relid);
-        if !crate::catalog::preloaded() {
-            refuse(format!(
-                "{name} is classified PHI and its reads cannot be recorded: warden is not in shared_preload_libraries"
-            ));
-        }
-        if pg_sys::RecoveryInProgress() {
-            refuse(format!(
-                "{name} is classified PHI and its reads cannot be recorded on a hot standby: read it on the primary"
-            ));
-        }
-        ensure_callback();
-        let claims = crate::context::current();
-        let lxid = crate::context::local_xid();
-        let (l, n) = STATEMENTS.get();
-        let statement = if l == lxid { n + 1 } else { 1 };
-        STATEMENTS.set((lxid, statement));
-        PENDING.with_borrow_mut(|p| {
-            p.retain(|x| x.lxid == lxid);
-            // no QueryDesc: a COPY that fails stays here and is recorded as failed at the end of
-            // its transaction
-            p.push(Pending {
-                query: std::ptr::null_mut(),
-                tenant: claims.as_ref().map(|c| c.tenant.clone()),
-                actor: claims.as_ref().map(|c| c.actor.clone()),
-                lxid,
-                statement,
-                tables: vec![name],
-                rows: 0,
-            })
-        });
-        Some(statement)
+        Some(begin_read(std::ptr::null_mut(), vec![qualified(relid)]))
     }
 }
 

@@ -192,14 +192,8 @@ fn place(
     Ok(id)
 }
 
-/// Releases a legal hold: the only way one ends. Admin level in its tenant, or warden_admin.
-#[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), ErrorReport> {
-    let hold = hold.ok_or(HoldError::Null("hold"))?;
-    let reason = reason
-        .filter(|s| !s.trim().is_empty())
-        .ok_or(HoldError::Null("reason"))?;
+/// A hold's tenant, case_ref and whether it was released (42704 for an unknown hold).
+pub(super) fn hold_row(hold: pgrx::Uuid) -> Result<(Ident, String, bool), HoldError> {
     let found = privileged(|| {
         Spi::connect(|c| {
             let row = c.select(
@@ -221,10 +215,22 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
         })
     })?;
     let Some((Some(tenant), case_ref, released)) = found else {
-        return Err(HoldError::NoSuchHold(hold.to_string()).into());
+        return Err(HoldError::NoSuchHold(hold.to_string()));
     };
     let tenant = Ident::parse(&tenant)
         .map_err(|e| HoldError::Internal(format!("the hold names a tenant that {e}")))?;
+    Ok((tenant, case_ref, released))
+}
+
+/// Releases a legal hold: the only way one ends. Admin level in its tenant, or warden_admin.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), ErrorReport> {
+    let hold = hold.ok_or(HoldError::Null("hold"))?;
+    let reason = reason
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(HoldError::Null("reason"))?;
+    let (tenant, case_ref, released) = hold_row(hold)?;
     let actor = authorize("releasing a legal hold", &tenant)?;
     if released {
         return Err(HoldError::Released(hold.to_string()).into());

@@ -207,31 +207,7 @@ pub unsafe extern "C-unwind" fn warden_preserved_immutable(
 #[search_path(pg_catalog, pg_temp)]
 fn discard_preserved(hold: Option<pgrx::Uuid>) -> Result<i64, ErrorReport> {
     let hold = hold.ok_or(HoldError::Null("hold"))?;
-    let found = super::api::privileged(|| {
-        Spi::connect(|c| {
-            let row = c.select(
-                "SELECT h.tenant::text, h.case_ref,
-                        EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)
-                   FROM warden.holds h WHERE h.id = $1",
-                Some(1),
-                &[hold.into()],
-            )?;
-            if row.is_empty() {
-                return Ok(None);
-            }
-            let row = row.first();
-            Ok(Some((
-                row.get::<String>(1)?,
-                row.get::<String>(2)?.unwrap_or_default(),
-                row.get::<bool>(3)? == Some(true),
-            )))
-        })
-    })?;
-    let Some((Some(tenant), case_ref, released)) = found else {
-        return Err(HoldError::NoSuchHold(hold.to_string()).into());
-    };
-    let tenant = Ident::parse(&tenant)
-        .map_err(|e| HoldError::Internal(format!("the hold names a tenant that {e}")))?;
+    let (tenant, case_ref, released) = super::api::hold_row(hold)?;
     super::api::authorize("discarding preserved versions", &tenant)?;
     if !released {
         return Err(HoldError::StillHeld {
