@@ -431,7 +431,9 @@ pub fn local_xid() -> pg_sys::LocalTransactionId {
     }
 }
 
-fn in_parallel_worker() -> bool {
+/// Whether this process is a parallel worker (which restores its leader's state and never reads
+/// the context itself).
+pub fn in_parallel_worker() -> bool {
     // SAFETY: reads a global set once when a parallel worker starts.
     unsafe { pg_sys::ParallelWorkerNumber >= 0 }
 }

@@ -227,11 +227,14 @@ thread_local! {
 /// a table that had them is distributed with `citus.enable_unsafe_triggers`): the worker cannot
 /// see the coordinator's holds, so it refuses (fail closed) rather than let a held row go.
 unsafe fn refuse_on_citus_worker(operation: &str, rel: pg_sys::Relation) {
-    if !crate::gucs::citus_loaded() {
-        return;
-    }
+    // per row: answered from the cell after the first (Citus is preloaded or not for the
+    // process's life)
     let worker = match CITUS_WORKER.get() {
         Some(w) => w,
+        None if !crate::gucs::citus_loaded() => {
+            CITUS_WORKER.set(Some(false));
+            false
+        }
         None => {
             let w = Spi::get_one::<bool>(
                 "SELECT CASE WHEN pg_catalog.to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN false

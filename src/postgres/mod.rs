@@ -68,17 +68,12 @@ unsafe extern "C" fn warden_utility_forget(state: *mut std::ffi::c_void) {
 unsafe extern "C-unwind" fn warden_executor_start_before(qd: *mut pg_sys::QueryDesc, eflags: i32) {
     // Citus: a context set inside a released savepoint reaches the workers too
     crate::context::repropagate();
-    if crate::gucs::LOG_REDACTION.get() && !in_parallel_worker() {
+    if crate::gucs::LOG_REDACTION.get() && !crate::context::in_parallel_worker() {
         // the server log's redaction may not read the catalogs itself
         crate::catalog::subjects::refresh_for_log();
     }
     // SAFETY: the hook's own arguments.
     unsafe { crate::classify::phi::executor_start(qd, eflags) }
-}
-
-fn in_parallel_worker() -> bool {
-    // SAFETY: reads a global set once when a parallel worker starts.
-    unsafe { pg_sys::ParallelWorkerNumber >= 0 }
 }
 
 /// ExecutorRun, after a run.
