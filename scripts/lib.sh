@@ -84,8 +84,15 @@ install_extension() {
     say "installed warden $(warden_version) into $($PG_CONFIG --pkglibdir) and $($PG_CONFIG --sharedir)/extension"
 }
 
-# port_in_use PORT: whether something accepts connections on 127.0.0.1:PORT.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# port_in_use PORT: whether something accepts connections on 127.0.0.1:PORT, or a server could not
+# bind it (as PostgreSQL does, with SO_REUSEADDR): a client connection that used the port as its
+# ephemeral local port and lingers in TIME_WAIT blocks a listener for a minute.
+port_in_use() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    ! python3 -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)' "$1" 2>/dev/null
+}
 
 # free_port PORT: PORT, or the next port above it that nothing listens on (another job on the same
 # machine may hold the usual one). Prints the port.
