@@ -264,3 +264,20 @@ SELECT action, status, resource_id AS "table", changes ->> 'rows' AS rows_return
 SQL
 explain "Classifying waits for protection and auditing; DDL that would undo them is refused; the read is an event,"
 explain "one per statement, with the rows it returned, written without slowing the read down."
+
+step "15. Posture and compliance: what an auditor or an attacker would find, and the report to attach"
+explain "A table the DBA forgot, a view owned by a superuser over a protected table: both are holes in isolation."
+dba <<'SQL'
+CREATE TABLE shipments (id int PRIMARY KEY, tenant_id uuid NOT NULL, address text);
+CREATE VIEW all_docs AS SELECT * FROM docs;
+SELECT * FROM warden.verify_audit() \g /dev/null
+SELECT * FROM warden.audit_digest() \g /dev/null
+SELECT pg_sleep(0.5) \g /dev/null
+SELECT rule, severity, object, remediation FROM warden.security_lint() ORDER BY severity = 'critical' DESC, severity = 'high' DESC, rule;
+SELECT c ->> 'framework' AS framework, c ->> 'control' AS control, c ->> 'status' AS status, c ->> 'gap' AS gap
+  FROM jsonb_array_elements(warden.compliance_report() -> 'controls') c;
+SQL
+explain "Each finding carries its fix; the report maps them to SOC 2 and ISO 27001 controls with live evidence."
+REPORT=${TMPDIR:-/tmp}/warden-demo-compliance.md
+psql -X -q -A -t -d demo -c "SELECT warden.compliance_report_markdown()" >"$REPORT"
+explain "warden.compliance_report_markdown() is the same as a document to attach: $REPORT ($(wc -l <"$REPORT") lines)."

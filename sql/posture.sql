@@ -35,7 +35,7 @@ COMMENT ON FUNCTION warden._lint_policed() IS 'Internal: the tables with warden'
 
 CREATE FUNCTION warden.security_lint()
 RETURNS TABLE (rule text, severity text, object text, detail text, remediation text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     tenant_names name[];
@@ -273,7 +273,7 @@ GRANT EXECUTE ON FUNCTION warden.security_lint() TO warden_admin, warden_auditor
 -- Debian's prometheus-postgres-exporter). Aggregates only; SECURITY DEFINER, so that a monitoring
 -- role needs nothing but this.
 CREATE FUNCTION warden._metrics() RETURNS TABLE (name text, labels jsonb, value double precision)
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
 AS $$
 DECLARE
     q record;

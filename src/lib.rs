@@ -112,6 +112,11 @@ extension_sql_file!(
     name = "posture",
     requires = ["preserve"]
 );
+extension_sql_file!(
+    "../sql/compliance.sql",
+    name = "compliance",
+    requires = ["posture"]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

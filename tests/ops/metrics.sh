@@ -50,5 +50,17 @@ check "the logged event, by action and status" 1 \
     "$(grep -E '^warden_audit_events_last_hour_count\{.*action="metrics_test".*status="success".*\}' <<<"$metrics" | awk '{print $2}' | cut -de -f1)"
 check "lint findings by severity (the unprotected table is high)" yes \
     "$(grep -E '^warden_lint_findings_count\{.*severity="high".*\} [1-9]' <<<"$metrics" >/dev/null && echo yes || echo no)"
+
+# the compliance report over committed events, as an auditor (a login role in warden_auditor)
+q mon postgres "CREATE ROLE mon_auditor LOGIN IN ROLE warden_auditor" >/dev/null
+report() { q mon mon_auditor "SELECT warden.compliance_report($1) $2"; }
+check "compliance report: the period's denied authentication" 1 "$(report "" "#>> '{summary,denied_authentications_in_period}'")"
+check "...and the logged event among the period's events" t "$(report "" "#>> '{summary,events_in_period}'" | awk '{print ($1 >= 2) ? "t" : "f"}')"
+check "...none in the 30 days before" 0 "$(report "now() - interval '60 days', now() - interval '30 days'" "#>> '{summary,events_in_period}'")"
+check "...the unprotected table is CC6.1's gap, in its evidence" 'gap|[{"issue": "row level security is disabled: every role with table privileges sees every row", "table": "public.loose"}]' \
+    "$(q mon mon_auditor "SELECT c ->> 'status', c #> '{evidence,unprotected}' FROM jsonb_array_elements(warden.compliance_report() -> 'controls') c WHERE c ->> 'control' = 'CC6.1'")"
+check "...and in the Markdown document" '| SOC 2 | CC6.1 | Logical access security: tenant isolation enforced by the database | **gap** |' \
+    "$(q mon mon_auditor "SELECT line FROM regexp_split_to_table(warden.compliance_report_markdown(), E'\n') line WHERE line LIKE '| SOC 2 | CC6.1 |%'")"
+check "...not for the application" "ERROR 42501" "$(q mon mon_app "SELECT warden.compliance_report()")"
 [ "$OPS_FAILED" -eq 0 ] || { echo "    exporter log:"; tail -20 "$CLUSTER_DIR/exporter.log" | sed 's/^/    /'; }
 ops_summary metrics
