@@ -362,7 +362,7 @@ GRANT EXECUTE ON FUNCTION warden.compliance_report(timestamptz, timestamptz) TO 
 -- One evidence value as Markdown text: scalars as they are, arrays and objects compact, an
 -- unprotected table as its name and problem.
 CREATE FUNCTION warden._md_value(v jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE jsonb_typeof(v)
                WHEN 'string' THEN replace(v #>> '{}', '|', '\|')

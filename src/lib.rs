@@ -43,6 +43,9 @@ mod protect;
 mod providers;
 // 5. PostgreSQL's entry points
 mod postgres;
+// property-based fuzzing of the parsers (test code)
+#[cfg(test)]
+mod fuzz;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -7,7 +7,7 @@ The ordering of items is not stable, it is driven by a dependency graph.
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:49
+-- src/lib.rs:52
 -- bootstrap
 -- warden bootstrap: runs first in CREATE EXTENSION warden (schema warden already exists).
 
@@ -796,7 +796,7 @@ AS 'MODULE_PATHNAME', 'tenant_with_level_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:50
+-- src/lib.rs:53
 -- requires:
 --   bootstrap
 --   context::tenant_with_level
@@ -1004,7 +1004,7 @@ COMMENT ON FUNCTION warden.audit_summary(timestamptz, timestamptz) IS 'Events in
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:59
+-- src/lib.rs:62
 -- requires:
 --   audit
 --   context::tenant_with_level
@@ -1374,7 +1374,7 @@ REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:68
+-- src/lib.rs:71
 -- requires:
 --   hold
 --   context::current_tenant
@@ -1514,7 +1514,7 @@ COMMENT ON FUNCTION warden.register_memberships(regclass, name, name) IS 'Regist
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:73
+-- src/lib.rs:76
 -- requires:
 --   privacy
 --   context::has_level
@@ -1590,31 +1590,7 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:84
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     text,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:89
+-- src/lib.rs:92
 -- requires:
 --   keys
 --   context::current_tenant
@@ -1686,7 +1662,7 @@ GRANT SELECT ON warden.secret_names TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:100
+-- src/lib.rs:103
 -- requires:
 --   crypto
 
@@ -1741,7 +1717,31 @@ SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', ''
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:105
+-- src/lib.rs:87
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     text,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:108
 -- requires:
 --   providers
 --   context::tenant_with_level_text
@@ -1787,7 +1787,7 @@ SELECT pg_catalog.pg_extension_config_dump('warden.preserved_versions_id_seq', '
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:110
+-- src/lib.rs:113
 -- requires:
 --   preserve
 
@@ -2118,7 +2118,7 @@ GRANT SELECT ON warden.metrics TO warden_auditor, pg_monitor;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:115
+-- src/lib.rs:118
 -- requires:
 --   posture
 
@@ -2486,7 +2486,7 @@ GRANT EXECUTE ON FUNCTION warden.compliance_report(timestamptz, timestamptz) TO 
 -- One evidence value as Markdown text: scalars as they are, arrays and objects compact, an
 -- unprotected table as its name and problem.
 CREATE FUNCTION warden._md_value(v jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE jsonb_typeof(v)
                WHEN 'string' THEN replace(v #>> '{}', '|', '\|')
@@ -2695,7 +2695,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:120
+-- src/lib.rs:123
 -- finalize
 -- warden finalize: views, the DDL event trigger and privileges, after every function exists.
 

@@ -128,10 +128,13 @@ fn redact_credentials(text: &str) -> Option<String> {
     let mut out: Option<String> = None;
     let mut copied = 0;
     let mut i = 0;
+    // the end of a base64url run found not to be a token: an eyJ inside it is none either (its
+    // run ends at the same place, with fewer parts)
+    let mut no_token_before = 0;
     while i + 4 <= b.len() {
         // anywhere, even glued to other text (a URL-encoded header, a concatenation): a JWT's
         // header always begins with eyJ ('{"'), and two long base64url parts must follow
-        if b[i..].starts_with(b"eyJ") {
+        if i >= no_token_before && b[i..].starts_with(b"eyJ") {
             // base64url parts separated by dots: at least header.payload.signature-ish
             let mut j = i;
             let mut parts = 0;
@@ -160,7 +163,10 @@ fn redact_credentials(text: &str) -> Option<String> {
                 i = j;
                 continue;
             }
-            i = j.max(i + 1);
+            // not a token; an API key may still be glued inside the run (eyJwdn_...), so the
+            // scan goes on from the next byte (found by the fuzzer, src/fuzz.rs)
+            no_token_before = j;
+            i += 1;
             continue;
         }
         if b[i..].starts_with(b"wdn_") {
@@ -436,6 +442,23 @@ mod tests {
     }
 
     const JWT: &str = "eyJhbGciOiJIUzI1NiJ9.eyJ0ZW5hbnRfaWQiOiJhIn0.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+
+    /// Found by `fuzz::log_redaction_scanner`: an API key glued to "eyJ" (a base64url run that
+    /// is not a token) was skipped with the run and reached the log.
+    #[test]
+    fn found_a_key_glued_to_a_token_beginning() {
+        let key = "wdn_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        for text in [
+            format!("eyJ{key}"),
+            format!("x eyJabc{key} y"),
+            format!("eyJeyJ{key}"),
+        ] {
+            let n: Vec<(String, String)> = Vec::new();
+            let out = redact(&text, Field::Message, &ctx(&n, "42601", None, &text)).unwrap();
+            assert!(!out.contains(key), "{out}");
+            assert!(out.contains(KEY_MARKER), "{out}");
+        }
+    }
 
     #[test]
     fn tokens_and_keys_anywhere() {
