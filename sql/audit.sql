@@ -48,6 +48,15 @@ CREATE FUNCTION warden._audit_event_ok(warden.audit_events) RETURNS boolean
     AS 'MODULE_PATHNAME', 'warden_audit_event_ok';
 REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBLIC;
 
+-- The same check by the event's columns, in table order (0.8.0; what verify_audit uses): the
+-- executor passes each value where it lies in the row instead of copying the row into a composite
+-- value first. Not STRICT: NULL columns are part of what is checked.
+CREATE FUNCTION warden._audit_row_ok(bigint, timestamptz, text, text, text, text, text, jsonb, text, jsonb, bytea, bytea, smallint)
+    RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE COST 1000
+    AS 'MODULE_PATHNAME', 'warden_audit_row_ok';
+REVOKE EXECUTE ON FUNCTION warden._audit_row_ok(bigint, timestamptz, text, text, text, text, text, jsonb, text, jsonb, bytea, bytea, smallint) FROM PUBLIC;
+
 -- Committed events waiting for the sealer: written by a direct heap insert (no index on purpose),
 -- moved into audit_events by the sealing worker within moments.
 CREATE TABLE warden.audit_pending (

@@ -852,6 +852,15 @@ CREATE FUNCTION warden._audit_event_ok(warden.audit_events) RETURNS boolean
     AS 'MODULE_PATHNAME', 'warden_audit_event_ok';
 REVOKE EXECUTE ON FUNCTION warden._audit_event_ok(warden.audit_events) FROM PUBLIC;
 
+-- The same check by the event's columns, in table order (0.8.0; what verify_audit uses): the
+-- executor passes each value where it lies in the row instead of copying the row into a composite
+-- value first. Not STRICT: NULL columns are part of what is checked.
+CREATE FUNCTION warden._audit_row_ok(bigint, timestamptz, text, text, text, text, text, jsonb, text, jsonb, bytea, bytea, smallint)
+    RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE COST 1000
+    AS 'MODULE_PATHNAME', 'warden_audit_row_ok';
+REVOKE EXECUTE ON FUNCTION warden._audit_row_ok(bigint, timestamptz, text, text, text, text, text, jsonb, text, jsonb, bytea, bytea, smallint) FROM PUBLIC;
+
 -- Committed events waiting for the sealer: written by a direct heap insert (no index on purpose),
 -- moved into audit_events by the sealing worker within moments.
 CREATE TABLE warden.audit_pending (
@@ -1590,6 +1599,30 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/lib.rs:87
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     text,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/lib.rs:92
 -- requires:
 --   keys
@@ -1714,30 +1747,6 @@ REVOKE ALL ON warden.token_revocations FROM PUBLIC;
 GRANT SELECT ON warden.token_revocations TO warden_guard;
 SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations', '');
 SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', '');
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:87
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     text,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */

@@ -51,6 +51,9 @@ pub enum Field<'a> {
     Timestamp(i64),
     /// A JSON document, in any formatting; serialized canonically.
     Json(&'a str),
+    /// A JSON document already in canonical form (a verifier that serialized jsonb's binary form
+    /// itself): written as it is, under the same tag as [`Field::Json`].
+    CanonicalJson(&'a [u8]),
 }
 
 /// The fields of an event, in chain order.
@@ -92,6 +95,21 @@ impl Event<'_> {
 
     /// The canonical bytes, written into `out` (cleared first): a verifier reuses one buffer.
     pub fn canonical_into(&self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+        self.canonical_into_with(
+            self.changes.map_or(Field::Null, Field::Json),
+            self.context.map_or(Field::Null, Field::Json),
+            out,
+        )
+    }
+
+    /// [`Event::canonical_into`] with the two JSON fields given as fields (`changes` and `context`
+    /// of `self` are not read): the verifier passes jsonb it serialized canonically itself.
+    pub fn canonical_into_with(
+        &self,
+        changes: Field<'_>,
+        context: Field<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CanonicalError> {
         fn ident<'b>(
             version: i16,
             v: Option<&'b str>,
@@ -111,9 +129,6 @@ impl Event<'_> {
         fn opt_text(t: Option<&str>) -> Field<'_> {
             t.map_or(Field::Null, Field::Text)
         }
-        fn opt_json(t: Option<&str>) -> Field<'_> {
-            t.map_or(Field::Null, Field::Json)
-        }
         let fields = [
             Field::Int(self.id),
             Field::Timestamp(self.occurred_at),
@@ -122,9 +137,9 @@ impl Event<'_> {
             Field::Text(self.action),
             opt_text(self.resource_type),
             opt_text(self.resource_id),
-            opt_json(self.changes),
+            changes,
             Field::Text(self.status),
-            opt_json(self.context),
+            context,
         ];
         out.clear();
         out.extend_from_slice(if self.version == 1 {
@@ -147,7 +162,7 @@ pub fn encode_field(f: &Field<'_>, out: &mut Vec<u8>) -> Result<(), CanonicalErr
         Field::Text(_) => b'T',
         Field::Uuid(_) => b'U',
         Field::Timestamp(_) => b'S',
-        Field::Json(_) => b'J',
+        Field::Json(_) | Field::CanonicalJson(_) => b'J',
     };
     out.push(tag);
     let at = out.len();
@@ -159,6 +174,7 @@ pub fn encode_field(f: &Field<'_>, out: &mut Vec<u8>) -> Result<(), CanonicalErr
         Field::Uuid(u) => push_uuid(u, out),
         Field::Timestamp(us) => push_timestamp(*us, out),
         Field::Json(j) => canonical_json_into(j, out)?,
+        Field::CanonicalJson(j) => out.extend_from_slice(j),
     }
     let n = out.len() - at - 4;
     let len = u32::try_from(n).map_err(|_| CanonicalError::TooLong(n))?;
@@ -666,12 +682,34 @@ pub fn escape_into(s: &str, out: &mut String) {
 }
 
 /// [`escape_into`] for a byte buffer.
+/// Whether any byte of `w` needs escaping: below 0x20, `"` or `\\` (exact, for eight bytes at
+/// once: the has-less and has-zero bit tricks).
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let control = w.wrapping_sub(LO * 0x20) & !w & HI;
+    let q = w ^ (LO * u64::from(b'"'));
+    let quote = q.wrapping_sub(LO) & !q & HI;
+    let s = w ^ (LO * u64::from(b'\\'));
+    let backslash = s.wrapping_sub(LO) & !s & HI;
+    (control | quote | backslash) != 0
+}
+
 pub fn escape_bytes(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
     let b = s.as_bytes();
+    // the usual string has nothing to escape: skipped eight bytes at a time
+    let mut clean = 0;
+    while clean + 8 <= b.len() {
+        let w = u64::from_le_bytes(b[clean..clean + 8].try_into().unwrap_or([0; 8]));
+        if word_needs_escape(w) {
+            break;
+        }
+        clean += 8;
+    }
     let mut run = 0;
-    for (i, &c) in b.iter().enumerate() {
+    for (i, &c) in b.iter().enumerate().skip(clean) {
         let esc: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -701,6 +739,27 @@ pub fn escape_bytes(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_word_check_finds_every_byte_to_escape_and_no_other() {
+        for c in 0u8..=255 {
+            for pos in 0..8 {
+                let mut w = [b'a'; 8];
+                w[pos] = c;
+                let expect = c < 0x20 || c == b'"' || c == b'\\';
+                assert_eq!(
+                    word_needs_escape(u64::from_le_bytes(w)),
+                    expect,
+                    "byte {c:#x} at {pos}"
+                );
+            }
+        }
+        // next to bytes that borrow in the subtraction
+        let w = [0x00, 0x21, 0x23, 0x5b, 0x5d, 0x80, 0xff, 0x1f];
+        assert!(word_needs_escape(u64::from_le_bytes(w)));
+        let w = [0x21, 0x23, 0x5b, 0x5d, 0x80, 0xff, 0x20, 0x7f];
+        assert!(!word_needs_escape(u64::from_le_bytes(w)));
+    }
 
     fn event<'a>(changes: Option<&'a str>, occurred_at: i64) -> Event<'a> {
         Event {

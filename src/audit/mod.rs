@@ -16,6 +16,7 @@ pub mod auth;
 pub mod canonical;
 pub mod chain;
 pub mod evidence;
+pub mod jsonb;
 pub mod queue;
 pub mod record;
 pub mod redact;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use pgrx::pg_sys;
 
-use super::canonical::Event;
+use super::canonical::{Event, Field};
 use super::chain::{link, Hash, Report, Verifier};
 use super::record::PG_EPOCH_OFFSET_US;
 use super::seal::to_hash;
@@ -20,24 +20,20 @@ const COLUMNS: usize = 13;
 const COLUMNS_V1: usize = 12;
 
 unsafe fn text_of<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    // SAFETY: a text or bytea datum; detoasted (packed form kept) into the current context.
+    // SAFETY: a text or bytea datum. Inline and uncompressed (a 1-byte header that is not an
+    // external pointer, or an uncompressed 4-byte one: the usual case) it is read where it lies;
+    // otherwise detoasted (packed form kept) into the current context.
     unsafe {
-        let v = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+        let mut v = d.cast_mut_ptr::<pg_sys::varlena>();
+        let inline = (pgrx::varlena::varatt_is_1b(v) && !pgrx::varlena::varatt_is_1b_e(v))
+            || pgrx::varlena::varatt_is_4b_u(v);
+        if !inline {
+            v = pg_sys::pg_detoast_datum_packed(v);
+        }
         std::slice::from_raw_parts(
             pgrx::varlena::vardata_any(v).cast::<u8>(),
             pgrx::varlena::varsize_any_exhdr(v),
         )
-    }
-}
-
-unsafe fn json_of<'a>(d: pg_sys::Datum) -> &'a str {
-    // SAFETY: a jsonb datum, detoasted; JsonbToCString writes its text form (valid UTF-8 in a
-    // UTF-8 database; anything else counts as changed content).
-    unsafe {
-        let jb = pg_sys::pg_detoast_datum(d.cast_mut_ptr()).cast::<pg_sys::Jsonb>();
-        let len = pgrx::varlena::varsize_any(jb.cast());
-        let p = pg_sys::JsonbToCString(std::ptr::null_mut(), &raw mut (*jb).root, len as i32);
-        std::str::from_utf8(std::ffi::CStr::from_ptr(p).to_bytes()).unwrap_or("\u{fffd}")
     }
 }
 
@@ -48,25 +44,32 @@ unsafe fn uuid_of(d: pg_sys::Datum) -> [u8; 16] {
     u
 }
 
-/// Whether an event's hash is SHA-256 of its `prev_hash` and its canonical serialization.
+thread_local! {
+    /// The buffers of the content check, kept between rows: the serialization, and the canonical
+    /// JSON of `changes` and `context`.
+    static BUFFERS: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+        std::cell::RefCell::new((Vec::with_capacity(1024), Vec::with_capacity(1024)));
+}
+
+/// Whether an event's hash is SHA-256 of its `prev_hash` and its canonical serialization. The
+/// JSON fields are serialized from jsonb's binary form ([`super::jsonb`]), the identifiers and
+/// texts read where they lie.
 ///
 /// # Safety
-/// `values`/`nulls` are a deformed row of warden.audit_events; allocations go to the current
-/// memory context.
+/// `values`/`nulls` are a deformed row of warden.audit_events (`natts` columns: 13, or 12 for the
+/// layout before 0.6.0); allocations go to the current memory context.
 unsafe fn content_ok(
     values: &[pg_sys::Datum; COLUMNS],
     nulls: &[bool; COLUMNS],
     natts: usize,
-    prev: &Hash,
-    hash: &Hash,
-    buf: &mut Vec<u8>,
 ) -> bool {
     // SAFETY: see above.
     unsafe {
+        let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
+        let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
         let text = |i: usize| -> Option<&str> {
             (!nulls[i]).then(|| std::str::from_utf8(text_of(values[i])).unwrap_or("\u{fffd}"))
         };
-        let json = |i: usize| -> Option<&str> { (!nulls[i]).then(|| json_of(values[i])) };
         // 0.6.0's layout: text identifiers and the version; before, uuids and version 1
         let (version, tenant, actor) = if natts == COLUMNS {
             let version = if nulls[12] {
@@ -76,29 +79,49 @@ unsafe fn content_ok(
             };
             (
                 version,
-                text(2).map(str::to_owned),
-                text(3).map(str::to_owned),
+                text(2).map(std::borrow::Cow::Borrowed),
+                text(3).map(std::borrow::Cow::Borrowed),
             )
         } else {
             let u = |i: usize| {
-                (!nulls[i]).then(|| uuid::Uuid::from_bytes(uuid_of(values[i])).to_string())
+                (!nulls[i]).then(|| {
+                    std::borrow::Cow::Owned(uuid::Uuid::from_bytes(uuid_of(values[i])).to_string())
+                })
             };
             (1, u(2), u(3))
         };
-        let ev = Event {
-            version,
-            id: values[0].value() as i64,
-            occurred_at: (values[1].value() as i64).saturating_add(PG_EPOCH_OFFSET_US),
-            tenant: tenant.as_deref(),
-            actor: actor.as_deref(),
-            action: text(4).unwrap_or_default(),
-            resource_type: text(5),
-            resource_id: text(6),
-            changes: json(7),
-            status: text(8).unwrap_or_default(),
-            context: json(9),
-        };
-        ev.canonical_into(buf).is_ok() && link(prev, buf) == *hash
+        BUFFERS.with_borrow_mut(|(buf, json)| {
+            json.clear();
+            let range = |i: usize, json: &mut Vec<u8>| -> Option<Option<(usize, usize)>> {
+                if nulls[i] {
+                    return Some(None);
+                }
+                let at = json.len();
+                super::jsonb::canonical_into(values[i], json).then_some(Some((at, json.len())))
+            };
+            let (Some(changes), Some(context)) = (range(7, json), range(9, json)) else {
+                return false;
+            };
+            let field = |r: Option<(usize, usize)>| {
+                r.map_or(Field::Null, |(a, b)| Field::CanonicalJson(&json[a..b]))
+            };
+            let ev = Event {
+                version,
+                id: values[0].value() as i64,
+                occurred_at: (values[1].value() as i64).saturating_add(PG_EPOCH_OFFSET_US),
+                tenant: tenant.as_deref(),
+                actor: actor.as_deref(),
+                action: text(4).unwrap_or_default(),
+                resource_type: text(5),
+                resource_id: text(6),
+                changes: None,
+                status: text(8).unwrap_or_default(),
+                context: None,
+            };
+            ev.canonical_into_with(field(changes), field(context), buf)
+                .is_ok()
+                && link(&prev, buf) == hash
+        })
     }
 }
 
@@ -126,15 +149,39 @@ pub unsafe extern "C-unwind" fn warden_audit_event_ok(
             let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
             let mut nulls = [true; COLUMNS];
             pg_sys::heap_deform_tuple(&mut tuple, desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-            let prev = to_hash(if nulls[10] { &[] } else { text_of(values[10]) });
-            let hash = to_hash(if nulls[11] { &[] } else { text_of(values[11]) });
-            let mut buf = Vec::with_capacity(1024);
-            content_ok(&values, &nulls, natts, &prev, &hash, &mut buf)
+            content_ok(&values, &nulls, natts)
         } else {
             false
         };
         pg_sys::DecrTupleDescRefCount(desc);
         pg_sys::Datum::from(ok)
+    }
+}
+
+// The content check of one row by its columns (0.8.0): `warden._audit_row_ok(e.id, ...,
+// e.serialization)`, the columns in table order. The executor passes each value where it lies in
+// the row, where `_audit_event_ok(e)` first copied the whole row into a composite value.
+finfo_v1!(pg_finfo_warden_audit_row_ok);
+
+#[no_mangle]
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn warden_audit_row_ok(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: a function of the 13 columns of warden.audit_events, in order (sql/audit.sql).
+    unsafe {
+        let n = (*fcinfo).nargs as usize;
+        if n != COLUMNS {
+            return pg_sys::Datum::from(false);
+        }
+        let args = (*fcinfo).args.as_slice(COLUMNS);
+        let mut values = [pg_sys::Datum::from(0usize); COLUMNS];
+        let mut nulls = [true; COLUMNS];
+        for (i, a) in args.iter().enumerate() {
+            values[i] = a.value;
+            nulls[i] = a.isnull;
+        }
+        pg_sys::Datum::from(content_ok(&values, &nulls, COLUMNS))
     }
 }
 
@@ -146,14 +193,33 @@ pub fn first_bad_content(from: i64, to: i64) -> Result<Option<i64>, pgrx::spi::E
             // `id + 0`: no index, so that the planner takes a parallel sequential scan (an index
             // scan in id order would stop at the first bad event, but check every event through
             // random reads, in one process, when there is none)
-            "SELECT min(e.id + 0) FROM warden.audit_events e \
-              WHERE e.id + 0 BETWEEN $1 AND $2 AND NOT warden._audit_event_ok(e)",
+            if row_function() {
+                "SELECT min(e.id + 0) FROM warden.audit_events e \
+                  WHERE e.id + 0 BETWEEN $1 AND $2 AND NOT warden._audit_row_ok(e.id, e.occurred_at, \
+                        e.tenant, e.actor, e.action, e.resource_type, e.resource_id, e.changes, \
+                        e.status, e.context, e.prev_hash, e.hash, e.serialization)"
+            } else {
+                // a database whose warden SQL is older than 0.8.0
+                "SELECT min(e.id + 0) FROM warden.audit_events e \
+                  WHERE e.id + 0 BETWEEN $1 AND $2 AND NOT warden._audit_event_ok(e)"
+            },
             None, // a row limit would make the executor refuse parallel workers
             &[from.into(), to.into()],
         )?
         .first()
         .get_one::<i64>()
     })
+}
+
+/// Whether this database has `warden._audit_row_ok` (its warden SQL is 0.8.0 or later).
+fn row_function() -> bool {
+    pgrx::Spi::get_one::<bool>(
+        "SELECT to_regprocedure('warden._audit_row_ok(bigint, timestamptz, text, text, text, text, \
+         text, jsonb, text, jsonb, bytea, bytea, smallint)') IS NOT NULL",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }
 
 /// Checks the links and the gapless ids of the events with `from <= id <= to`, starting after
