@@ -8,7 +8,7 @@
 # only worth its price if what it recorded survives a crash, and the naive chain's cost is that
 # its lock is held across the commit's WAL flush.
 # Usage: bash benches/audit.sh   (AUDIT_SECONDS=5 AUDIT_ROUNDS=3 by default; AUDIT_ROUNDS=0 times
-# only verify_audit)
+# only verify_audit, with 0, 1 and 2 parallel workers)
 source "$(dirname "$0")/../scripts/lib.sh"
 SECONDS_PER_RUN=${AUDIT_SECONDS:-5}
 ROUNDS=${AUDIT_ROUNDS:-3}
@@ -96,10 +96,14 @@ if [ "$need" -gt 0 ]; then
 fi
 drain >/dev/null
 psql -X -q -d bench -c "VACUUM ANALYZE warden.audit_events" >/dev/null
-for i in 1 2 3; do
-    psql -X -qtA -d bench -c "\\timing on" -c "SELECT checked, intact FROM warden.verify_audit()" 2>&1 \
-        | tr '\n' ' ' | tee -a "$OUT/verify.txt"
-    echo | tee -a "$OUT/verify.txt"
+# with 0, 1 and 2 parallel workers for the content check (the leader takes part in each case)
+for w in 0 1 2; do
+    for i in 1 2 3; do
+        printf 'workers=%s ' "$w" | tee -a "$OUT/verify.txt"
+        psql -X -qtA -d bench -c "SET max_parallel_workers_per_gather = $w" -c "\\timing on" \
+            -c "SELECT checked, intact FROM warden.verify_audit()" 2>&1 | tr '\n' ' ' | tee -a "$OUT/verify.txt"
+        echo | tee -a "$OUT/verify.txt"
+    done
 done
 
 touch "$OUT/results.txt"
@@ -128,14 +132,16 @@ if tps:
     print()
     print("Seconds the worker needed after a warden run to seal what was left: " +
           ", ".join(f"{k} {max(v)}" for k, v in sorted(lag.items()) if "/d/" in k))
-rates = []
+rates = collections.defaultdict(list)
+n = 0
 for line in open(sys.argv[2]):
-    m = re.search(r"(\d+)\|t\s+Time: ([\d.]+) ms", line)
+    m = re.search(r"workers=(\d+) .*?(\d+)\|t\s+Time: ([\d.]+) ms", line)
     if m:
-        rates.append(int(m.group(1)) / (float(m.group(2)) / 1000))
-if rates:
-    print()
-    n = int(re.search(r"(\d+)\|t", open(sys.argv[2]).read()).group(1))
-    runs = ", ".join(f"{r:,.0f}" for r in rates)
-    print(f"verify_audit: {n:,} events, median {statistics.median(rates):,.0f} events/s (runs: {runs})")
+        n = int(m.group(2))
+        rates[int(m.group(1))].append(n / (float(m.group(3)) / 1000))
+for w, r in sorted(rates.items()):
+    if w == 0:
+        print()
+    runs = ", ".join(f"{x:,.0f}" for x in r)
+    print(f"verify_audit: {n:,} events, {w} parallel worker(s): median {statistics.median(r):,.0f} events/s (runs: {runs})")
 PY

@@ -1151,28 +1151,6 @@ mod tests {
         );
     }
 
-    /// A jsonb value as its raw datum (valid while the SPI result is).
-    struct RawDatum(pg_sys::Datum);
-
-    impl FromDatum for RawDatum {
-        unsafe fn from_polymorphic_datum(
-            datum: pg_sys::Datum,
-            is_null: bool,
-            _: pg_sys::Oid,
-        ) -> Option<RawDatum> {
-            (!is_null).then_some(RawDatum(datum))
-        }
-    }
-
-    impl IntoDatum for RawDatum {
-        fn into_datum(self) -> Option<pg_sys::Datum> {
-            Some(self.0)
-        }
-        fn type_oid() -> pg_sys::Oid {
-            pg_sys::JSONBOID
-        }
-    }
-
     /// The verifier's canonical JSON from jsonb's binary form (audit::jsonb) is byte for byte the
     /// sealer's, canonical_json of the text form: on every shape (nested objects whose keys jsonb
     /// and canonical order differently, escapes, Unicode, numbers with scale, big and negative,
@@ -1201,7 +1179,10 @@ mod tests {
                 .unwrap();
             let mut n = 0;
             for row in rows {
-                let d = row.get::<RawDatum>(1).unwrap().unwrap();
+                let d = row
+                    .get::<crate::audit::jsonb::JsonbDatum>(1)
+                    .unwrap()
+                    .unwrap();
                 let t = row.get::<String>(2).unwrap().unwrap();
                 let mut binary = Vec::new();
                 assert!(unsafe { crate::audit::jsonb::canonical_into(d.0, &mut binary) });

@@ -11,6 +11,28 @@ use pgrx::pg_sys;
 
 use super::canonical::escape_bytes;
 
+/// A jsonb value as SPI returns it, not converted: its datum, valid while the SPI result is.
+pub struct JsonbDatum(pub pg_sys::Datum);
+
+impl pgrx::FromDatum for JsonbDatum {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<JsonbDatum> {
+        (!is_null).then_some(JsonbDatum(datum))
+    }
+}
+
+impl pgrx::IntoDatum for JsonbDatum {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
 /// Appends the canonical JSON of a jsonb datum (detoasted here) to `out`; false when a string
 /// is not UTF-8 (a database in another encoding: the event counts as changed).
 ///

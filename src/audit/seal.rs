@@ -19,8 +19,9 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use super::canonical::{CanonicalError, Event};
+use super::canonical::{CanonicalError, Event, Field};
 use super::chain::{link, Hash, GENESIS};
+use super::jsonb::JsonbDatum;
 use super::record::{pending_relid, PG_EPOCH_OFFSET_US};
 use crate::errors::SqlError;
 
@@ -143,10 +144,12 @@ pub fn seal_all() -> Result<i64, SealError> {
 }
 
 /// The batch: committed pending events in the table's physical order (cheap: no sort of the whole
-/// table, whatever its backlog), ordered in Rust by time and position.
+/// table, whatever its backlog), ordered in Rust by time and position. The jsonb values come as
+/// they are stored: serialized canonically from their binary form (audit::jsonb), as the verifier
+/// does, with no text round trip.
 const TAKE: &str =
     "SELECT ctid::text, occurred_at, tenant::text, actor::text, action, resource_type, resource_id, \
-            changes::text, status, context::text \
+            changes, status, context \
        FROM warden.audit_pending LIMIT $1";
 
 /// Moves the batch: each pending row, by its position, into audit_events with its id and hashes.
@@ -217,9 +220,9 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
             action: String,
             rtype: Option<String>,
             rid: Option<String>,
-            change: Option<String>,
+            change: Option<JsonbDatum>,
             status: String,
-            context: Option<String>,
+            context: Option<JsonbDatum>,
         }
         let mut taken = Vec::with_capacity(n);
         for row in rows {
@@ -246,6 +249,7 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
         let mut ids = Vec::with_capacity(n);
         let mut prevs: Vec<Vec<u8>> = Vec::with_capacity(n);
         let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
+        let (mut buf, mut json) = (Vec::with_capacity(1024), Vec::with_capacity(1024));
         for t in taken {
             id += 1;
             let ev = Event {
@@ -257,11 +261,30 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
                 action: &t.action,
                 resource_type: t.rtype.as_deref(),
                 resource_id: t.rid.as_deref(),
-                changes: t.change.as_deref(),
+                changes: None,
                 status: &t.status,
-                context: t.context.as_deref(),
+                context: None,
             };
-            let hash = link(&prev, &ev.canonical()?);
+            json.clear();
+            let range = |d: &Option<JsonbDatum>, json: &mut Vec<u8>| {
+                let at = json.len();
+                match d {
+                    None => Ok(None),
+                    // SAFETY: a jsonb datum of the SPI result, which outlives this loop.
+                    Some(d) => unsafe { super::jsonb::canonical_into(d.0, json) }
+                        .then_some(Some((at, json.len())))
+                        .ok_or(SealError::Worker(format!(
+                            "event {id} has a JSON value that is not UTF-8"
+                        ))),
+                }
+            };
+            let changes = range(&t.change, &mut json)?;
+            let context = range(&t.context, &mut json)?;
+            let field = |r: Option<(usize, usize)>| {
+                r.map_or(Field::Null, |(a, b)| Field::CanonicalJson(&json[a..b]))
+            };
+            ev.canonical_into_with(field(changes), field(context), &mut buf)?;
+            let hash = link(&prev, &buf);
             positions.push(t.pos);
             ids.push(id);
             prevs.push(prev.to_vec());
