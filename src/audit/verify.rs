@@ -211,12 +211,20 @@ pub fn first_bad_content(from: i64, to: i64) -> Result<Option<i64>, pgrx::spi::E
     })
 }
 
-/// Whether this database has `warden._audit_row_ok` (its warden SQL is 0.8.0 or later).
+/// Whether this database has `warden._audit_row_ok` (its warden SQL is 0.8.0 or later). A
+/// read-only query (`Spi::get_one` would mark the transaction as writing, which a hot standby
+/// refuses: "cannot assign TransactionIds during recovery", caught by tests/ops/standby.sh).
 fn row_function() -> bool {
-    pgrx::Spi::get_one::<bool>(
-        "SELECT to_regprocedure('warden._audit_row_ok(bigint, timestamptz, text, text, text, text, \
-         text, jsonb, text, jsonb, bytea, bytea, smallint)') IS NOT NULL",
-    )
+    pgrx::Spi::connect(|c| {
+        c.select(
+            "SELECT to_regprocedure('warden._audit_row_ok(bigint, timestamptz, text, text, text, \
+             text, text, jsonb, text, jsonb, bytea, bytea, smallint)') IS NOT NULL",
+            None,
+            &[],
+        )?
+        .first()
+        .get_one::<bool>()
+    })
     .ok()
     .flatten()
     .unwrap_or(false)
