@@ -476,8 +476,17 @@ fn jwks_parser() {
 struct Signers {
     ec: ring::signature::EcdsaKeyPair,
     ed: ring::signature::Ed25519KeyPair,
+    rsa: ring::signature::RsaKeyPair,
     keys: Vec<jwks::Key>,
 }
+
+/// Which key signs: (its algorithm, its kid in the set).
+const SIGNING: [(&str, &str); 4] = [
+    ("ES256", "ec1"),
+    ("EdDSA", "ed1"),
+    ("RS256", "rs1"),
+    ("PS256", "ps1"),
+];
 
 static SIGNERS: LazyLock<Signers> = LazyLock::new(|| {
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -488,14 +497,24 @@ static SIGNERS: LazyLock<Signers> = LazyLock::new(|| {
     let ed8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let ed = Ed25519KeyPair::from_pkcs8(ed8.as_ref()).unwrap();
     let p = ec.public_key().as_ref().to_vec();
+    // the 2,048-bit RSA key of jwks' tests (ring does not generate RSA keys), as RS256 and PS256
+    let (rsa, rsa_jwk) = crate::jwt::jwks::tests::rsa();
+    let mut rs = rsa_jwk.clone();
+    rs["kid"] = "rs1".into();
+    rs["alg"] = "RS256".into();
+    let mut ps = rsa_jwk;
+    ps["kid"] = "ps1".into();
+    ps["alg"] = "PS256".into();
     let set = jwks::parse(&json!({"keys": [
         {"kty": "EC", "crv": "P-256", "kid": "ec1", "x": b64(&p[1..33]), "y": b64(&p[33..65])},
         {"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": b64(ed.public_key().as_ref())},
+        rs, ps,
     ]}))
     .unwrap();
     Signers {
         ec,
         ed,
+        rsa,
         keys: set.keys,
     }
 });
@@ -503,11 +522,16 @@ static SIGNERS: LazyLock<Signers> = LazyLock::new(|| {
 #[test]
 fn asymmetric_signed_then_changed() {
     let strategy = (
-        any::<bool>(),
-        prop::option::weighted(0.8, prop::sample::select(vec!["ec1", "ed1", "other"])),
+        0..SIGNING.len(),
+        prop::option::weighted(
+            0.8,
+            prop::sample::select(vec!["ec1", "ed1", "rs1", "ps1", "other"]),
+        ),
         prop::option::weighted(
             0.9,
-            prop::sample::select(vec!["ES256", "EdDSA", "RS256", "HS256", "none"]),
+            prop::sample::select(vec![
+                "ES256", "EdDSA", "RS256", "PS256", "RS512", "HS256", "none",
+            ]),
         ),
         payload(),
         edit(),
@@ -515,7 +539,7 @@ fn asymmetric_signed_then_changed() {
     run(
         "asymmetric_signed_then_changed",
         strategy,
-        |(use_ec, kid, alg, mut p, e)| {
+        |(signer, kid, alg, mut p, e)| {
             let s = &*SIGNERS;
             p["iss"] = "https://fuzz.example.test".into();
             let mut h = serde_json::Map::new();
@@ -530,11 +554,20 @@ fn asymmetric_signed_then_changed() {
                 b64(&serde_json::to_vec(&p).unwrap()),
             );
             let msg = format!("{h64}.{p64}");
-            let sig = if use_ec {
-                let rng = ring::rand::SystemRandom::new();
-                s.ec.sign(&rng, msg.as_bytes()).unwrap().as_ref().to_vec()
-            } else {
-                s.ed.sign(msg.as_bytes()).as_ref().to_vec()
+            let rng = ring::rand::SystemRandom::new();
+            let sig = match SIGNING[signer].0 {
+                "ES256" => s.ec.sign(&rng, msg.as_bytes()).unwrap().as_ref().to_vec(),
+                "EdDSA" => s.ed.sign(msg.as_bytes()).as_ref().to_vec(),
+                rsa => {
+                    let mut sig = vec![0u8; s.rsa.public().modulus_len()];
+                    let padding: &'static dyn ring::signature::RsaEncoding = if rsa == "RS256" {
+                        &ring::signature::RSA_PKCS1_SHA256
+                    } else {
+                        &ring::signature::RSA_PSS_SHA256
+                    };
+                    s.rsa.sign(padding, &rng, msg.as_bytes(), &mut sig).unwrap();
+                    sig
+                }
             };
             let token = format!("{msg}.{}", b64(&sig));
             let o = jwks::Options::default();
@@ -542,9 +575,8 @@ fn asymmetric_signed_then_changed() {
                 jwt::verify_issued(&token, "https://fuzz.example.test", &s.keys, &o, NOW, None);
             if verdict.is_ok() {
                 // accepted only with the signing key's own algorithm and key id (or none)
-                let want = if use_ec { "ES256" } else { "EdDSA" };
+                let (want, own) = SIGNING[signer];
                 prop_assert_eq!(alg, Some(want));
-                let own = if use_ec { "ec1" } else { "ed1" };
                 prop_assert!(
                     kid.is_none() || kid == Some(own),
                     "accepted with kid {:?}",

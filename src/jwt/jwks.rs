@@ -530,7 +530,7 @@ pub fn level_of(o: &Options, role: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -696,9 +696,10 @@ mod tests {
 
     /// A 2048-bit RSA key made for these tests only (PKCS#8, base64), so that RS256 and PS256 are
     /// checked with real signatures (ring does not generate RSA keys).
-    const TEST_RSA_PKCS8: &str = "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCTI5WZ/vvrXjrdosD1CacgiKh8uMCwYIAcpz+NZtN6ZC+wLzcQD8x9iKWT57CY4ytFvbGSokb4lf/uz8J+02+9Ed88cLVmEKasMSOxVOwyoNvnQ5A+Dw0Uw3wePZvCgZZVllbON4ZtFJbNupk3LonxmO9bAEZKe9NjGlhA40060zObLvNpJJ4F8GJALn4UfQJvGVVxAPH3biLeJv84TEDMuhaCh5W4pzUaIM0Jg9qP9abEItAwueIWazuG5kq0gNCof4c7b2at3jP8XU5fJWz9yoQYcpPB9paIz7ElNLfnkSldHIETegGkTk6NHPaxAV7U2+vBEJiVTV2GmnqmVKbLAgMBAAECggEAAPA/KgZIUQ3+zh8Vn/p5yGlWucTr5bQX3Rbr/tjjDGrLKxKCBWY0ZbCTbcgShkccpYs6MLc8QKWkRj+o++oZUllk1Rva7FW62mpN0fm6r+/6txTlPKAX80Pz7LVz4t+0t8MHtrT/9H4nIBTKmWGAm7vf+vKbgCoeBQnL+k341iE0PmJlfpk68V7ocCK0CO3T6NXG0ypPQ+OSKUJABDhGkXplHKLQczwPfNpAhyM96Knn9FIwmWmZhI5LCXQK6bqP31YVKRD/qCBzS/PnWXVdcdtX6DHplmCjInMPj9AI+r0XYz8B2p3Tx3v1R3PxylRgj6rXgnyGUVu495LA2dYCEQKBgQDMkW3URY+Uh33U2LnujHtBDoH3JKz0xZRzXvBHs6bLxi10zlI24mtrgaRmf5OGl3HWGXXdMrN9iDAYTpwQbOSvi3sVM7+MfgDyzY2ybUPazo7rT4fa5AkiY8J56nnBJ9LgMz5I6Nw3Wy+wZgWUYpoq7NDycQMWyMgoEZzFIJA0NwKBgQC4Idwkp2zlmrYJs+x+m7BmVIjgyJIxvjMSND6Cj33HPk3NKxEvCV2kSkDCx1LnA6b1RiWmEYBPoyt2qsR9ycTLbxyji+BnlXa3v9YpMly7FQcSVKnvzxdmAWkTLEdXCmrqpB09S+IkH6Jv98vnpn3uD5rJ9CppX3s142bJ/A4ADQKBgCVs/eD2EPylhTnppKql/O68Dr7+cL4fX7dzyRX1IjDpwus5zATKi8iRYVh3QrA/CM6Yvd2IJxpyTgpEZ30BzxzmsdABNawoaVgCj0fzgZSIcdFPLZW4XotyIORZJ4lVFdl6xoxkPdXK0wC8yYyKNZZg2SFh16TVevkJr9rIyFklAoGARe+2acWduue0VKMeJEiGC5f4FUiZHoObakKlq3lM0Kx9aHv/Htpz0r7RMin69vuQIoDuM9FZ5uWW0I+z6gME2C/vtL6gETfXy5r1gNg8GGK4OOInWYpS3M+UVU/wGMNAMLb81BdKYWYSkGyR6f52vkD3DdXLdhJp/eHNXNJ7jtECgYBLjri83oeaLzlTgVF/Er/dFiBZi0hZMCJ1ih6SiJs2ZQWdZGBhPjcmZ+/rG7Skmf1APUpOHVPvLTdoPBVeUMpQ9R0U94BCTMG4JCfU+JP2kUmwjVlP/hGUrqT434bZGojNxze8mbtn8sQ4H5RpPxemTcZOy/mCxLU1hpO0QjiExw==";
+    pub(crate) const TEST_RSA_PKCS8: &str = "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCTI5WZ/vvrXjrdosD1CacgiKh8uMCwYIAcpz+NZtN6ZC+wLzcQD8x9iKWT57CY4ytFvbGSokb4lf/uz8J+02+9Ed88cLVmEKasMSOxVOwyoNvnQ5A+Dw0Uw3wePZvCgZZVllbON4ZtFJbNupk3LonxmO9bAEZKe9NjGlhA40060zObLvNpJJ4F8GJALn4UfQJvGVVxAPH3biLeJv84TEDMuhaCh5W4pzUaIM0Jg9qP9abEItAwueIWazuG5kq0gNCof4c7b2at3jP8XU5fJWz9yoQYcpPB9paIz7ElNLfnkSldHIETegGkTk6NHPaxAV7U2+vBEJiVTV2GmnqmVKbLAgMBAAECggEAAPA/KgZIUQ3+zh8Vn/p5yGlWucTr5bQX3Rbr/tjjDGrLKxKCBWY0ZbCTbcgShkccpYs6MLc8QKWkRj+o++oZUllk1Rva7FW62mpN0fm6r+/6txTlPKAX80Pz7LVz4t+0t8MHtrT/9H4nIBTKmWGAm7vf+vKbgCoeBQnL+k341iE0PmJlfpk68V7ocCK0CO3T6NXG0ypPQ+OSKUJABDhGkXplHKLQczwPfNpAhyM96Knn9FIwmWmZhI5LCXQK6bqP31YVKRD/qCBzS/PnWXVdcdtX6DHplmCjInMPj9AI+r0XYz8B2p3Tx3v1R3PxylRgj6rXgnyGUVu495LA2dYCEQKBgQDMkW3URY+Uh33U2LnujHtBDoH3JKz0xZRzXvBHs6bLxi10zlI24mtrgaRmf5OGl3HWGXXdMrN9iDAYTpwQbOSvi3sVM7+MfgDyzY2ybUPazo7rT4fa5AkiY8J56nnBJ9LgMz5I6Nw3Wy+wZgWUYpoq7NDycQMWyMgoEZzFIJA0NwKBgQC4Idwkp2zlmrYJs+x+m7BmVIjgyJIxvjMSND6Cj33HPk3NKxEvCV2kSkDCx1LnA6b1RiWmEYBPoyt2qsR9ycTLbxyji+BnlXa3v9YpMly7FQcSVKnvzxdmAWkTLEdXCmrqpB09S+IkH6Jv98vnpn3uD5rJ9CppX3s142bJ/A4ADQKBgCVs/eD2EPylhTnppKql/O68Dr7+cL4fX7dzyRX1IjDpwus5zATKi8iRYVh3QrA/CM6Yvd2IJxpyTgpEZ30BzxzmsdABNawoaVgCj0fzgZSIcdFPLZW4XotyIORZJ4lVFdl6xoxkPdXK0wC8yYyKNZZg2SFh16TVevkJr9rIyFklAoGARe+2acWduue0VKMeJEiGC5f4FUiZHoObakKlq3lM0Kx9aHv/Htpz0r7RMin69vuQIoDuM9FZ5uWW0I+z6gME2C/vtL6gETfXy5r1gNg8GGK4OOInWYpS3M+UVU/wGMNAMLb81BdKYWYSkGyR6f52vkD3DdXLdhJp/eHNXNJ7jtECgYBLjri83oeaLzlTgVF/Er/dFiBZi0hZMCJ1ih6SiJs2ZQWdZGBhPjcmZ+/rG7Skmf1APUpOHVPvLTdoPBVeUMpQ9R0U94BCTMG4JCfU+JP2kUmwjVlP/hGUrqT434bZGojNxze8mbtn8sQ4H5RpPxemTcZOy/mCxLU1hpO0QjiExw==";
 
-    fn rsa() -> (signature::RsaKeyPair, Value) {
+    /// The test RSA key pair and its JWK (kid r1); also the fuzz targets' RSA signer.
+    pub(crate) fn rsa() -> (signature::RsaKeyPair, Value) {
         let der = base64::engine::general_purpose::STANDARD
             .decode(TEST_RSA_PKCS8)
             .unwrap();
