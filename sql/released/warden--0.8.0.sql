@@ -697,7 +697,7 @@ AS 'MODULE_PATHNAME', 'rotate_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/seal.rs:298
+-- src/audit/seal.rs:317
 -- warden::audit::seal::seal_audit
 CREATE  FUNCTION "seal_audit"() RETURNS bigint /* Result < i64, pgrx :: pg_sys :: panic :: ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -2164,6 +2164,10 @@ DECLARE
     q record;
     controls jsonb := '[]';
     c jsonb;
+    -- gaps several controls share
+    coverage_gap text;
+    classification_gap text;
+    audit_gap text;
     -- findings of the given lint rules
     rules_of text[];
 BEGIN
@@ -2327,6 +2331,13 @@ BEGIN
                'consent_records', (SELECT count(*) FROM warden.consents))
       INTO privacy;
 
+    coverage_gap := CASE WHEN (coverage ->> 'protected')::bigint < (coverage ->> 'tables')::bigint
+                         THEN 'not every table is protected (coverage ' || (coverage ->> 'percent') || '%)' END;
+    classification_gap := CASE WHEN classified -> 'by_level' = '{}'::jsonb THEN 'no table is classified (warden.classify)' END;
+    audit_gap := CASE WHEN (audit ->> 'events_unrecorded')::bigint > 0 THEN 'events went unrecorded (warden.audit_queue_status())'
+                      WHEN (audit ->> 'sealing_failures')::bigint > 0 THEN 'the sealing worker failed (warden.audit_queue_status())'
+                      WHEN (audit ->> 'audited_tables')::bigint = 0 THEN 'no table is audited (warden.enable_audit)' END;
+
     -- controls: (framework, control, title, evidence, the lint rules that bear on it, the status
     -- the evidence gives besides the findings, a note on what remains manual)
     FOR c IN
@@ -2339,8 +2350,7 @@ BEGIN
                                 'unprotected', coverage -> 'unprotected'),
              ARRAY['unprotected_tenant_table', 'rls_not_forced', 'permissive_policy', 'view_bypasses_rls',
                    'materialized_view_copies_protected', 'foreign_tenant_table', 'unique_without_tenant'],
-             CASE WHEN (coverage ->> 'protected')::bigint < (coverage ->> 'tables')::bigint
-                  THEN 'not every table is protected (coverage ' || (coverage ->> 'percent') || '%)' END,
+             coverage_gap,
              false, NULL::text),
             ('SOC 2', 'CC6.2', 'Credentials: who may authenticate, with which credentials',
              credentials,
@@ -2367,9 +2377,7 @@ BEGIN
             ('SOC 2', 'CC7.2', 'Monitoring: every security-relevant change is an event in a verified chain',
              audit,
              ARRAY['audit_not_verified', 'digest_not_anchored'],
-             CASE WHEN (audit ->> 'events_unrecorded')::bigint > 0 THEN 'events went unrecorded (warden.audit_queue_status())'
-                  WHEN (audit ->> 'sealing_failures')::bigint > 0 THEN 'the sealing worker failed (warden.audit_queue_status())'
-                  WHEN (audit ->> 'audited_tables')::bigint = 0 THEN 'no table is audited (warden.enable_audit)' END,
+             audit_gap,
              false, NULL),
             ('SOC 2', 'CC7.3', 'Evaluating security events',
              jsonb_build_object('denied_authentications', ev -> 'denied_authentications', 'hold_violations', ev -> 'hold_violations',
@@ -2380,7 +2388,7 @@ BEGIN
             ('SOC 2', 'C1.1', 'Identifying and protecting confidential information',
              classified || jsonb_build_object('encryption', crypto),
              ARRAY['classification_not_compliant'],
-             CASE WHEN classified -> 'by_level' = '{}'::jsonb THEN 'no table is classified (warden.classify)' END,
+             classification_gap,
              false, NULL),
             ('SOC 2', 'C1.2', 'Disposing of confidential information',
              privacy || jsonb_build_object('key_versions_destroyed', crypto -> 'key_versions_destroyed',
@@ -2408,7 +2416,7 @@ BEGIN
             ('ISO 27001', 'A.8', 'Asset management: data classification',
              classified,
              ARRAY['classification_not_compliant'],
-             CASE WHEN classified -> 'by_level' = '{}'::jsonb THEN 'no table is classified (warden.classify)' END,
+             classification_gap,
              false, 'Acceptable use policies are outside the database.'),
             ('ISO 27001', 'A.9', 'Access control',
              jsonb_build_object('coverage_percent', coverage -> 'percent', 'privileged_logins', access -> 'privileged_logins',
@@ -2416,8 +2424,7 @@ BEGIN
              ARRAY['unprotected_tenant_table', 'rls_not_forced', 'permissive_policy', 'view_bypasses_rls', 'unique_without_tenant',
                    'privileged_login', 'dangerous_grant', 'security_definer_search_path', 'security_definer_public',
                    'jwt_secret', 'issuer_without_audience', 'stale_api_key', 'admin_key_without_expiry'],
-             CASE WHEN (coverage ->> 'protected')::bigint < (coverage ->> 'tables')::bigint
-                  THEN 'not every table is protected (coverage ' || (coverage ->> 'percent') || '%)' END,
+             coverage_gap,
              false, NULL),
             ('ISO 27001', 'A.10', 'Cryptography',
              crypto || jsonb_build_object('transport', transport, 'jwt_secret_bytes', credentials -> 'jwt_secret_bytes'),
@@ -2427,8 +2434,7 @@ BEGIN
             ('ISO 27001', 'A.12', 'Operations security: logging and monitoring',
              audit || jsonb_build_object('log', logging),
              ARRAY['audit_not_verified', 'digest_not_anchored', 'log_redaction_off'],
-             CASE WHEN (audit ->> 'events_unrecorded')::bigint > 0 THEN 'events went unrecorded (warden.audit_queue_status())'
-                  WHEN (audit ->> 'audited_tables')::bigint = 0 THEN 'no table is audited (warden.enable_audit)' END,
+             audit_gap,
              false, 'Change management, capacity planning and malware protection are outside the database.'),
             ('ISO 27001', 'A.14', 'System development and security testing',
              '{}'::jsonb, ARRAY[]::text[], NULL, true,

@@ -9,7 +9,7 @@
 
 use pgrx::pg_sys;
 
-use super::canonical::escape_bytes;
+use super::canonical::{escape_bytes, CanonicalError, Event, Field};
 
 /// A jsonb value as SPI returns it, not converted: its datum, valid while the SPI result is.
 pub struct JsonbDatum(pub pg_sys::Datum);
@@ -49,6 +49,39 @@ pub unsafe fn canonical_into(d: pg_sys::Datum, out: &mut Vec<u8>) -> bool {
         let jb = v.cast::<pg_sys::Jsonb>();
         container(&raw mut (*jb).root, out)
     }
+}
+
+/// The canonical serialization of `ev` (written into `out`) with its `changes` and `context`
+/// given as jsonb datums (`ev.changes`/`ev.context` are not read): what the sealer hashes and the
+/// verifier checks. `json` is a scratch buffer. `Ok(false)` when a JSON string is not UTF-8.
+///
+/// # Safety
+/// The datums are jsonb; allocations go to the current memory context.
+pub unsafe fn event_canonical_into(
+    ev: &Event<'_>,
+    changes: Option<pg_sys::Datum>,
+    context: Option<pg_sys::Datum>,
+    json: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) -> Result<bool, CanonicalError> {
+    json.clear();
+    let mut ranges = [None, None];
+    for (r, d) in ranges.iter_mut().zip([changes, context]) {
+        if let Some(d) = d {
+            let at = json.len();
+            // SAFETY: see above.
+            if !unsafe { canonical_into(d, json) } {
+                return Ok(false);
+            }
+            *r = Some(at..json.len());
+        }
+    }
+    let field = |r: &Option<std::ops::Range<usize>>| {
+        r.clone()
+            .map_or(Field::Null, |r| Field::CanonicalJson(&json[r]))
+    };
+    ev.canonical_into_with(field(&ranges[0]), field(&ranges[1]), out)?;
+    Ok(true)
 }
 
 unsafe fn bytes<'a>(p: *const std::ffi::c_char, len: std::ffi::c_int) -> &'a [u8] {

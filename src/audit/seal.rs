@@ -19,7 +19,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use super::canonical::{CanonicalError, Event, Field};
+use super::canonical::{CanonicalError, Event};
 use super::chain::{link, Hash, GENESIS};
 use super::jsonb::JsonbDatum;
 use super::record::{pending_relid, PG_EPOCH_OFFSET_US};
@@ -265,25 +265,21 @@ fn seal_batch(max: i64, lo: u32, hi: u32) -> Result<i64, SealError> {
                 status: &t.status,
                 context: None,
             };
-            json.clear();
-            let range = |d: &Option<JsonbDatum>, json: &mut Vec<u8>| {
-                let at = json.len();
-                match d {
-                    None => Ok(None),
-                    // SAFETY: a jsonb datum of the SPI result, which outlives this loop.
-                    Some(d) => unsafe { super::jsonb::canonical_into(d.0, json) }
-                        .then_some(Some((at, json.len())))
-                        .ok_or(SealError::Worker(format!(
-                            "event {id} has a JSON value that is not UTF-8"
-                        ))),
-                }
-            };
-            let changes = range(&t.change, &mut json)?;
-            let context = range(&t.context, &mut json)?;
-            let field = |r: Option<(usize, usize)>| {
-                r.map_or(Field::Null, |(a, b)| Field::CanonicalJson(&json[a..b]))
-            };
-            ev.canonical_into_with(field(changes), field(context), &mut buf)?;
+            // SAFETY: jsonb datums of the SPI result, which outlives this loop.
+            let utf8 = unsafe {
+                super::jsonb::event_canonical_into(
+                    &ev,
+                    t.change.as_ref().map(|d| d.0),
+                    t.context.as_ref().map(|d| d.0),
+                    &mut json,
+                    &mut buf,
+                )
+            }?;
+            if !utf8 {
+                return Err(SealError::Worker(format!(
+                    "event {id} has a JSON value that is not UTF-8"
+                )));
+            }
             let hash = link(&prev, &buf);
             positions.push(t.pos);
             ids.push(id);

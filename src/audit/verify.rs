@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use pgrx::pg_sys;
 
-use super::canonical::{Event, Field};
+use super::canonical::Event;
 use super::chain::{link, Hash, Report, Verifier};
 use super::record::PG_EPOCH_OFFSET_US;
 use super::seal::to_hash;
@@ -91,20 +91,6 @@ unsafe fn content_ok(
             (1, u(2), u(3))
         };
         BUFFERS.with_borrow_mut(|(buf, json)| {
-            json.clear();
-            let range = |i: usize, json: &mut Vec<u8>| -> Option<Option<(usize, usize)>> {
-                if nulls[i] {
-                    return Some(None);
-                }
-                let at = json.len();
-                super::jsonb::canonical_into(values[i], json).then_some(Some((at, json.len())))
-            };
-            let (Some(changes), Some(context)) = (range(7, json), range(9, json)) else {
-                return false;
-            };
-            let field = |r: Option<(usize, usize)>| {
-                r.map_or(Field::Null, |(a, b)| Field::CanonicalJson(&json[a..b]))
-            };
             let ev = Event {
                 version,
                 id: values[0].value() as i64,
@@ -118,8 +104,8 @@ unsafe fn content_ok(
                 status: text(8).unwrap_or_default(),
                 context: None,
             };
-            ev.canonical_into_with(field(changes), field(context), buf)
-                .is_ok()
+            let jsonb = |i: usize| (!nulls[i]).then_some(values[i]);
+            super::jsonb::event_canonical_into(&ev, jsonb(7), jsonb(9), json, buf) == Ok(true)
                 && link(&prev, buf) == hash
         })
     }
