@@ -36,7 +36,9 @@ CREATE TABLE warden.holds (
 COMMENT ON TABLE warden.holds IS 'Legal holds (append-only; see warden.legal_holds). Written only by warden.place_hold().';
 
 CREATE TABLE warden.hold_releases (
-    hold            uuid PRIMARY KEY REFERENCES warden.holds (id),
+    -- a hold of warden.holds (release_hold checks it; no foreign key since 0.9.0, so that Citus can
+    -- replicate both tables, warden.citus_setup())
+    hold            uuid PRIMARY KEY,
     reason          text NOT NULL CHECK (reason OPERATOR(pg_catalog.<>) ''),
     released_at     timestamptz NOT NULL,
     released_by     text,
@@ -63,6 +65,21 @@ CREATE TRIGGER warden_immutable BEFORE UPDATE OR DELETE OR TRUNCATE ON warden.ho
     FOR EACH STATEMENT EXECUTE FUNCTION warden._hold_immutable();
 ALTER TABLE warden.holds ENABLE ALWAYS TRIGGER warden_immutable;
 ALTER TABLE warden.hold_releases ENABLE ALWAYS TRIGGER warden_immutable;
+
+-- With Citus, warden.citus_setup() makes these tables reference tables (a copy on every node, for
+-- the guards on the shards); Citus copies this trigger to every copy, so a write arriving from the
+-- coordinator invalidates each node's cached holds and registry as a local write does.
+CREATE FUNCTION warden._catalog_changed() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'warden_catalog_changed';
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.holds
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('holds');
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.hold_releases
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('hold_releases');
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.personal_data
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('personal_data');
+ALTER TABLE warden.holds ENABLE ALWAYS TRIGGER warden_changed;
+ALTER TABLE warden.hold_releases ENABLE ALWAYS TRIGGER warden_changed;
+ALTER TABLE warden.personal_data ENABLE ALWAYS TRIGGER warden_changed;
 
 -- The guards on protected tables (installed by warden.protect_table()).
 CREATE FUNCTION warden._hold_guard_row() RETURNS trigger
@@ -99,14 +116,26 @@ GRANT SELECT ON warden.legal_holds TO PUBLIC;
 
 -- Installs or repairs the guards on one table of a protected tree (warden.protect_table() and
 -- warden.place_hold() call it): BEFORE DELETE OR TRUNCATE per statement on every table, BEFORE
--- DELETE OR UPDATE per row on leaf tables, both enabled ALWAYS.
+-- DELETE OR UPDATE per row on leaf tables, both enabled ALWAYS. On a Citus distributed table,
+-- with citus.enable_unsafe_triggers on for these statements only: Citus then copies the row
+-- guard to every shard (the statement guard stays on the coordinator's table, where TRUNCATE and
+-- DROP are checked; the row guard applies its rule on the shards).
 CREATE FUNCTION warden._install_hold_guards(tbl regclass, tenant_column name) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     args bytea := pg_catalog.convert_to(tenant_column::text, 'UTF8') OPERATOR(pg_catalog.||) '\x00'::bytea;
     leaf boolean := (SELECT k.relkind OPERATOR(pg_catalog.=) 'r' FROM pg_catalog.pg_class k WHERE k.oid OPERATOR(pg_catalog.=) tbl);
+    unsafe_saved text := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+    distributed boolean := false;
 BEGIN
+    IF unsafe_saved IS NOT NULL AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1)'
+           INTO distributed USING tbl;
+    END IF;
+    IF distributed THEN
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                     WHERE g.tgrelid OPERATOR(pg_catalog.=) tbl AND g.tgname OPERATOR(pg_catalog.=) 'warden_hold_statement'
                       AND g.tgargs OPERATOR(pg_catalog.=) args) THEN
@@ -134,6 +163,9 @@ BEGIN
         IF leaf THEN
             EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ALWAYS TRIGGER warden_hold_row', tbl);
         END IF;
+    END IF;
+    IF distributed THEN
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', unsafe_saved, true);
     END IF;
 END
 $$;
@@ -257,6 +289,9 @@ DECLARE
     missing text;
     kept  bigint;
     kept_tables bigint;
+    w_kept bigint;
+    w_tables bigint;
+    unseen bigint;
 BEGIN
     hold := NULL; case_ref := NULL;
     check_name := 'warden preloaded';
@@ -315,6 +350,39 @@ BEGIN
                        WHEN missing IS NULL THEN 'the held table ' || h.table_name || ' no longer exists'
                        ELSE 'guards missing or not enabled ALWAYS on: ' || missing END;
         RETURN NEXT;
+        -- Citus: the row guard must be on every shard of every covered distributed table, on
+        -- whichever node holds it (asked of each shard's node)
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL
+           AND pg_catalog.to_regproc('pg_catalog.run_command_on_shards') IS NOT NULL THEN
+            EXECUTE $q$
+                SELECT pg_catalog.string_agg(pg_catalog.format('%s shard %s%s', p.relid::regclass, r.shardid,
+                                                               CASE WHEN r.success THEN '' ELSE ' (' || r.result || ')' END),
+                                             ', ' ORDER BY p.relid::text, r.shardid),
+                       pg_catalog.count(r.shardid)
+                  FROM warden.protected_tables p
+                  JOIN pg_catalog.pg_dist_partition d ON d.logicalrelid OPERATOR(pg_catalog.=) p.relid
+                  JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) p.relid AND k.relkind OPERATOR(pg_catalog.=) 'r'
+                 CROSS JOIN LATERAL pg_catalog.run_command_on_shards(p.relid,
+                       $c$SELECT pg_catalog.count(*) FROM pg_catalog.pg_trigger g WHERE g.tgrelid OPERATOR(pg_catalog.=) '%s'::regclass
+                            AND g.tgfoid OPERATOR(pg_catalog.=) 'warden._hold_guard_row()'::pg_catalog.regprocedure
+                            AND g.tgenabled OPERATOR(pg_catalog.=) 'A'$c$) r
+                 WHERE ($1 IS NULL OR p.relid OPERATOR(pg_catalog.=) $1 OR p.relid IN (SELECT x.relid FROM pg_catalog.pg_partition_tree($1) x))
+                   AND NOT (r.success AND r.result OPERATOR(pg_catalog.=) '1')
+            $q$ INTO missing, kept USING h.tbl;
+            IF missing IS NOT NULL OR EXISTS (SELECT 1 FROM warden.protected_tables p WHERE p.relid IN
+                                                (SELECT d.logicalrelid FROM pg_catalog.pg_dist_partition d)) THEN
+                check_name := 'shard guards';
+                ok := missing IS NULL;
+                detail := CASE WHEN ok THEN 'every shard of every covered distributed table has the row guard enabled ALWAYS, and every node sees the holds'
+                               ELSE 'row guard missing or not enabled ALWAYS on: ' || missing END;
+                IF ok AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d
+                                       WHERE d.logicalrelid OPERATOR(pg_catalog.=) 'warden.holds'::regclass) THEN
+                    ok := false;
+                    detail := 'the holds are not replicated to the workers (SELECT * FROM warden.citus_setup();)';
+                END IF;
+                RETURN NEXT;
+            END IF;
+        END IF;
         check_name := 'rows';
         now_rows := warden._hold_rows(h.tenant, h.tbl, h.subject);
         SELECT pg_catalog.string_agg(pg_catalog.format('%s: %s of %s', b.key, coalesce(now_rows ->> b.key, 'table gone'), b.value),
@@ -334,11 +402,26 @@ BEGIN
             EXECUTE 'SELECT pg_catalog.count(*), pg_catalog.count(DISTINCT v.table_name)
                        FROM warden.preserved_versions v WHERE $1 OPERATOR(pg_catalog.=) ANY (v.holds)'
                INTO kept, kept_tables USING h.id;
+            -- Citus: the versions of a shard's rows are kept on the shard's node
+            unseen := 0;
+            IF pg_catalog.to_regproc('pg_catalog.run_command_on_workers') IS NOT NULL
+               AND pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NOT NULL THEN
+                EXECUTE $q$SELECT coalesce(pg_catalog.sum(pg_catalog.split_part(w.result, ',', 1)::bigint) FILTER (WHERE w.success), 0),
+                                  coalesce(pg_catalog.sum(pg_catalog.split_part(w.result, ',', 2)::bigint) FILTER (WHERE w.success), 0),
+                                  pg_catalog.count(*) FILTER (WHERE NOT w.success)
+                             FROM pg_catalog.run_command_on_workers(pg_catalog.format(
+                                  'SELECT pg_catalog.count(*) || '','' || pg_catalog.count(DISTINCT v.table_name) FROM warden.preserved_versions v WHERE %L::uuid OPERATOR(pg_catalog.=) ANY (v.holds)', $1)) w$q$
+                   INTO w_kept, w_tables, unseen USING h.id;
+                kept := kept + w_kept;
+                kept_tables := kept_tables + w_tables;
+            END IF;
             ok := EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g
                            WHERE g.tgrelid OPERATOR(pg_catalog.=) 'warden.preserved_versions'::regclass
                              AND g.tgname OPERATOR(pg_catalog.=) 'warden_immutable' AND g.tgenabled OPERATOR(pg_catalog.=) 'A');
-            detail := CASE WHEN ok THEN pg_catalog.format('%s prior versions of updated rows kept (%s tables), append-only', kept, kept_tables)
-                           ELSE 'the immutability trigger of warden.preserved_versions is missing or not enabled ALWAYS' END;
+            detail := CASE WHEN NOT ok THEN 'the immutability trigger of warden.preserved_versions is missing or not enabled ALWAYS'
+                           WHEN unseen OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('%s worker nodes could not be asked for the versions they keep', unseen)
+                           ELSE pg_catalog.format('%s prior versions of updated rows kept (%s tables), append-only', kept, kept_tables) END;
+            ok := ok AND unseen OPERATOR(pg_catalog.=) 0;
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -359,3 +442,19 @@ AS $$
       FROM warden.audit_events e WHERE e.id OPERATOR(pg_catalog.<=) through
 $$;
 REVOKE EXECUTE ON FUNCTION warden._retained_digest(bigint) FROM PUBLIC;
+
+-- warden.citus_setup()'s step for one table (it lets Citus's DDL on warden's tables through while
+-- it runs): a Citus reference table, with its triggers copied to every placement (Citus copies
+-- them only with citus.enable_unsafe_triggers, set here for this statement only).
+CREATE FUNCTION warden._citus_reference(tbl regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    saved text := pg_catalog.current_setting('citus.enable_unsafe_triggers');
+BEGIN
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    EXECUTE 'SELECT pg_catalog.create_reference_table($1)' USING tbl;
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', saved, true);
+END
+$$;
+REVOKE EXECUTE ON FUNCTION warden._citus_reference(regclass) FROM PUBLIC;

@@ -53,6 +53,8 @@ pub enum ProtectError {
     Audit(#[from] crate::audit::record::RecordError),
     #[error("{0}")]
     Resource(String),
+    #[error("whether Citus replicates warden's holds could not be read: {0}")]
+    Citus(String),
 }
 
 impl SqlError for ProtectError {
@@ -71,6 +73,7 @@ impl SqlError for ProtectError {
             ProtectError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             ProtectError::Audit(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             ProtectError::Resource(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            ProtectError::Citus(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         }
     }
 
@@ -97,6 +100,7 @@ impl SqlError for ProtectError {
             ProtectError::Resource(_) => {
                 "SELECT warden.protect_table('docs', namespace => 'docs', resource_type => 'document');".into()
             }
+            ProtectError::Citus(_) => "Check the cluster (SELECT * FROM citus_check_cluster_node_health();), then SELECT * FROM warden.citus_setup(); on the coordinator.".into(),
             ProtectError::Spi(_) => return None,
         })
     }
@@ -411,8 +415,14 @@ fn protect_one(
     if !has_index {
         c.update(&format!("CREATE INDEX ON {q} ({col})"), None, &[])?;
     }
-    // The legal-hold guards (not on Citus, which refuses triggers on distributed tables).
-    if guards_installed(c)? && !gucs::citus_loaded() {
+    // The legal-hold guards. With Citus: on a distributed table once the holds are replicated
+    // (`warden.citus_setup()`; `_install_hold_guards` has Citus copy the row guard to its shards,
+    // where it refuses everything while the holds are not replicated); not on a local table,
+    // which Citus would then refuse to distribute. `place_hold` installs them on what it covers.
+    let skip_on_citus = gucs::citus_loaded()
+        && (!citus_distributed(c, t.oid)?
+            || !crate::catalog::citus::is_replicated(c"holds").map_err(ProtectError::Citus)?);
+    if guards_installed(c)? && !skip_on_citus {
         c.update(
             "SELECT warden._install_hold_guards($1, $2)",
             None,

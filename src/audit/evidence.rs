@@ -400,6 +400,7 @@ pub unsafe fn before_utility(stmt: *mut pg_sys::Node) {
             || pg_sys::IsBinaryUpgrade
             || pg_sys::creating_extension
             || !pg_sys::IsTransactionState()
+            || crate::catalog::citus::in_setup()
             || warden_namespace() == pg_sys::InvalidOid
         {
             return;

@@ -25,6 +25,7 @@ use std::rc::Rc;
 use pgrx::prelude::*;
 use pgrx::{pg_sys, PgTryBuilder};
 
+pub mod citus;
 pub mod registry;
 pub mod subjects;
 
@@ -80,7 +81,7 @@ unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid)
             Err(_) => false,
         })
         .unwrap_or(false);
-    if !cleared {
+    if !cleared || !citus::forget(relid) {
         let _ = LINEAGE_RESET.try_with(|r| r.set(true));
     }
 }
@@ -92,10 +93,12 @@ pub fn generation() -> u64 {
     GENERATION.get()
 }
 
-/// The relation itself, then its ancestors (partitioned tables), nearest first.
+/// The relation itself, then its ancestors (partitioned tables), nearest first; for a Citus
+/// shard, then the Citus tables they are shards of, in the same order.
 pub fn lineage(relid: pg_sys::Oid) -> Result<Rc<Vec<pg_sys::Oid>>, String> {
     if LINEAGE_RESET.replace(false) {
         LINEAGE.with_borrow_mut(|l| l.clear());
+        citus::forget_all();
     }
     if let Some(l) = LINEAGE.with_borrow(|l| l.get(&relid).cloned()) {
         return Ok(l);
@@ -120,6 +123,14 @@ pub fn lineage(relid: pg_sys::Oid) -> Result<Rc<Vec<pg_sys::Oid>>, String> {
     } else {
         vec![relid]
     };
+    let mut l = l;
+    let mut shells = Vec::new();
+    for &o in &l {
+        if let Some(s) = citus::shard_of(o)? {
+            shells.push(s);
+        }
+    }
+    l.extend(shells);
     let l = Rc::new(l);
     LINEAGE.with_borrow_mut(|m| m.insert(relid, l.clone()));
     Ok(l)

@@ -64,6 +64,7 @@ thread_local! {
 /// Watches the registry's table (from `_PG_init`).
 pub fn init() {
     catalog::watch_tables(&[c"personal_data"]);
+    catalog::citus::replicate(&[c"personal_data"]);
 }
 
 /// The current registry, read again when `warden.personal_data` changed. Empty in a database
@@ -83,16 +84,27 @@ pub fn registry() -> Result<Rc<Registry>, String> {
         return Ok(Rc::new(Registry::default()));
     }
     catalog::watch();
+    // with Citus, each node reads its own placement (`warden.citus_setup()`)
+    let from = catalog::citus::read_from(c"personal_data")?;
+    let registered = format!(
+        "SELECT tbl::oid, subject_column::text, column_name::text FROM {from}
+          ORDER BY tbl, column_name"
+    );
+    let names = format!(
+        "SELECT DISTINCT n.nspname::text, k.relname::text
+           FROM (SELECT tbl::oid AS relid FROM {from}
+                 UNION SELECT t.relid::oid FROM {from} p,
+                       LATERAL pg_catalog.pg_partition_tree(p.tbl) t) r
+           JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace"
+    );
     let r = Rc::new(catalog::as_guard(|| {
         Spi::connect(|c| {
-                let mut r = Registry::default();
-                for row in c.select(
-                "SELECT tbl::oid, subject_column::text, column_name::text FROM warden.personal_data
-                  ORDER BY tbl, column_name",
-                None,
-                &[],
-            )? {
-                let Some(tbl) = row.get::<pg_sys::Oid>(1)? else { continue };
+            let mut r = Registry::default();
+            for row in c.select(&registered, None, &[])? {
+                let Some(tbl) = row.get::<pg_sys::Oid>(1)? else {
+                    continue;
+                };
                 r.subject_columns
                     .insert(tbl, row.get::<String>(2)?.unwrap_or_default());
                 r.personal_columns
@@ -100,24 +112,15 @@ pub fn registry() -> Result<Rc<Registry>, String> {
                     .or_default()
                     .push(row.get::<String>(3)?.unwrap_or_default());
             }
-                for row in c.select(
-                    "SELECT DISTINCT n.nspname::text, k.relname::text
-                       FROM (SELECT tbl::oid AS relid FROM warden.personal_data
-                             UNION SELECT t.relid::oid FROM warden.personal_data p,
-                                   LATERAL pg_catalog.pg_partition_tree(p.tbl) t) r
-                       JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid
-                       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) k.relnamespace",
-                    None,
-                    &[],
-                )? {
-                    r.names.push((
-                        row.get::<String>(1)?.unwrap_or_default(),
-                        row.get::<String>(2)?.unwrap_or_default(),
-                    ));
-                }
-                Ok::<_, pgrx::spi::Error>(r)
-            })
-            .map_err(|e| e.to_string())
+            for row in c.select(&names, None, &[])? {
+                r.names.push((
+                    row.get::<String>(1)?.unwrap_or_default(),
+                    row.get::<String>(2)?.unwrap_or_default(),
+                ));
+            }
+            Ok::<_, pgrx::spi::Error>(r)
+        })
+        .map_err(|e| e.to_string())
     })?);
     // an invalidation during the load leaves the copy unusable for the next caller
     if catalog::generation() == generation {

@@ -106,8 +106,9 @@ fn place(
         return Err(HoldError::NotPreloaded.into());
     }
     crate::errors::ensure_writable(c"warden.place_hold()");
-    // Citus: the guards cannot hold on shards (a worker does not see these holds); refused, never
-    // placed half-working, whatever citus.enable_unsafe_triggers says
+    // Citus: a hold covering distributed tables needs the holds on every node (the guards on the
+    // shards read them there): refused until warden.citus_setup() replicated them, never placed
+    // half-working, whatever citus.enable_unsafe_triggers says
     if crate::gucs::citus_loaded() {
         let protected: Vec<pg_sys::Oid> = Spi::connect(|c| {
             let mut out = Vec::new();
@@ -122,11 +123,18 @@ fn place(
         let distributed =
             crate::catalog::citus_distributed(Some(&protected)).map_err(HoldError::Unreadable)?;
         if !distributed.is_empty() {
-            return Err(HoldError::Unsupported(format!(
-                "warden.place_hold() is not supported where Citus distributes a protected table ({})",
-                distributed.join(", ")
-            ))
-            .into());
+            let mut replicated = true;
+            for t in crate::catalog::citus::replicated() {
+                replicated &=
+                    crate::catalog::citus::is_replicated(t).map_err(HoldError::Unreadable)?;
+            }
+            if !replicated {
+                return Err(HoldError::Unsupported(format!(
+                    "warden.place_hold() needs the holds replicated to every node where Citus distributes a protected table ({})",
+                    distributed.join(", ")
+                ))
+                .into());
+            }
         }
     }
     let tbl_oid = tbl.as_ref().map(|t| t.oid());
@@ -264,4 +272,36 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     ));
     record(&ev).map_err(HoldError::from)?;
     Ok(())
+}
+
+/// Replicates warden's holds, their releases and the personal-data registry to every node of a
+/// Citus cluster (`catalog::citus::setup`), so that the guards on the shards see every hold;
+/// recorded as an event. Superusers, on the coordinator, as a statement of its own.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn citus_setup() -> Result<
+    TableIterator<
+        'static,
+        (
+            name!(tbl, String),
+            name!(placements, i64),
+            name!(status, String),
+        ),
+    >,
+    ErrorReport,
+> {
+    let rows = crate::catalog::citus::setup()?;
+    let mut ev =
+        NewEvent::in_context("citus_setup", Status::Success).resource("extension", Some("warden"));
+    ev.changes = Some(
+        serde_json::json!({
+            "tables": rows
+                .iter()
+                .map(|(t, p, s)| serde_json::json!({"table": t, "placements": p, "status": s}))
+                .collect::<Vec<_>>()
+        })
+        .to_string(),
+    );
+    record(&ev).map_err(HoldError::from)?;
+    Ok(TableIterator::new(rows))
 }

@@ -36,6 +36,9 @@ pub struct Hold {
 pub struct Snapshot {
     /// False when this database has no warden holds table (not installed, or older SQL).
     pub installed: bool,
+    /// Whether Citus replicates the holds to every node (`warden.citus_setup()`): only then may a
+    /// guard on a shard decide, since only then does it see the coordinator's holds.
+    pub replicated: bool,
     pub holds: Vec<Hold>,
     by_tenant: HashMap<Ident, Vec<usize>>,
     pub registry: Rc<subjects::Registry>,
@@ -74,9 +77,10 @@ thread_local! {
     static CURRENT: RefCell<Option<(u64, Rc<Snapshot>)>> = const { RefCell::new(None) };
 }
 
-/// Watches the holds' tables (from `_PG_init`).
+/// Watches the holds' tables and has `warden.citus_setup()` replicate them (from `_PG_init`).
 pub fn init() {
     catalog::watch_tables(&[c"holds", c"hold_releases"]);
+    catalog::citus::replicate(&[c"holds", c"hold_releases"]);
 }
 
 /// The current snapshot, loaded when the holds changed since the last one.
@@ -111,21 +115,26 @@ fn load() -> Result<Snapshot, String> {
     }
     catalog::watch();
     let registry = subjects::registry()?;
+    // with Citus, each node reads its own placement of the replicated tables
+    let holds_source = catalog::citus::source(c"holds")?;
+    let replicated = holds_source.is_some();
+    let holds_from = holds_source.unwrap_or_else(|| "warden.holds".into());
+    let releases_from = catalog::citus::read_from(c"hold_releases")?;
+    let query = format!(
+        "SELECT h.id::text, h.case_ref, h.tenant::text, h.tbl::oid, h.subject::text
+           FROM {holds_from} h
+          WHERE NOT EXISTS (SELECT 1 FROM {releases_from} r WHERE r.hold OPERATOR(pg_catalog.=) h.id)
+          ORDER BY h.placed_at, h.id"
+    );
     catalog::as_guard(|| {
         Spi::connect(|c| {
             let mut s = Snapshot {
                 installed: true,
+                replicated,
                 registry,
                 ..Snapshot::default()
             };
-            for row in c.select(
-                "SELECT h.id::text, h.case_ref, h.tenant::text, h.tbl::oid, h.subject::text
-                   FROM warden.holds h
-                  WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold OPERATOR(pg_catalog.=) h.id)
-                  ORDER BY h.placed_at, h.id",
-                None,
-                &[],
-            )? {
+            for row in c.select(&query, None, &[])? {
                 let Some(tenant) = row.get::<String>(3)?.and_then(|t| Ident::parse(&t).ok()) else {
                     continue;
                 };

@@ -218,46 +218,68 @@ unsafe fn changes_any(
     }
 }
 
-thread_local! {
-    /// Whether this backend runs on a Citus worker (asked once).
-    static CITUS_WORKER: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
-}
-
-/// A guard firing on a Citus worker guards a shard (Citus copies row triggers to shards only when
-/// a table that had them is distributed with `citus.enable_unsafe_triggers`): the worker cannot
-/// see the coordinator's holds, so it refuses (fail closed) rather than let a held row go.
-unsafe fn refuse_on_citus_worker(operation: &str, rel: pg_sys::Relation) {
-    // per row: answered from the cell after the first (Citus is preloaded or not for the
-    // process's life)
-    let worker = match CITUS_WORKER.get() {
-        Some(w) => w,
-        None if !crate::gucs::citus_loaded() => {
-            CITUS_WORKER.set(Some(false));
-            false
-        }
-        None => {
-            let w = Spi::get_one::<bool>(
-                "SELECT CASE WHEN pg_catalog.to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN false
-                             ELSE NOT pg_catalog.citus_is_coordinator() END",
-            );
-            match w {
-                Ok(v) => {
-                    let v = v.unwrap_or(true);
-                    CITUS_WORKER.set(Some(v));
-                    v
-                }
-                // unknown: refuse this statement, ask again next time
-                Err(_) => true,
+/// The table a refusal and its event name: the Citus table for one of its shards (a hold is on
+/// `docs`, whatever node holds `docs_102008`), the relation itself otherwise.
+pub(super) unsafe fn guarded_name(rel: pg_sys::Relation) -> String {
+    // SAFETY: the trigger's open relation; catalog lookups of an existing relation.
+    unsafe {
+        if let Ok(Some(parent)) = crate::catalog::citus::shard_of((*rel).rd_id) {
+            let ns = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(parent));
+            let name = pg_sys::get_rel_name(parent);
+            if !ns.is_null() && !name.is_null() {
+                return cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned();
             }
         }
+        qualified_name(rel)
+    }
+}
+
+/// On a Citus shard (a distributed table's rows on a worker, or on the coordinator when it holds
+/// shards), the row guard decides only when the holds are replicated to this node
+/// (`warden.citus_setup()`): otherwise it cannot see the coordinator's holds and refuses (fail
+/// closed). Citus puts no statement trigger on shards, so the row guard also applies the
+/// statement guard's rule there: no DELETE without a verified context of a table a hold may cover.
+/// Returns whether `rel` is a shard.
+unsafe fn check_shard(operation: &str, rel: pg_sys::Relation, snap: &Snapshot) -> bool {
+    if !crate::gucs::citus_loaded() {
+        return false;
+    }
+    // SAFETY: the trigger's open relation.
+    let relid = unsafe { (*rel).rd_id };
+    let shard = match crate::catalog::citus::shard_of(relid) {
+        Ok(s) => s.is_some(),
+        Err(e) => refuse_undetermined(
+            operation,
+            // SAFETY: as above.
+            &unsafe { guarded_name(rel) },
+            None,
+            &format!("whether the table is a Citus shard could not be read: {e}"),
+        ),
     };
-    if worker {
-        // SAFETY: the trigger's open relation.
-        let table = unsafe { qualified_name(rel) };
+    if !shard {
+        return false;
+    }
+    if !snap.replicated {
+        // SAFETY: as above.
+        let table = unsafe { guarded_name(rel) };
         raise(HoldError::Unsupported(format!(
-            "{operation} on {table} is refused: a legal-hold guard fired on a Citus worker, which cannot see the coordinator's holds"
+            "{operation} on {table} is refused: a legal-hold guard fired on a Citus shard, and the holds are not replicated to this node (warden.citus_setup() was not run)"
         )));
     }
+    if operation == "DELETE" && !snap.holds.is_empty() && crate::context::current().is_none() {
+        // SAFETY: as above.
+        let lineage = lineage_or_refuse(relid, operation, || unsafe { guarded_name(rel) });
+        if let Some(h) = snap.first_covering(&lineage) {
+            refuse_undetermined(
+                operation,
+                // SAFETY: as above.
+                &unsafe { guarded_name(rel) },
+                Some(h),
+                "a legal hold is active on the table and the statement has no verified warden context",
+            );
+        }
+    }
+    true
 }
 
 /// BEFORE DELETE OR UPDATE FOR EACH ROW on each leaf table of a protected tree.
@@ -275,8 +297,8 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let keep = pg_sys::Datum::from(if update { (*td).tg_newtuple } else { old });
         let operation = if update { "UPDATE" } else { "DELETE" };
         let rel = (*td).tg_relation;
-        refuse_on_citus_worker(operation, rel);
-        let snap = snapshot_or_refuse(operation, || qualified_name(rel));
+        let snap = snapshot_or_refuse(operation, || guarded_name(rel));
+        check_shard(operation, rel, &snap);
         if snap.holds.is_empty() {
             return keep;
         }
@@ -284,7 +306,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let Some(tcol) = tenant_column(td) else {
             refuse_undetermined(
                 operation,
-                &qualified_name(rel),
+                &guarded_name(rel),
                 None,
                 "the guard has no tenant column argument",
             )
@@ -293,7 +315,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         if tfn <= 0 {
             refuse_undetermined(
                 operation,
-                &qualified_name(rel),
+                &guarded_name(rel),
                 None,
                 &format!(
                     "the tenant column \"{}\" does not exist",
@@ -307,7 +329,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         if snap.tenant_holds(&tenant).next().is_none() {
             return keep;
         }
-        let lineage = lineage_or_refuse((*rel).rd_id, operation, || qualified_name(rel));
+        let lineage = lineage_or_refuse((*rel).rd_id, operation, || guarded_name(rel));
         let subject_col = snap.subject_column(&lineage);
         let subject = subject_col.and_then(|c| ident_at(old, desc, fnumber(desc, c)));
         let mut erases: Option<bool> = None;
@@ -339,12 +361,12 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                 }
                 refuse_held(
                     operation,
-                    &qualified_name(rel),
+                    &guarded_name(rel),
                     h,
                     "the row's tenant, subject or personal data",
                 );
             }
-            refuse_held(operation, &qualified_name(rel), h, "the row");
+            refuse_held(operation, &guarded_name(rel), h, "the row");
         }
         if !covering.is_empty() {
             let personal = snap

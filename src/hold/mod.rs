@@ -121,7 +121,7 @@ impl SqlError for HoldError {
                 "SELECT id, case_ref, active FROM warden.legal_holds;".into()
             }
             HoldError::Unsupported(_) => {
-                "Legal holds do not cover Citus distributed tables yet: a worker cannot see the coordinator's holds, and Citus puts no statement triggers on shards. Until they do, warden refuses rather than half-guard (README, \"Running on Citus\")."
+                "On Citus, replicate warden's holds to every node first: as a superuser on the coordinator (added with citus_set_coordinator_host()), SELECT * FROM warden.citus_setup(); (README, \"Running on Citus\")."
                     .into()
             }
             HoldError::StillHeld { hold, .. } => format!(

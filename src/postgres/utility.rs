@@ -102,6 +102,16 @@ pub unsafe fn before(
         }
         // Citus: a context set inside a released savepoint reaches the workers too
         crate::context::repropagate();
+        if crate::catalog::citus::in_setup() {
+            // warden.citus_setup(): Citus's own DDL converting warden's tables, which are
+            // mid-conversion (renamed, shells) while it runs; warden.citus_setup() is the event
+            return Before {
+                event: None,
+                hold_check: None,
+                classification_check: None,
+                phi_copy: None,
+            };
+        }
         let event = audited(pstmt, query_string);
         let hold_check = if pstmt.is_null() {
             None
