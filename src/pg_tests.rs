@@ -24,6 +24,40 @@ mod tests {
         .unwrap();
     }
 
+    /// The trigger Citus copies to every placement of the tables warden.citus_setup() replicates:
+    /// a row written into one (as Citus writes a worker's copy, with no warden function around
+    /// it) invalidates the node's cached copies, as warden's own writers do. Without it a worker
+    /// would keep guarding with the holds it read before the coordinator placed a new one.
+    #[pg_test]
+    fn a_row_written_into_a_replicated_table_invalidates_the_cached_copies() {
+        Spi::run("CREATE TABLE inv_people (id int PRIMARY KEY, tenant_id uuid NOT NULL, subject text, email text)")
+            .unwrap();
+        crate::catalog::watch();
+        let before = crate::catalog::generation();
+        Spi::run("SELECT 1").unwrap();
+        assert_eq!(
+            before,
+            crate::catalog::generation(),
+            "nothing invalidated yet"
+        );
+        Spi::run(
+            "INSERT INTO warden.personal_data (tbl, column_name, subject_column, method)
+             VALUES ('inv_people', 'email', 'subject', 'null')",
+        )
+        .unwrap();
+        Spi::run("SELECT 1").unwrap();
+        assert_ne!(
+            before,
+            crate::catalog::generation(),
+            "the write into warden.personal_data invalidated the cached registry"
+        );
+        // a relation named like a shard is none without Citus: its lineage is itself
+        Spi::run("CREATE TABLE inv_people_102008 (id int)").unwrap();
+        let oid = one::<pg_sys::Oid>("SELECT 'inv_people_102008'::regclass::oid").unwrap();
+        assert_eq!(crate::catalog::citus::shard_of(oid), Ok(None));
+        assert_eq!(*crate::catalog::lineage(oid).unwrap(), vec![oid]);
+    }
+
     /// Citus forgets a released subtransaction's SET LOCALs: warden notes a context changed inside
     /// one (RELEASE, the normal end of an exception block) to set it again at the outer level, and
     /// not one that was rolled back or left the carrier alone. (The re-propagation itself needs

@@ -162,7 +162,7 @@ AS 'MODULE_PATHNAME', 'authenticate_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/hold/api.rs:280
+-- src/hold/api.rs:283
 -- warden::hold::api::citus_setup
 CREATE  FUNCTION "citus_setup"() RETURNS TABLE (
 	"tbl" TEXT,  /* String */
@@ -212,7 +212,7 @@ AS 'MODULE_PATHNAME', 'create_api_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:424
+-- src/crypto/api.rs:460
 -- warden::crypto::api::create_key
 CREATE  FUNCTION "create_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -279,7 +279,7 @@ AS 'MODULE_PATHNAME', 'current_tenant_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:631
+-- src/crypto/api.rs:670
 -- warden::crypto::api::decrypt
 CREATE  FUNCTION "decrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -291,7 +291,7 @@ AS 'MODULE_PATHNAME', 'decrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:642
+-- src/crypto/api.rs:681
 -- warden::crypto::api::decrypt_text
 CREATE  FUNCTION "decrypt_text"(
 	"data" bytea, /* Option < & [u8] > */
@@ -329,7 +329,7 @@ AS 'MODULE_PATHNAME', 'delete_account_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:492
+-- src/crypto/api.rs:528
 -- warden::crypto::api::destroy_key
 CREATE  FUNCTION "destroy_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -378,7 +378,7 @@ AS 'MODULE_PATHNAME', 'enable_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:602
+-- src/crypto/api.rs:641
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -391,7 +391,7 @@ AS 'MODULE_PATHNAME', 'encrypt_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:620
+-- src/crypto/api.rs:659
 -- warden::crypto::api::encrypt
 CREATE  FUNCTION "encrypt"(
 	"data" TEXT, /* Option < & str > */
@@ -454,7 +454,7 @@ AS 'MODULE_PATHNAME', 'export_subject_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:735
+-- src/crypto/api.rs:774
 -- warden::crypto::api::get_secret
 CREATE  FUNCTION "get_secret"(
 	"name" TEXT /* Option < & str > */
@@ -576,7 +576,7 @@ AS 'MODULE_PATHNAME', 'purge_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:686
+-- src/crypto/api.rs:725
 -- warden::crypto::api::put_secret
 CREATE  FUNCTION "put_secret"(
 	"name" TEXT, /* Option < & str > */
@@ -619,7 +619,7 @@ AS 'MODULE_PATHNAME', 'record_consent_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:656
+-- src/crypto/api.rs:695
 -- warden::crypto::api::reencrypt
 CREATE  FUNCTION "reencrypt"(
 	"data" bytea, /* Option < & [u8] > */
@@ -660,7 +660,7 @@ AS 'MODULE_PATHNAME', 'register_personal_data_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/hold/api.rs:234
+-- src/hold/api.rs:237
 -- warden::hold::api::release_hold
 CREATE  FUNCTION "release_hold"(
 	"hold" uuid, /* Option < pgrx :: Uuid > */
@@ -699,7 +699,7 @@ AS 'MODULE_PATHNAME', 'revoke_tokens_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:444
+-- src/crypto/api.rs:480
 -- warden::crypto::api::rotate_key
 CREATE  FUNCTION "rotate_key"(
 	"key_name" TEXT /* Option < & str > */
@@ -747,7 +747,7 @@ AS 'MODULE_PATHNAME', 'set_context_ids_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/crypto/api.rs:549
+-- src/crypto/api.rs:588
 -- warden::crypto::api::subject_key
 CREATE  FUNCTION "subject_key"(
 	"subject" uuid /* pgrx :: Uuid */
@@ -1712,30 +1712,6 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:87
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     text,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/lib.rs:92
 -- requires:
 --   keys
@@ -1860,6 +1836,30 @@ REVOKE ALL ON warden.token_revocations FROM PUBLIC;
 GRANT SELECT ON warden.token_revocations TO warden_guard;
 SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations', '');
 SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', '');
+/* </end connected objects> */
+
+/* <begin connected objects> */
+-- src/lib.rs:87
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     text,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 /* </end connected objects> */
 
 /* <begin connected objects> */

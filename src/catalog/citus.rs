@@ -113,12 +113,13 @@ pub fn source(table: &CStr) -> Result<Option<String>, String> {
         let row = c.select(
             "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
                              WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::regclass),
-                    (SELECT pg_catalog.shard_name(s.logicalrelid, s.shardid)
+                    (SELECT pg_catalog.format('warden.%I', n.parts[pg_catalog.array_upper(n.parts, 1)])
                        FROM pg_catalog.pg_dist_shard s
                        JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid
+                      CROSS JOIN LATERAL (SELECT pg_catalog.parse_ident(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS parts) n
                       WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::regclass
                         AND pl.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
-                        AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) IS NOT NULL
+                        AND pg_catalog.to_regclass(pg_catalog.format('warden.%I', n.parts[pg_catalog.array_upper(n.parts, 1)])) IS NOT NULL
                       LIMIT 1)",
             Some(1),
             &[relid.into()],
@@ -156,13 +157,17 @@ pub fn shard_of(relid: pg_sys::Oid) -> Result<Option<pg_sys::Oid>, String> {
     if let Some(s) = SHARDS.with_borrow(|m| m.get(&relid).copied()) {
         return Ok(s);
     }
-    // SAFETY: a syscache lookup; NULL for a missing relation.
-    let name = unsafe {
+    // SAFETY: syscache lookups; NULL for a missing relation. (Not through pg_class in SQL: Citus
+    // hides shards from queries on pg_class.)
+    let (name, namespace) = unsafe {
         let p = pg_sys::get_rel_name(relid);
         if p.is_null() {
             return Ok(None);
         }
-        CStr::from_ptr(p).to_string_lossy().into_owned()
+        (
+            CStr::from_ptr(p).to_string_lossy().into_owned(),
+            pg_sys::get_rel_namespace(relid),
+        )
     };
     // a shard's name ends in _<shard id> (Citus shortens long names but keeps the suffix)
     let shardid = name
@@ -171,21 +176,43 @@ pub fn shard_of(relid: pg_sys::Oid) -> Result<Option<pg_sys::Oid>, String> {
         .and_then(|n| n.parse::<i64>().ok());
     let parent = match shardid {
         None => None,
-        Some(id) => Spi::connect(|c| {
-            if !metadata_present(c)? {
-                return Ok(None);
+        Some(id) => {
+            // the shard's Citus table and whether it is this relation (same schema, and the name
+            // Citus gives the shard), compared by name: no search_path in the way
+            let found = Spi::connect(|c| {
+                if !metadata_present(c)? {
+                    return Ok(None);
+                }
+                let rows = c.select(
+                    "SELECT s.logicalrelid::oid,
+                            t.relnamespace OPERATOR(pg_catalog.=) $3
+                            AND $2 OPERATOR(pg_catalog.=) n.parts[pg_catalog.array_upper(n.parts, 1)]
+                       FROM pg_catalog.pg_dist_shard s
+                       JOIN pg_catalog.pg_class t ON t.oid OPERATOR(pg_catalog.=) s.logicalrelid
+                      CROSS JOIN LATERAL (SELECT pg_catalog.parse_ident(pg_catalog.shard_name(s.logicalrelid, s.shardid)) AS parts) n
+                      WHERE s.shardid OPERATOR(pg_catalog.=) $1",
+                    Some(1),
+                    &[id.into(), name.as_str().into(), namespace.into()],
+                )?;
+                match rows.into_iter().next() {
+                    None => Ok(None),
+                    Some(r) => Ok(Some((r.get::<pg_sys::Oid>(1)?, r.get::<bool>(2)?))),
+                }
+            })
+            .map_err(|e: pgrx::spi::Error| e.to_string())?;
+            match found {
+                // no shard of that number: an ordinary table whose name ends in digits
+                None => None,
+                Some((Some(parent), Some(true))) => Some(parent),
+                Some((_, Some(false))) => None,
+                // a shard of that number exists, but this relation could not be compared with it
+                Some(_) => {
+                    return Err(format!(
+                        "relation {relid:?} ({name}) may be Citus shard {id}, and its Citus table could not be read"
+                    ))
+                }
             }
-            c.select(
-                "SELECT s.logicalrelid::oid FROM pg_catalog.pg_dist_shard s
-                  WHERE s.shardid OPERATOR(pg_catalog.=) $1
-                    AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid))::oid OPERATOR(pg_catalog.=) $2",
-                Some(1),
-                &[id.into(), relid.into()],
-            )?
-            .first()
-            .get_one::<pg_sys::Oid>()
-        })
-        .map_err(|e: pgrx::spi::Error| e.to_string())?,
+        }
     };
     SHARDS.with_borrow_mut(|m| m.insert(relid, parent));
     Ok(parent)

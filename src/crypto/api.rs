@@ -57,6 +57,10 @@ pub enum CryptoError {
     KeyDestroyed(String),
     #[error("the ciphertext names a key this database does not have")]
     UnknownKey,
+    #[error("{0}: this Citus node has no copy of the coordinator's keyring")]
+    NotReplicated(String),
+    #[error("key \"{name}\" cannot be created here: {reason}")]
+    CreateOnCitus { name: String, reason: String },
     #[error("{0}")]
     Envelope(EnvelopeError),
     #[error("{0} must not be NULL or empty")]
@@ -91,8 +95,7 @@ impl SqlError for CryptoError {
             | CryptoError::Unrecorded(_)
             | CryptoError::NotInstalled
             | CryptoError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            // with Citus, a worker has no copy of the coordinator's keyring: not supported yet
-            CryptoError::NoSuchKey(_) | CryptoError::UnknownKey if crate::gucs::citus_loaded() => {
+            CryptoError::NotReplicated(_) | CryptoError::CreateOnCitus { .. } => {
                 ERRCODE_FEATURE_NOT_SUPPORTED
             }
             CryptoError::NoSuchKey(_) | CryptoError::NoSecret(_) => ERRCODE_UNDEFINED_OBJECT,
@@ -108,9 +111,12 @@ impl SqlError for CryptoError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
-            CryptoError::NoSuchKey(_) | CryptoError::UnknownKey if crate::gucs::citus_loaded() => {
-                "With Citus, warden's keyring lives on the node where the keys were created (the coordinator): encrypting or decrypting inside a distributed query, which runs on the workers, is not supported yet. Read the ciphertext through the coordinator and call warden.decrypt() there, or keep encrypted columns in a local table (README, \"Running on Citus\").".into()
+            CryptoError::NotReplicated(_) => {
+                "With Citus, replicate the keyring to every node so that distributed queries can encrypt and decrypt on the workers: as a superuser on the coordinator, SELECT * FROM warden.citus_setup(); (every node needs the same warden.master_key_file contents; README, \"Running on Citus\").".into()
             }
+            CryptoError::CreateOnCitus { name, .. } => format!(
+                "With Citus, keys are created on the coordinator, in a statement that is not a distributed query running on the workers (a key created on first use included), and the workers see it once it commits: create it first, in a transaction of its own, e.g. SELECT warden.encrypt('x'::bytea, '{name}'); (README, \"Running on Citus\")."
+            ),
             CryptoError::NoContext(_) => "Authenticate first: SELECT warden.authenticate($1);".into(),
             CryptoError::NotAllowed { needs, .. } => format!(
                 "Authenticate with a context of level {needs} (or higher) in the tenant: keys and secrets are written by admin level, read by read level."
@@ -202,6 +208,24 @@ fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
 const MISSING: &str =
     "warden's keyring is not installed in this database (ALTER EXTENSION warden UPDATE)";
 
+/// Where the keyring is read on this node: with Citus, the node's own copy once
+/// `warden.citus_setup()` replicated it (`catalog::citus`).
+fn keyring() -> Result<String, CryptoError> {
+    crate::catalog::citus::read_from(c"keyring").map_err(CryptoError::Internal)
+}
+
+/// `e` (a key not found), or, on a Citus node that has no copy of the keyring, the refusal that
+/// says how to replicate it (0A000): a worker running a distributed query does not guess.
+fn missing(e: CryptoError) -> CryptoError {
+    if crate::gucs::citus_loaded()
+        && !crate::catalog::citus::is_replicated(c"keyring").unwrap_or(false)
+        && crate::catalog::citus_distributed(None).is_ok_and(|d| !d.is_empty())
+    {
+        return CryptoError::NotReplicated(e.to_string());
+    }
+    e
+}
+
 fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, CryptoError> {
     if crate::catalog::warden_oid(c"keyring") == pg_sys::InvalidOid {
         return Err(CryptoError::NotInstalled);
@@ -268,12 +292,13 @@ fn newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, CryptoEr
 }
 
 fn read_newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, CryptoError> {
+    let keyring = keyring()?;
     privileged(|| {
         Spi::connect(|c| {
             let t = crate::catalog::id_cast(c"keyring", c"tenant");
             let rows = c.select(
                 &format!(
-                    "SELECT id, version, wrapped IS NULL FROM warden.keyring
+                    "SELECT id, version, wrapped IS NULL FROM {keyring}
                       WHERE tenant = $1{t} AND name = $2 ORDER BY version DESC LIMIT 1"
                 ),
                 Some(1),
@@ -311,10 +336,11 @@ fn data_key(r: KeyRef) -> Result<Option<Unwrapped>, CryptoError> {
     if hit.is_some() {
         return Ok(hit);
     }
+    let keyring = keyring()?;
     let row = privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
-                "SELECT tenant::text, name, wrapped FROM warden.keyring WHERE id = $1 AND version = $2",
+                &format!("SELECT tenant::text, name, wrapped FROM {keyring} WHERE id = $1 AND version = $2"),
                 Some(1),
                 &[pg_uuid(&r.id).into(), (r.version as i32).into()],
             )?;
@@ -393,6 +419,16 @@ fn add_version(
             )
             .map(|_| ())
         })
+    })
+    .map_err(|e| match e {
+        // with Citus the keyring is a reference table: a query on a shard cannot write it
+        CryptoError::Internal(reason) if crate::gucs::citus_loaded() => {
+            CryptoError::CreateOnCitus {
+                name: name.to_owned(),
+                reason,
+            }
+        }
+        e => e,
     })?;
     forget_cached_keys();
     Ok(())
@@ -451,7 +487,7 @@ fn rotate_key(key_name: Option<&str>) -> Result<i32, ErrorReport> {
         .ok_or(CryptoError::Null("key_name"))?;
     let tenant = c.tenant.clone();
     let Some((r, destroyed)) = newest(&tenant, name)? else {
-        return Err(CryptoError::NoSuchKey(name.into()).into());
+        return Err(missing(CryptoError::NoSuchKey(name.into())).into());
     };
     if destroyed {
         return Err(CryptoError::KeyDestroyed(name.into()).into());
@@ -499,7 +535,7 @@ fn destroy_key(key_name: Option<&str>) -> Result<i64, ErrorReport> {
         .ok_or(CryptoError::Null("key_name"))?;
     let tenant = c.tenant.clone();
     if newest(&tenant, name)?.is_none() {
-        return Err(CryptoError::NoSuchKey(name.into()).into());
+        return Err(missing(CryptoError::NoSuchKey(name.into())).into());
     }
     let n = destroy(&tenant, name, &c.actor)?;
     audit("destroy_key", name, json!({ "versions": n }))?;
@@ -538,6 +574,9 @@ fn on_subject_erased(
 /// Registers what encryption provides to the other capabilities (from `_PG_init`).
 pub fn init() {
     crate::catalog::registry::provide_subject_erased(on_subject_erased);
+    // with Citus, warden.citus_setup() gives every node a copy: distributed queries encrypt and
+    // decrypt on the workers (keys stay wrapped by the master key every node reads)
+    crate::catalog::citus::replicate(&[c"keyring"]);
 }
 
 pub fn subject_key_name(subject: &Ident) -> String {
@@ -564,7 +603,7 @@ fn seal_with(c: &Claims, name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec
             crate::errors::ensure_writable(c"warden.encrypt() with a new subject key");
             create(&tenant, name, &c.actor)?
         }
-        None => return Err(CryptoError::NoSuchKey(name.into())),
+        None => return Err(missing(CryptoError::NoSuchKey(name.into()))),
     };
     let key = data_key(r)?
         .and_then(|u| u.key)
@@ -585,7 +624,7 @@ fn seal_with(c: &Claims, name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec
 /// Returns the plaintext and the key's name.
 fn open_with(c: &Claims, ciphertext: &[u8], aad: &[u8]) -> Result<(Vec<u8>, String), CryptoError> {
     let r = envelope::key_ref(ciphertext).map_err(CryptoError::Envelope)?;
-    let u = data_key(r)?.ok_or(CryptoError::UnknownKey)?;
+    let u = data_key(r)?.ok_or_else(|| missing(CryptoError::UnknownKey))?;
     if u.tenant != c.tenant {
         return Err(CryptoError::OtherTenant);
     }

@@ -183,6 +183,9 @@ fn place(
     let id = id.ok_or(HoldError::Internal("no hold id returned".into()))?;
     super::marker::holds_changed()?;
     cache::invalidate();
+    if crate::gucs::citus_loaded() {
+        super::guard::placed_with_citus();
+    }
     let mut ev = NewEvent::in_context("place_hold", Status::Success)
         .resource("legal_hold", Some(&id.to_string()));
     ev.tenant = Some(tenant.clone());

@@ -218,6 +218,92 @@ unsafe fn changes_any(
     }
 }
 
+thread_local! {
+    /// The local transaction id of the transaction that placed a hold on a Citus coordinator.
+    static PLACED_IN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn local_xid() -> u32 {
+    // SAFETY: MyProc is this backend's PGPROC once it has started.
+    unsafe {
+        if pg_sys::MyProc.is_null() {
+            0
+        } else {
+            (*pg_sys::MyProc).lxid
+        }
+    }
+}
+
+/// `place_hold` on a Citus node: notes the transaction (see [`executor_start`]).
+pub fn placed_with_citus() {
+    PLACED_IN.set(local_xid());
+}
+
+/// ExecutorStart on a Citus coordinator: a hold placed in this transaction reaches the other
+/// connections Citus opens to the workers only when it commits (a worker reads its own copy of
+/// the holds, in its own transaction), so a statement later in the same transaction that changes
+/// or deletes rows of a distributed table is refused (0A000, recorded) rather than run on a
+/// connection that cannot see the hold.
+///
+/// # Safety
+/// `qd` is the QueryDesc the executor is starting.
+pub unsafe fn executor_start(qd: *mut pg_sys::QueryDesc) {
+    if PLACED_IN.get() != local_xid() || qd.is_null() {
+        return;
+    }
+    // SAFETY: the QueryDesc and its plan.
+    let (operation, relids) = unsafe {
+        let op = (*qd).operation;
+        let stmt = (*qd).plannedstmt;
+        let writes = matches!(
+            op,
+            pg_sys::CmdType::CMD_DELETE | pg_sys::CmdType::CMD_UPDATE | pg_sys::CmdType::CMD_MERGE
+        ) || (!stmt.is_null() && (*stmt).hasModifyingCTE);
+        if !writes || stmt.is_null() {
+            return;
+        }
+        let mut relids = Vec::new();
+        let rt = (*stmt).rtable;
+        if !rt.is_null() {
+            for i in 0..(*rt).length as usize {
+                let rte = (*(*rt).elements.add(i))
+                    .ptr_value
+                    .cast::<pg_sys::RangeTblEntry>();
+                if !rte.is_null() && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION {
+                    relids.push((*rte).relid);
+                }
+            }
+        }
+        let name = match op {
+            pg_sys::CmdType::CMD_DELETE => "DELETE",
+            pg_sys::CmdType::CMD_UPDATE => "UPDATE",
+            pg_sys::CmdType::CMD_MERGE => "MERGE",
+            _ => "a writable CTE",
+        };
+        (name, relids)
+    };
+    match crate::catalog::citus_distributed(Some(&relids)) {
+        Ok(d) if d.is_empty() => {}
+        Ok(d) => {
+            let table = d.join(", ");
+            let reason =
+                "a legal hold was placed in this transaction: the workers see it once it commits";
+            record_violation(operation, &table, None, Some(reason));
+            raise(HoldError::Unsupported(format!(
+                "{operation} on {table} is refused: {reason}"
+            )));
+        }
+        Err(e) => refuse_undetermined(
+            operation,
+            "(distributed tables)",
+            None,
+            &format!(
+                "whether the statement changes a Citus distributed table could not be read: {e}"
+            ),
+        ),
+    }
+}
+
 /// The table a refusal and its event name: the Citus table for one of its shards (a hold is on
 /// `docs`, whatever node holds `docs_102008`), the relation itself otherwise.
 pub(super) unsafe fn guarded_name(rel: pg_sys::Relation) -> String {

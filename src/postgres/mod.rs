@@ -73,7 +73,10 @@ unsafe extern "C-unwind" fn warden_executor_start_before(qd: *mut pg_sys::QueryD
         crate::catalog::subjects::refresh_for_log();
     }
     // SAFETY: the hook's own arguments.
-    unsafe { crate::classify::phi::executor_start(qd, eflags) }
+    unsafe {
+        crate::hold::guard::executor_start(qd);
+        crate::classify::phi::executor_start(qd, eflags)
+    }
 }
 
 /// ExecutorRun, after a run.
