@@ -15,4 +15,8 @@ COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and 
 REVOKE ALL ON warden.classification_rules FROM PUBLIC;
 GRANT SELECT ON warden.classification_rules TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+-- with Citus, replicated by warden.citus_setup() like the holds (warden._catalog_changed, sql/hold.sql)
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
+ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
 

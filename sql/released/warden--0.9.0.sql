@@ -72,7 +72,7 @@ AS 'MODULE_PATHNAME', '_key_stale_after_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:309
+-- src/audit/api.rs:332
 -- warden::audit::api::_log_event
 CREATE  FUNCTION "_log_event"(
 	"action" TEXT, /* Option < & str > */
@@ -99,7 +99,7 @@ AS 'MODULE_PATHNAME', '_pseudonym_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:590
+-- src/audit/api.rs:613
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -112,7 +112,7 @@ AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:681
+-- src/audit/api.rs:704
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -176,7 +176,7 @@ AS 'MODULE_PATHNAME', 'citus_setup_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/classify/api.rs:199
+-- src/classify/api.rs:193
 -- warden::classify::api::classify
 CREATE  FUNCTION "classify"(
 	"target" TEXT, /* Option < & str > */
@@ -341,7 +341,7 @@ AS 'MODULE_PATHNAME', 'destroy_key_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:257
+-- src/audit/api.rs:280
 -- warden::audit::api::disable_audit
 CREATE  FUNCTION "disable_audit"(
 	"tbl" regclass /* Option < pgrx :: PgRelation > */
@@ -566,7 +566,7 @@ AS 'MODULE_PATHNAME', 'protect_table_v3_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:336
+-- src/audit/api.rs:359
 -- warden::audit::api::purge_audit
 CREATE  FUNCTION "purge_audit"() RETURNS bigint /* Result < i64, ErrorReport > */
 STRICT VOLATILE PARALLEL UNSAFE
@@ -1860,6 +1860,10 @@ COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and 
 REVOKE ALL ON warden.classification_rules FROM PUBLIC;
 GRANT SELECT ON warden.classification_rules TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+-- with Citus, replicated by warden.citus_setup() like the holds (warden._catalog_changed, sql/hold.sql)
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
+ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
 /* </end connected objects> */
 
 /* <begin connected objects> */
@@ -2787,7 +2791,7 @@ AS 'MODULE_PATHNAME', 'unregister_issuer_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:509
+-- src/audit/api.rs:532
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -2805,7 +2809,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:616
+-- src/audit/api.rs:639
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */
@@ -3021,6 +3025,112 @@ GRANT EXECUTE ON FUNCTION warden.verify_audit(bigint, bigint), warden.audit_dige
     warden.verify_audit_digest(bigint, bytea), warden.audit_export(bigint, int),
     warden.audit_queue_status() TO warden_auditor;
 REVOKE EXECUTE ON FUNCTION warden.purge_audit(), warden.seal_audit() FROM PUBLIC;
+
+-- Citus: one answer for the cluster. Each node keeps its own chain (the row changes of the shards
+-- it holds, the authentications, refusals and PHI reads it saw); these ask every node in Citus's
+-- metadata (run_command_on_all_nodes, as the functions' owner) and answer for all. Without Citus,
+-- for this node alone ('local').
+CREATE FUNCTION warden.verify_cluster_audit()
+RETURNS TABLE (node text, intact boolean, checked bigint, first_bad_id bigint, reason text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regproc('pg_catalog.run_command_on_all_nodes') IS NULL
+       OR pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NULL THEN
+        RETURN QUERY SELECT 'local'::text, v.intact, v.checked, v.first_bad_id, v.reason FROM warden.verify_audit() v;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        WITH r AS (
+            SELECT pg_catalog.format('%s:%s', n.nodename, n.nodeport) AS node, n.groupid, n.nodeid, x.success,
+                   CASE WHEN x.success THEN x.result::jsonb END AS j, x.result
+              FROM pg_catalog.run_command_on_all_nodes(
+                     'SELECT pg_catalog.row_to_json(v)::text FROM warden.verify_audit() v') x
+              JOIN pg_catalog.pg_dist_node n ON n.nodeid OPERATOR(pg_catalog.=) x.nodeid
+        ), per_node AS (
+            SELECT r.node, r.groupid, r.nodeid,
+                   r.success AND coalesce((r.j OPERATOR(pg_catalog.->>) 'intact')::boolean, false) AS intact,
+                   (r.j OPERATOR(pg_catalog.->>) 'checked')::bigint AS checked,
+                   (r.j OPERATOR(pg_catalog.->>) 'first_bad_id')::bigint AS first_bad_id,
+                   CASE WHEN r.success THEN r.j OPERATOR(pg_catalog.->>) 'reason'
+                        ELSE 'the node could not be asked: ' OPERATOR(pg_catalog.||) r.result END AS reason
+              FROM r
+        )
+        SELECT p.node, p.intact, p.checked, p.first_bad_id, p.reason FROM (
+            SELECT per_node.node, per_node.intact, per_node.checked, per_node.first_bad_id, per_node.reason,
+                   0 AS o, per_node.groupid, per_node.nodeid
+              FROM per_node
+            UNION ALL
+            SELECT 'all nodes', pg_catalog.bool_and(per_node.intact), pg_catalog.sum(per_node.checked)::bigint, NULL,
+                   'not intact: ' OPERATOR(pg_catalog.||) pg_catalog.string_agg(per_node.node, ', ') FILTER (WHERE NOT per_node.intact),
+                   1, 0, 0
+              FROM per_node) p
+         ORDER BY p.o, p.groupid, p.nodeid $q$;
+END
+$$;
+COMMENT ON FUNCTION warden.verify_cluster_audit() IS 'verify_audit() of every node of a Citus cluster (one chain per node) and one answer for all; without Citus, of this node.';
+
+-- Every node's sealed events of a period, in one result: the cluster's trail for compliance staff.
+CREATE FUNCTION warden.cluster_audit_trail(
+    period_from timestamptz DEFAULT (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 day'),
+    period_to timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (node text, id bigint, occurred_at timestamptz, tenant text, actor text, action text,
+               resource_type text, resource_id text, changes jsonb, status text)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q text := pg_catalog.format(
+        'SELECT coalesce(pg_catalog.json_agg(e ORDER BY e.id), ''[]'')::text
+           FROM (SELECT id, occurred_at, tenant, actor, action, resource_type, resource_id, changes, status
+                   FROM warden.audit_events
+                  WHERE occurred_at OPERATOR(pg_catalog.>=) %L::timestamptz
+                    AND occurred_at OPERATOR(pg_catalog.<) %L::timestamptz) e', period_from, period_to);
+BEGIN
+    IF period_from IS NULL OR period_to IS NULL OR period_from OPERATOR(pg_catalog.>=) period_to THEN
+        RAISE EXCEPTION USING ERRCODE = '22023',
+            MESSAGE = 'warden: warden.cluster_audit_trail() needs a period whose start is before its end',
+            HINT = 'SELECT * FROM warden.cluster_audit_trail(now() - interval ''1 day'', now());';
+    END IF;
+    IF pg_catalog.to_regproc('pg_catalog.run_command_on_all_nodes') IS NULL
+       OR pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NULL THEN
+        RETURN QUERY EXECUTE
+            'SELECT ''local''::text, e.id, e.occurred_at, e.tenant, e.actor, e.action, e.resource_type, e.resource_id, e.changes, e.status
+               FROM pg_catalog.jsonb_to_recordset((' || q || ')::jsonb)
+                 AS e(id bigint, occurred_at timestamptz, tenant text, actor text, action text,
+                      resource_type text, resource_id text, changes jsonb, status text)
+              ORDER BY e.occurred_at, e.id';
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT pg_catalog.format('%s:%s', n.nodename, n.nodeport), e.id, e.occurred_at, e.tenant, e.actor,
+               e.action, e.resource_type, e.resource_id, e.changes, e.status
+          FROM pg_catalog.run_command_on_all_nodes($1) x
+          JOIN pg_catalog.pg_dist_node n ON n.nodeid OPERATOR(pg_catalog.=) x.nodeid
+         CROSS JOIN LATERAL pg_catalog.jsonb_to_recordset(
+                 CASE WHEN x.success THEN x.result::jsonb
+                      ELSE warden._cluster_node_failed(pg_catalog.format('%s:%s', n.nodename, n.nodeport), x.result) END)
+                 AS e(id bigint, occurred_at timestamptz, tenant text, actor text, action text,
+                      resource_type text, resource_id text, changes jsonb, status text)
+         ORDER BY e.occurred_at, n.groupid, e.id $q$ USING q;
+END
+$$;
+COMMENT ON FUNCTION warden.cluster_audit_trail(timestamptz, timestamptz) IS 'The sealed events of a period on every node of a Citus cluster (each node''s own chain), with the node; without Citus, of this node.';
+
+-- A node that cannot be asked makes the cluster's trail fail (never a silently partial answer).
+CREATE FUNCTION warden._cluster_node_failed(node text, result text) RETURNS jsonb
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = '55000',
+        MESSAGE = pg_catalog.format('warden: node %s could not be asked for its audit trail: %s', node, result),
+        HINT = 'Check the node (SELECT * FROM citus_check_cluster_node_health();) and ask again.';
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION warden.verify_cluster_audit(), warden.cluster_audit_trail(timestamptz, timestamptz),
+    warden._cluster_node_failed(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION warden.verify_cluster_audit(), warden.cluster_audit_trail(timestamptz, timestamptz)
+    TO warden_auditor;
 
 -- Data classification (sql/classify.sql holds the rules; this view reads protected_tables and
 -- audited_tables).

@@ -99,14 +99,12 @@ fn enable_audit(
 ) -> Result<(), ErrorReport> {
     crate::errors::ensure_writable(c"warden.enable_audit()");
     let tbl = tbl.ok_or(AuditError::Null("tbl"))?.oid(); // closes the relation: DDL follows
-    let distributed =
-        crate::catalog::citus_distributed(Some(&[tbl])).map_err(AuditError::PersonalData)?;
-    if let Some(name) = distributed.first() {
-        return Err(AuditError::Unsupported(format!(
-            "warden.enable_audit() is not supported on {name}, a Citus distributed table"
-        ))
-        .into());
-    }
+                                                         // Citus: on a distributed table the row trigger is copied to every shard (each node records
+                                                         // the changes of its shards in its own trail) only with citus.enable_unsafe_triggers, set
+                                                         // here for warden's statements and put back after them
+    let distributed = !crate::catalog::citus_distributed(Some(&[tbl]))
+        .map_err(AuditError::PersonalData)?
+        .is_empty();
     let redact: Vec<String> = redact
         .unwrap_or_default()
         .into_iter()
@@ -134,6 +132,24 @@ fn enable_audit(
             }
             let current = audit_args(c, t.oid)?;
             let parts = tree(c, &t)?;
+            let unsafe_saved = if distributed {
+                let saved = c
+                    .select(
+                        "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers')",
+                        Some(1),
+                        &[],
+                    )?
+                    .first()
+                    .get_one::<String>()?;
+                c.update(
+                    "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true)",
+                    None,
+                    &[],
+                )?;
+                saved
+            } else {
+                None
+            };
             let truncate_everywhere = c
             .select(
                 "SELECT count(*) = 0 FROM pg_catalog.pg_partition_tree($1::regclass) p \
@@ -190,13 +206,20 @@ fn enable_audit(
                         &[],
                     )?;
                 }
+                // one subcommand per statement (Citus refuses more with ENABLE TRIGGER)
+                for trigger in ["warden_audit_truncate", "warden_audit_row"] {
+                    c.update(
+                        &format!("ALTER TABLE {p} ENABLE ALWAYS TRIGGER {trigger}"),
+                        None,
+                        &[],
+                    )?;
+                }
+            }
+            if let Some(saved) = unsafe_saved {
                 c.update(
-                    &format!(
-                        "ALTER TABLE {p} ENABLE ALWAYS TRIGGER warden_audit_truncate, \
-                     ENABLE ALWAYS TRIGGER warden_audit_row"
-                    ),
+                    "SELECT pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)",
                     None,
-                    &[],
+                    &[saved.into()],
                 )?;
             }
             let ev = NewEvent::in_context("enable_audit", Status::Success)

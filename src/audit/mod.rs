@@ -67,8 +67,6 @@ pub enum AuditError {
         object: String,
         why: String,
     },
-    #[error("{0}")]
-    Unsupported(String),
     #[error("internal error: {0}")]
     Spi(#[from] pgrx::spi::Error),
     #[error("{0}")]
@@ -91,7 +89,6 @@ impl SqlError for AuditError {
             AuditError::Null(_) | AuditError::BadStatus(_) | AuditError::EmptyAction => {
                 ERRCODE_INVALID_PARAMETER_VALUE
             }
-            AuditError::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             AuditError::Spi(_) => ERRCODE_INTERNAL_ERROR,
             AuditError::Seal(e) => e.sqlstate(),
         }
@@ -128,9 +125,6 @@ impl SqlError for AuditError {
                 "warden's own tables (schema warden) keep the evidence: nobody may empty, rewrite, unguard or drop them; storage parameters, tablespace and SET LOGGED stay allowed.".into()
             }
             AuditError::Seal(e) => return e.hint(),
-            AuditError::Unsupported(_) => {
-                "The audit trail does not record row changes of Citus distributed tables yet (Citus refuses the triggers on them): audit a local table, or record the application's changes with warden.log_event() (README, \"Running on Citus\").".into()
-            }
             AuditError::Null(_) | AuditError::Spi(_) => return None,
         })
     }

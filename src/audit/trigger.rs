@@ -51,7 +51,8 @@ thread_local! {
         const { std::cell::RefCell::new((0, pg_sys::InvalidOid, String::new())) };
 }
 
-/// `schema.table` of a relation, quoted where needed.
+/// `schema.table` of a relation, quoted where needed; for a Citus shard, of its Citus table (the
+/// events and refusals of `docs_102008` on a worker are about `docs`, as on the coordinator).
 pub(crate) unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
     // SAFETY: a relation opened by the executor; MyProc is this backend's.
     unsafe {
@@ -66,9 +67,20 @@ pub(crate) unsafe fn qualified_name(rel: pg_sys::Relation) -> String {
         {
             return n;
         }
-        let ns = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
-        let name = (*(*rel).rd_rel).relname.data.as_ptr();
-        let n = cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned();
+        let shell = match crate::catalog::citus::shard_of(relid) {
+            Ok(Some(parent)) => {
+                let ns = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(parent));
+                let name = pg_sys::get_rel_name(parent);
+                (!ns.is_null() && !name.is_null())
+                    .then(|| cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned())
+            }
+            _ => None,
+        };
+        let n = shell.unwrap_or_else(|| {
+            let ns = pg_sys::get_namespace_name((*(*rel).rd_rel).relnamespace);
+            let name = (*(*rel).rd_rel).relname.data.as_ptr();
+            cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned()
+        });
         NAMED.set((lxid, relid, n.clone()));
         n
     }

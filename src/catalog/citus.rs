@@ -67,6 +67,39 @@ pub fn in_setup() -> bool {
     SETUP.get()
 }
 
+thread_local! {
+    static WORKER: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether this node is a Citus worker (Citus loaded, its extension here, and
+/// `citus_is_coordinator()` false); asked once per backend. An unanswerable question is no.
+pub fn on_worker() -> bool {
+    if !crate::gucs::citus_loaded() {
+        return false;
+    }
+    if let Some(w) = WORKER.get() {
+        return w;
+    }
+    let w = Spi::get_one::<bool>(
+        "SELECT CASE WHEN pg_catalog.to_regproc('pg_catalog.citus_is_coordinator') IS NULL THEN false
+                     ELSE NOT pg_catalog.citus_is_coordinator() END",
+    );
+    match w {
+        Ok(Some(v)) => {
+            WORKER.set(Some(v));
+            v
+        }
+        _ => false,
+    }
+}
+
+/// Whether this transaction is `warden.citus_setup()`'s (a statement of its own, in which only the
+/// conversion runs): the replicated tables are not read in it ([`source`] says so), and the checks
+/// that would need them leave Citus's own statements alone.
+pub fn replicating() -> bool {
+    in_setup() || SETUP_LXID.get() == lxid()
+}
+
 /// Runs `f` as `warden.citus_setup()`'s conversion ([`in_setup`]); restored on error too.
 pub fn with_setup<R>(f: impl FnOnce() -> R) -> R {
     crate::errors::with_flag(&SETUP, f)
@@ -96,7 +129,7 @@ pub fn source(table: &CStr) -> Result<Option<String>, String> {
     // in the transaction warden.citus_setup() converts them in (one statement of its own), Citus
     // already routes reads to placements that are not readable yet: nothing is read (the caller
     // refuses what it would have needed them for; nothing but the conversion runs there)
-    if in_setup() || SETUP_LXID.get() == lxid() {
+    if replicating() {
         return Err(format!(
             "warden.{} is being replicated by warden.citus_setup() in this transaction",
             table.to_string_lossy()
@@ -120,16 +153,33 @@ pub fn source(table: &CStr) -> Result<Option<String>, String> {
                       WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::regclass
                         AND pl.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
                         AND pg_catalog.to_regclass(pg_catalog.format('warden.%I', n.parts[pg_catalog.array_upper(n.parts, 1)])) IS NOT NULL
-                      LIMIT 1)",
+                      LIMIT 1),
+                    EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                             WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::regclass
+                               AND p.xmin OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned()))
+                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s
+                              JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid
+                             WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::regclass
+                               AND pl.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
+                               AND pl.xmin OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned()))",
             Some(1),
             &[relid.into()],
         )?;
         let row = row.first();
         let citus_table = row.get::<bool>(1)? == Some(true);
         let placement = row.get::<String>(2)?;
+        let creating = row.get::<bool>(3)? == Some(true);
         Ok(match (citus_table, placement) {
             (false, _) => Ok(None),
             (true, Some(p)) => Ok(Some(p)),
+            // this transaction is Citus creating this node's copy (warden.citus_setup() on the
+            // coordinator, or citus_add_node() of this node): only Citus's own statements run in
+            // it, and there is nothing to read yet
+            // (no relation named: Citus would plan a read of its table as a distributed query)
+            (true, None) if creating => Ok(Some(format!(
+                "(SELECT (NULL::warden.{}).* WHERE false)",
+                table.to_string_lossy()
+            ))),
             (true, None) => Err(format!(
                 "warden.{} is replicated by Citus but this node has no placement of it",
                 table.to_string_lossy()

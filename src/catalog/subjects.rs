@@ -87,12 +87,12 @@ pub fn registry() -> Result<Rc<Registry>, String> {
     // with Citus, each node reads its own placement (`warden.citus_setup()`)
     let from = catalog::citus::read_from(c"personal_data")?;
     let registered = format!(
-        "SELECT tbl::oid, subject_column::text, column_name::text FROM {from}
+        "SELECT tbl::oid, subject_column::text, column_name::text FROM {from} d
           ORDER BY tbl, column_name"
     );
     let names = format!(
         "SELECT DISTINCT n.nspname::text, k.relname::text
-           FROM (SELECT tbl::oid AS relid FROM {from}
+           FROM (SELECT d.tbl::oid AS relid FROM {from} d
                  UNION SELECT t.relid::oid FROM {from} p,
                        LATERAL pg_catalog.pg_partition_tree(p.tbl) t) r
            JOIN pg_catalog.pg_class k ON k.oid OPERATOR(pg_catalog.=) r.relid

@@ -38,8 +38,6 @@ pub enum ClassifyError {
     NotInstalled,
     #[error("{0}")]
     Record(#[from] crate::audit::record::RecordError),
-    #[error("{0}")]
-    Unsupported(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,7 +53,6 @@ impl SqlError for ClassifyError {
             | ClassifyError::WouldBreak { .. }
             | ClassifyError::NotInstalled
             | ClassifyError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            ClassifyError::Unsupported(_) => ERRCODE_FEATURE_NOT_SUPPORTED,
             ClassifyError::Internal(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -67,9 +64,6 @@ impl SqlError for ClassifyError {
                 "Name a schema, or a table (schema-qualified when a schema has the same name).".into()
             }
             ClassifyError::NotOwner { .. } => "Run it as the owner.".into(),
-            ClassifyError::Unsupported(_) => {
-                "CONFIDENTIAL and PHI need the table audited, which warden does not do on Citus distributed tables yet (README, \"Running on Citus\"); PUBLIC and INTERNAL may be set.".into()
-            }
             ClassifyError::Requirements { fixes, .. } => {
                 let mut f: Vec<&str> = Vec::new();
                 for x in fixes {
@@ -245,17 +239,6 @@ fn classify_resolved(
     let name = match &t {
         Target::Schema { name, .. } | Target::Table { name, .. } => name.clone(),
     };
-    if level.needs_protection() {
-        if let Target::Table { oid, name } = &t {
-            let distributed = crate::catalog::citus_distributed(Some(&[*oid]))
-                .map_err(ClassifyError::Internal)?;
-            if !distributed.is_empty() {
-                return Err(ClassifyError::Unsupported(format!(
-                    "{name} cannot be classified {level}: it is a Citus distributed table"
-                )));
-            }
-        }
-    }
     let mut gaps = Vec::new();
     let mut fixes = Vec::new();
     let preloaded = crate::catalog::preloaded();
@@ -300,10 +283,10 @@ fn classify_resolved(
         Spi::connect_mut(|c| {
             c.update(
                 &format!(
-                    "INSERT INTO warden.classification_rules ({column}, level, classified_by, classified_by_role)
-                     VALUES ($1, $2, $3{by_cast}, $4)
+                    "INSERT INTO warden.classification_rules ({column}, level, classified_by, classified_by_role, classified_at)
+                     VALUES ($1, $2, $3{by_cast}, $4, pg_catalog.now())
                      ON CONFLICT ({column}) DO UPDATE
-                        SET level = excluded.level, classified_at = pg_catalog.now(),
+                        SET level = excluded.level, classified_at = excluded.classified_at,
                             classified_by = excluded.classified_by,
                             classified_by_role = excluded.classified_by_role"
                 ),
@@ -376,6 +359,8 @@ fn check_weakening(oid: pg_sys::Oid, what: &str, table: &str) -> Result<(), Erro
 /// Registers the weakening check and watches the classification rules (from `_PG_init`).
 pub fn init() {
     crate::catalog::watch_tables(&[c"classification_rules"]);
+    // with Citus, every node reads the rules (the PHI reads of a shard are recorded on its node)
+    crate::catalog::citus::replicate(&[c"classification_rules"]);
     crate::catalog::registry::provide_weakening_check(check_weakening);
 }
 
@@ -391,6 +376,9 @@ pub fn after_utility(operation: &str) {
         || crate::catalog::in_own_ddl()
         || unsafe { pg_sys::creating_extension }
         || restore
+        // Citus: DDL of a distributed table is checked on the coordinator, where it is issued;
+        // a worker applies it to the shell and the shards (README, "Running on Citus")
+        || crate::catalog::citus::on_worker()
     {
         return;
     }

@@ -62,13 +62,13 @@ thread_local! {
 
 fn load() -> Result<Rules, String> {
     let mut r = Rules::default();
+    // with Citus, each node reads its own copy (`warden.citus_setup()`)
+    let from = crate::catalog::citus::read_from(c"classification_rules")?;
+    let query = format!(
+        "SELECT coalesce(tbl::oid, 0::oid), coalesce(schema_name::oid, 0::oid), level FROM {from} r"
+    );
     Spi::connect(|c| {
-        for row in c.select(
-            "SELECT coalesce(tbl::oid, 0::oid), coalesce(schema_name::oid, 0::oid), level
-               FROM warden.classification_rules",
-            None,
-            &[],
-        )? {
+        for row in c.select(&query, None, &[])? {
             let t = row.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid);
             let s = row.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid);
             let Some(level) = row.get::<String>(3)?.and_then(|l| l.parse().ok()) else {
@@ -160,6 +160,10 @@ unsafe fn phi_tables(
 }
 
 fn qualified(oid: pg_sys::Oid) -> String {
+    // a Citus shard's reads are reads of its Citus table
+    if let Ok(Some(parent)) = crate::catalog::citus::shard_of(oid) {
+        return qualified(parent);
+    }
     // SAFETY: catalog lookups; null when the relation is gone.
     unsafe {
         let rel = pg_sys::get_rel_name(oid);
@@ -197,6 +201,7 @@ pub unsafe fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i32) {
         if !explain_only
             && !parallel_worker
             && !LOADING.get()
+            && !crate::catalog::citus::replicating()
             && pg_sys::IsTransactionState()
             && !qd.is_null()
         {

@@ -298,7 +298,7 @@ fn read_newest(tenant: &Ident, name: &str) -> Result<Option<(KeyRef, bool)>, Cry
             let t = crate::catalog::id_cast(c"keyring", c"tenant");
             let rows = c.select(
                 &format!(
-                    "SELECT id, version, wrapped IS NULL FROM {keyring}
+                    "SELECT id, version, wrapped IS NULL FROM {keyring} k
                       WHERE tenant = $1{t} AND name = $2 ORDER BY version DESC LIMIT 1"
                 ),
                 Some(1),
@@ -340,7 +340,7 @@ fn data_key(r: KeyRef) -> Result<Option<Unwrapped>, CryptoError> {
     let row = privileged(|| {
         Spi::connect(|c| {
             let rows = c.select(
-                &format!("SELECT tenant::text, name, wrapped FROM {keyring} WHERE id = $1 AND version = $2"),
+                &format!("SELECT tenant::text, name, wrapped FROM {keyring} k WHERE id = $1 AND version = $2"),
                 Some(1),
                 &[pg_uuid(&r.id).into(), (r.version as i32).into()],
             )?;

@@ -304,22 +304,6 @@ pub unsafe fn executor_start(qd: *mut pg_sys::QueryDesc) {
     }
 }
 
-/// The table a refusal and its event name: the Citus table for one of its shards (a hold is on
-/// `docs`, whatever node holds `docs_102008`), the relation itself otherwise.
-pub(super) unsafe fn guarded_name(rel: pg_sys::Relation) -> String {
-    // SAFETY: the trigger's open relation; catalog lookups of an existing relation.
-    unsafe {
-        if let Ok(Some(parent)) = crate::catalog::citus::shard_of((*rel).rd_id) {
-            let ns = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(parent));
-            let name = pg_sys::get_rel_name(parent);
-            if !ns.is_null() && !name.is_null() {
-                return cstr(pg_sys::quote_qualified_identifier(ns, name)).into_owned();
-            }
-        }
-        qualified_name(rel)
-    }
-}
-
 /// On a Citus shard (a distributed table's rows on a worker, or on the coordinator when it holds
 /// shards), the row guard decides only when the holds are replicated to this node
 /// (`warden.citus_setup()`): otherwise it cannot see the coordinator's holds and refuses (fail
@@ -337,7 +321,7 @@ unsafe fn check_shard(operation: &str, rel: pg_sys::Relation, snap: &Snapshot) -
         Err(e) => refuse_undetermined(
             operation,
             // SAFETY: as above.
-            &unsafe { guarded_name(rel) },
+            &unsafe { qualified_name(rel) },
             None,
             &format!("whether the table is a Citus shard could not be read: {e}"),
         ),
@@ -347,19 +331,19 @@ unsafe fn check_shard(operation: &str, rel: pg_sys::Relation, snap: &Snapshot) -
     }
     if !snap.replicated {
         // SAFETY: as above.
-        let table = unsafe { guarded_name(rel) };
+        let table = unsafe { qualified_name(rel) };
         raise(HoldError::Unsupported(format!(
             "{operation} on {table} is refused: a legal-hold guard fired on a Citus shard, and the holds are not replicated to this node (warden.citus_setup() was not run)"
         )));
     }
     if operation == "DELETE" && !snap.holds.is_empty() && crate::context::current().is_none() {
         // SAFETY: as above.
-        let lineage = lineage_or_refuse(relid, operation, || unsafe { guarded_name(rel) });
+        let lineage = lineage_or_refuse(relid, operation, || unsafe { qualified_name(rel) });
         if let Some(h) = snap.first_covering(&lineage) {
             refuse_undetermined(
                 operation,
                 // SAFETY: as above.
-                &unsafe { guarded_name(rel) },
+                &unsafe { qualified_name(rel) },
                 Some(h),
                 "a legal hold is active on the table and the statement has no verified warden context",
             );
@@ -383,7 +367,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let keep = pg_sys::Datum::from(if update { (*td).tg_newtuple } else { old });
         let operation = if update { "UPDATE" } else { "DELETE" };
         let rel = (*td).tg_relation;
-        let snap = snapshot_or_refuse(operation, || guarded_name(rel));
+        let snap = snapshot_or_refuse(operation, || qualified_name(rel));
         check_shard(operation, rel, &snap);
         if snap.holds.is_empty() {
             return keep;
@@ -392,7 +376,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         let Some(tcol) = tenant_column(td) else {
             refuse_undetermined(
                 operation,
-                &guarded_name(rel),
+                &qualified_name(rel),
                 None,
                 "the guard has no tenant column argument",
             )
@@ -401,7 +385,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         if tfn <= 0 {
             refuse_undetermined(
                 operation,
-                &guarded_name(rel),
+                &qualified_name(rel),
                 None,
                 &format!(
                     "the tenant column \"{}\" does not exist",
@@ -415,7 +399,7 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
         if snap.tenant_holds(&tenant).next().is_none() {
             return keep;
         }
-        let lineage = lineage_or_refuse((*rel).rd_id, operation, || guarded_name(rel));
+        let lineage = lineage_or_refuse((*rel).rd_id, operation, || qualified_name(rel));
         let subject_col = snap.subject_column(&lineage);
         let subject = subject_col.and_then(|c| ident_at(old, desc, fnumber(desc, c)));
         let mut erases: Option<bool> = None;
@@ -447,12 +431,12 @@ pub unsafe extern "C-unwind" fn warden_hold_guard_row(
                 }
                 refuse_held(
                     operation,
-                    &guarded_name(rel),
+                    &qualified_name(rel),
                     h,
                     "the row's tenant, subject or personal data",
                 );
             }
-            refuse_held(operation, &guarded_name(rel), h, "the row");
+            refuse_held(operation, &qualified_name(rel), h, "the row");
         }
         if !covering.is_empty() {
             let personal = snap

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::cache::{self, Hold};
 use super::HoldError;
-use crate::audit::trigger::{cstr, trigger_data};
+use crate::audit::trigger::{cstr, qualified_name, trigger_data};
 use crate::audit::{record, NewEvent, Status};
 use crate::types::ident::Ident;
 
@@ -101,7 +101,7 @@ pub unsafe fn keep(
         let block = (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo);
         (
             // a shard's versions name its Citus table (kept on the shard's node)
-            super::guard::guarded_name(rel),
+            qualified_name(rel),
             primary_key(rel),
             format!("({block},{})", tid.ip_posid),
             pg_sys::heap_copy_tuple_as_datum(old, desc),
