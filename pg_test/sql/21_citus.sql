@@ -26,4 +26,13 @@ select regress_try($$delete from docs_102008 where id = 2$$);
 select warden.set_context('aaaaaaaa-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-000000000001', 'delete') is not null as context;
 select regexp_replace(regress_try($$delete from docs_102008 where id = 1$$), 'release_hold\(''[0-9a-f-]+''', 'release_hold(''<hold>''') as refused;
 select check_name, ok from warden.verify_holds() where hold is not null order by 1;
+-- the cluster's trail and its verification answer for this node alone without Citus ('local')
+select node, intact is not null as answered from warden.verify_cluster_audit();
+select bool_and(node = 'local') is not false as local
+  from warden.cluster_audit_trail(now() - interval '1 day', now() + interval '1 minute');
+select regress_try($$select * from warden.cluster_audit_trail(now(), now() - interval '1 day')$$);
+set local role regress_app;
+select regress_try($$select * from warden.verify_cluster_audit()$$);
+select regress_try($$select * from warden.cluster_audit_trail()$$);
+reset role;
 rollback;
