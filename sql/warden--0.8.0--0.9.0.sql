@@ -371,3 +371,10 @@ REVOKE EXECUTE ON FUNCTION warden.verify_cluster_audit(), warden.cluster_audit_t
     warden._cluster_node_failed(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION warden.verify_cluster_audit(), warden.cluster_audit_trail(timestamptz, timestamptz)
     TO warden_auditor;
+
+-- Secrets replicated too (warden.citus_setup()): their policy in the direct form, which Citus accepts
+-- on the tables it replicates (the planner support of tenant_with_level_text evaluates it once per
+-- statement).
+ALTER POLICY secrets_tenant ON warden.secrets
+    USING (tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('read'))
+    WITH CHECK (tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('admin'));

@@ -1712,6 +1712,34 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/lib.rs:87
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     text,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+-- with Citus, replicated by warden.citus_setup() like the holds (warden._catalog_changed, sql/hold.sql)
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
+ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/lib.rs:92
 -- requires:
 --   keys
@@ -1769,9 +1797,11 @@ CREATE TABLE warden.secrets (
 );
 COMMENT ON TABLE warden.secrets IS 'Tenant secrets, encrypted; written by warden.put_secret(), read by warden.get_secret().';
 ALTER TABLE warden.secrets ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+-- the direct form (no subquery: Citus refuses those on the tables it replicates, warden.citus_setup());
+-- the planner support of tenant_with_level_text still evaluates it once per statement
 CREATE POLICY secrets_tenant ON warden.secrets
-    USING (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level_text('read')))
-    WITH CHECK (tenant OPERATOR(pg_catalog.=) (SELECT warden.tenant_with_level_text('admin')));
+    USING (tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('read'))
+    WITH CHECK (tenant OPERATOR(pg_catalog.=) warden.tenant_with_level_text('admin'));
 REVOKE ALL ON warden.secrets FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('warden.secrets', '');
 
@@ -1836,34 +1866,6 @@ REVOKE ALL ON warden.token_revocations FROM PUBLIC;
 GRANT SELECT ON warden.token_revocations TO warden_guard;
 SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations', '');
 SELECT pg_catalog.pg_extension_config_dump('warden.token_revocations_id_seq', '');
-/* </end connected objects> */
-
-/* <begin connected objects> */
--- src/lib.rs:87
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     text,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
--- with Citus, replicated by warden.citus_setup() like the holds (warden._catalog_changed, sql/hold.sql)
-CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
-    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
-ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
 /* </end connected objects> */
 
 /* <begin connected objects> */

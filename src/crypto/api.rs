@@ -576,7 +576,7 @@ pub fn init() {
     crate::catalog::registry::provide_subject_erased(on_subject_erased);
     // with Citus, warden.citus_setup() gives every node a copy: distributed queries encrypt and
     // decrypt on the workers (keys stay wrapped by the master key every node reads)
-    crate::catalog::citus::replicate(&[c"keyring"]);
+    crate::catalog::citus::replicate(&[c"keyring", c"secrets"]);
 }
 
 pub fn subject_key_name(subject: &Ident) -> String {
@@ -779,12 +779,13 @@ fn get_secret(name: Option<&str>) -> Result<String, ErrorReport> {
         .filter(|n| !n.trim().is_empty())
         .ok_or(CryptoError::Null("name"))?;
     let tenant = c.tenant.clone();
+    let secrets = crate::catalog::citus::read_from(c"secrets").map_err(CryptoError::Internal)?;
     let sealed = privileged(|| {
         Spi::connect(|s| {
             let t = crate::catalog::id_cast(c"secrets", c"tenant");
             let rows = s.select(
                 &format!(
-                    "SELECT ciphertext FROM warden.secrets WHERE tenant = $1{t} AND name = $2"
+                    "SELECT x.ciphertext FROM {secrets} x WHERE x.tenant = $1{t} AND x.name = $2"
                 ),
                 Some(1),
                 &[tenant.as_str().into(), name.into()],
