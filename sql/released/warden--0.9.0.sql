@@ -87,7 +87,7 @@ AS 'MODULE_PATHNAME', '_log_event_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:464
+-- src/privacy/api.rs:512
 -- warden::privacy::api::_pseudonym
 CREATE  FUNCTION "_pseudonym"(
 	"value" TEXT /* & str */
@@ -99,7 +99,7 @@ AS 'MODULE_PATHNAME', '_pseudonym_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:613
+-- src/audit/api.rs:619
 -- warden::audit::api::audit_digest
 CREATE  FUNCTION "audit_digest"() RETURNS TABLE (
 	"id" bigint,  /* i64 */
@@ -112,7 +112,7 @@ AS 'MODULE_PATHNAME', 'audit_digest_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:704
+-- src/audit/api.rs:710
 -- warden::audit::api::audit_queue_status
 CREATE  FUNCTION "audit_queue_status"() RETURNS TABLE (
 	"preloaded" bool,  /* bool */
@@ -303,7 +303,7 @@ AS 'MODULE_PATHNAME', 'decrypt_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:871
+-- src/privacy/api.rs:919
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" uuid, /* Option < pgrx :: Uuid > */
@@ -316,7 +316,7 @@ AS 'MODULE_PATHNAME', 'delete_account_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:861
+-- src/privacy/api.rs:909
 -- warden::privacy::api::delete_account
 CREATE  FUNCTION "delete_account"(
 	"actor" TEXT, /* Option < & str > */
@@ -404,7 +404,7 @@ AS 'MODULE_PATHNAME', 'encrypt_text_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:495
+-- src/privacy/api.rs:543
 -- warden::privacy::api::erase_subject
 CREATE  FUNCTION "erase_subject"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -417,7 +417,7 @@ AS 'MODULE_PATHNAME', 'erase_subject_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:485
+-- src/privacy/api.rs:533
 -- warden::privacy::api::erase_subject
 CREATE  FUNCTION "erase_subject"(
 	"subject" TEXT, /* Option < & str > */
@@ -430,7 +430,7 @@ AS 'MODULE_PATHNAME', 'erase_subject_id_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:570
+-- src/privacy/api.rs:618
 -- warden::privacy::api::export_subject
 CREATE  FUNCTION "export_subject"(
 	"subject" uuid /* Option < pgrx :: Uuid > */
@@ -442,7 +442,7 @@ AS 'MODULE_PATHNAME', 'export_subject_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:563
+-- src/privacy/api.rs:611
 -- warden::privacy::api::export_subject
 CREATE  FUNCTION "export_subject"(
 	"subject" TEXT /* Option < & str > */
@@ -589,7 +589,7 @@ AS 'MODULE_PATHNAME', 'put_secret_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:688
+-- src/privacy/api.rs:736
 -- warden::privacy::api::record_consent
 CREATE  FUNCTION "record_consent"(
 	"subject" uuid, /* Option < pgrx :: Uuid > */
@@ -604,7 +604,7 @@ AS 'MODULE_PATHNAME', 'record_consent_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:675
+-- src/privacy/api.rs:723
 -- warden::privacy::api::record_consent
 CREATE  FUNCTION "record_consent"(
 	"subject" TEXT, /* Option < & str > */
@@ -645,7 +645,7 @@ AS 'MODULE_PATHNAME', 'register_issuer_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/privacy/api.rs:284
+-- src/privacy/api.rs:332
 -- warden::privacy::api::register_personal_data
 CREATE  FUNCTION "register_personal_data"(
 	"tbl" regclass, /* Option < PgRelation > */
@@ -1712,34 +1712,6 @@ GRANT SELECT ON warden.stale_api_keys TO PUBLIC;
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/lib.rs:87
--- requires:
---   keys
-
--- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
--- A table's own classification wins over its partition root's, which wins over its schema's.
--- Written only by warden.classify(); readable by everyone (a classification is not a secret).
-CREATE TABLE warden.classification_rules (
-    schema_name       regnamespace UNIQUE,
-    tbl               regclass UNIQUE,
-    level             text NOT NULL
-                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
-    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    classified_by     text,
-    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
-    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
-);
-COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
-REVOKE ALL ON warden.classification_rules FROM PUBLIC;
-GRANT SELECT ON warden.classification_rules TO PUBLIC;
-SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
--- with Citus, replicated by warden.citus_setup() like the holds (warden._catalog_changed, sql/hold.sql)
-CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
-    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
-ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
-/* </end connected objects> */
-
-/* <begin connected objects> */
 -- src/lib.rs:92
 -- requires:
 --   keys
@@ -2697,6 +2669,34 @@ GRANT EXECUTE ON FUNCTION warden.compliance_report_markdown(timestamptz, timesta
 /* </end connected objects> */
 
 /* <begin connected objects> */
+-- src/lib.rs:87
+-- requires:
+--   keys
+
+-- warden data classification: PUBLIC < INTERNAL < CONFIDENTIAL < PHI, per schema or per table.
+-- A table's own classification wins over its partition root's, which wins over its schema's.
+-- Written only by warden.classify(); readable by everyone (a classification is not a secret).
+CREATE TABLE warden.classification_rules (
+    schema_name       regnamespace UNIQUE,
+    tbl               regclass UNIQUE,
+    level             text NOT NULL
+                      CHECK (level OPERATOR(pg_catalog.=) ANY (ARRAY['PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'PHI'])),
+    classified_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    classified_by     text,
+    classified_by_role name NOT NULL DEFAULT CURRENT_USER,
+    CHECK ((schema_name IS NULL) OPERATOR(pg_catalog.<>) (tbl IS NULL))
+);
+COMMENT ON TABLE warden.classification_rules IS 'Classifications of schemas and tables, written by warden.classify(); see warden.classifications.';
+REVOKE ALL ON warden.classification_rules FROM PUBLIC;
+GRANT SELECT ON warden.classification_rules TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
+-- with Citus, replicated by warden.citus_setup() like the holds (warden._catalog_changed, sql/hold.sql)
+CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
+ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
+/* </end connected objects> */
+
+/* <begin connected objects> */
 -- src/keys/api.rs:673
 -- warden::keys::api::tenant_with_scope
 -- requires:
@@ -2793,7 +2793,7 @@ AS 'MODULE_PATHNAME', 'unregister_issuer_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:532
+-- src/audit/api.rs:538
 -- warden::audit::api::verify_audit
 CREATE  FUNCTION "verify_audit"(
 	"from_id" bigint DEFAULT NULL, /* Option < i64 > */
@@ -2811,7 +2811,7 @@ AS 'MODULE_PATHNAME', 'verify_audit_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/audit/api.rs:639
+-- src/audit/api.rs:645
 -- warden::audit::api::verify_audit_digest
 CREATE  FUNCTION "verify_audit_digest"(
 	"id" bigint, /* Option < i64 > */

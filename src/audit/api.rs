@@ -103,7 +103,7 @@ fn enable_audit(
                                                          // the changes of its shards in its own trail) only with citus.enable_unsafe_triggers, set
                                                          // here for warden's statements and put back after them
     let distributed = !crate::catalog::citus_distributed(Some(&[tbl]))
-        .map_err(AuditError::PersonalData)?
+        .map_err(|e| AuditError::Unreadable(format!("Citus's metadata could not be read: {e}")))?
         .is_empty();
     let redact: Vec<String> = redact
         .unwrap_or_default()
@@ -364,6 +364,10 @@ fn purge_audit() -> Result<i64, ErrorReport> {
     }
     crate::errors::ensure_writable(c"warden.purge_audit()");
     let retention = i64::from(crate::gucs::AUDIT_RETENTION.get());
+    let unreadable =
+        |e: String| AuditError::Unreadable(format!("the legal holds could not be read: {e}"));
+    let holds = crate::catalog::citus::read_from(c"holds").map_err(unreadable)?;
+    let releases = crate::catalog::citus::read_from(c"hold_releases").map_err(unreadable)?;
     let (through, deleted, cutoff) = Spi::connect_mut(
         |c| -> Result<(Option<i64>, i64, String), AuditError> {
             c.update(
@@ -400,13 +404,15 @@ fn purge_audit() -> Result<i64, ErrorReport> {
                         .first()
                         .get_one::<Vec<u8>>()?
                         .unwrap_or_default();
-                    // events of a tenant under an active legal hold stay (any hold scope)
+                    // events of a tenant under an active legal hold stay (any hold scope); the
+                    // holds as this node's copy has them (with Citus, reference tables that a
+                    // query of a local table must not name)
                     let n = with_purging(|| {
                         c.update(
-                            "DELETE FROM warden.audit_events WHERE id <= $1
+                            &format!("DELETE FROM warden.audit_events WHERE id <= $1
                                 AND (tenant IS NULL OR tenant NOT IN (
-                                     SELECT h.tenant FROM warden.holds h
-                                      WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = h.id)))",
+                                     SELECT h.tenant FROM {holds} h
+                                      WHERE NOT EXISTS (SELECT 1 FROM {releases} r WHERE r.hold = h.id)))"),
                             None,
                             &[k.into()],
                         )

@@ -67,6 +67,8 @@ pub enum AuditError {
         object: String,
         why: String,
     },
+    #[error("{0}")]
+    Unreadable(String),
     #[error("internal error: {0}")]
     Spi(#[from] pgrx::spi::Error),
     #[error("{0}")]
@@ -83,7 +85,9 @@ impl SqlError for AuditError {
             | AuditError::NotSuperuser(_)
             | AuditError::Evidence { .. }
             | AuditError::PersonalData(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
-            AuditError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            AuditError::Record(_) | AuditError::Unreadable(_) => {
+                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
             AuditError::NotATable { .. } => ERRCODE_WRONG_OBJECT_TYPE,
             AuditError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             AuditError::Null(_) | AuditError::BadStatus(_) | AuditError::EmptyAction => {
@@ -116,6 +120,7 @@ impl SqlError for AuditError {
             }
             AuditError::NotSuperuser(_) => "Run it as a superuser.".into(),
             AuditError::PersonalData(_) => "SELECT * FROM warden.verify_holds();".into(),
+            AuditError::Unreadable(_) => "Check warden's tables and, with Citus, the cluster: SELECT * FROM warden.verify_holds(); SELECT * FROM citus_check_cluster_node_health();".into(),
             AuditError::Evidence { operation, .. } if operation.starts_with("DROP EXTENSION")
                 || operation.starts_with("DROP SCHEMA")
                 || operation.starts_with("DROP OWNED") => {

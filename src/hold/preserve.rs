@@ -218,16 +218,20 @@ fn discard_preserved(hold: Option<pgrx::Uuid>) -> Result<i64, ErrorReport> {
         .into());
     }
     crate::errors::ensure_writable(c"warden.discard_preserved()");
+    // this node's copy of the releases (with Citus a reference table, which a query of a local
+    // table must not name: Citus would plan it as a distributed one)
+    let releases =
+        crate::catalog::citus::read_from(c"hold_releases").map_err(HoldError::Unreadable)?;
     // only versions none of whose holds is still active
     let n = cache::as_holds_owner(|| {
         while_writing(|| {
             Spi::connect_mut(|c| {
                 Ok::<_, pgrx::spi::Error>(
                     c.update(
-                        "DELETE FROM warden.preserved_versions v
+                        &format!("DELETE FROM warden.preserved_versions v
                           WHERE $1 = ANY (v.holds)
                             AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v.holds) k
-                                             WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = k))",
+                                             WHERE NOT EXISTS (SELECT 1 FROM {releases} r WHERE r.hold = k))"),
                         None,
                         &[hold.into()],
                     )?
@@ -256,19 +260,20 @@ pub fn subject_erased(
     if crate::catalog::warden_oid(c"preserved_versions") == pg_sys::InvalidOid {
         return Ok(None);
     }
+    let releases = crate::catalog::citus::read_from(c"hold_releases")?;
     let n = cache::as_holds_owner(|| {
         while_writing(|| {
             Spi::connect_mut(|c| {
                 Ok::<_, pgrx::spi::Error>(
                     c.update(
-                        "UPDATE warden.preserved_versions v
+                        &format!("UPDATE warden.preserved_versions v
                             SET old_row = v.old_row OPERATOR(pg_catalog.||)
-                                          (SELECT coalesce(pg_catalog.jsonb_object_agg(k, NULL::text), '{}')
+                                          (SELECT coalesce(pg_catalog.jsonb_object_agg(k, NULL::text), '{{}}')
                                              FROM pg_catalog.unnest(v.personal_columns) k),
                                 erased_at = pg_catalog.now()
                           WHERE v.tenant = $1 AND v.subject = $2
                             AND NOT EXISTS (SELECT 1 FROM pg_catalog.unnest(v.holds) k
-                                             WHERE NOT EXISTS (SELECT 1 FROM warden.hold_releases r WHERE r.hold = k))",
+                                             WHERE NOT EXISTS (SELECT 1 FROM {releases} r WHERE r.hold = k))"),
                         None,
                         &[tenant.as_str().into(), subject.as_str().into()],
                     )?

@@ -219,6 +219,13 @@ fn erase_rows(
     }
     let mut report = Map::new();
     for r in reg {
+        // Citus refuses a STABLE function of a column in an UPDATE of a distributed table: there
+        // the keyed hashes are computed here, from the subject's values, and the UPDATE maps each
+        // value to its pseudonym (a jsonb parameter)
+        let distributed = !crate::catalog::citus_distributed(Some(&[r.oid]))
+            .map_err(PrivacyError::Internal)?
+            .is_empty();
+        let mut mapped: Vec<String> = Vec::new();
         let sets: Vec<String> = r
             .columns
             .iter()
@@ -227,6 +234,13 @@ fn erase_rows(
                 let value = match &c.method {
                     Method::Null => "NULL".to_owned(),
                     Method::Redact => quote_literal(REDACTED),
+                    Method::Hash if distributed => {
+                        mapped.push(c.name.clone());
+                        format!(
+                            "(${}::jsonb OPERATOR(pg_catalog.->>) {col}::text)",
+                            2 + usize::from(tenant.is_some()) + mapped.len() - 1
+                        )
+                    }
                     Method::Hash => format!("warden._pseudonym({col}::text)"),
                     Method::Constant(v) => format!("{}::{}", quote_literal(v), c.sql_type),
                 };
@@ -261,13 +275,47 @@ fn erase_rows(
         // as the table's owner, under the current context: the owner's own triggers run with the
         // owner's rights (never the extension owner's), and row level security still applies
         let owner = table_owner(r.oid)?;
+        let subject_filter = format!(
+            "{} OPERATOR(pg_catalog.=) $1::{scast}{}",
+            quote_ident(&r.subject_column),
+            if tenant.is_some() {
+                format!(
+                    " AND {} OPERATOR(pg_catalog.=) $2::{tcast}",
+                    quote_ident(&r.tenant_column)
+                )
+            } else {
+                String::new()
+            }
+        );
         let n = super::while_erasing(|| {
             cache::as_role(owner, || {
                 Spi::connect_mut(|c| {
-                    let args = match tenant {
+                    let ids = || match tenant {
                         Some(t) => vec![subject.as_str().into(), t.as_str().into()],
                         None => vec![subject.as_str().into()],
                     };
+                    let mut args = ids();
+                    for col in &mapped {
+                        let values = c.select(
+                            &format!(
+                                "SELECT DISTINCT {q}::text FROM {} WHERE {subject_filter} AND {q} IS NOT NULL",
+                                r.name,
+                                q = quote_ident(col)
+                            ),
+                            None,
+                            &ids(),
+                        )?;
+                        let mut map = Map::new();
+                        for v in values {
+                            let Some(v) = v.get::<String>(1)? else { continue };
+                            let h = c
+                                .select("SELECT warden._pseudonym($1)", Some(1), &[v.as_str().into()])?
+                                .first()
+                                .get_one::<String>()?;
+                            map.insert(v, h.map_or(Value::Null, Value::String));
+                        }
+                        args.push(Value::Object(map).to_string().into());
+                    }
                     Ok::<_, pgrx::spi::Error>(c.update(&sql, None, &args)?.len())
                 })
                 .map_err(|e| e.to_string())
