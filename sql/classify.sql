@@ -19,4 +19,7 @@ SELECT pg_catalog.pg_extension_config_dump('warden.classification_rules', '');
 CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
     FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
 ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
+-- no primary key (a schema or a table): Citus copies it to a new node by logical replication, which
+-- needs a replica identity
+ALTER TABLE warden.classification_rules REPLICA IDENTITY FULL;
 

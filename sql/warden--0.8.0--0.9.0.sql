@@ -38,6 +38,9 @@ ALTER TABLE warden.personal_data ENABLE ALWAYS TRIGGER warden_changed;
 CREATE TRIGGER warden_changed AFTER INSERT OR UPDATE OR DELETE ON warden.classification_rules
     FOR EACH STATEMENT EXECUTE FUNCTION warden._catalog_changed('classification_rules');
 ALTER TABLE warden.classification_rules ENABLE ALWAYS TRIGGER warden_changed;
+-- no primary key (a schema or a table): Citus copies it to a new node by logical replication, which
+-- needs a replica identity
+ALTER TABLE warden.classification_rules REPLICA IDENTITY FULL;
 
 -- Installs or repairs the guards on one table of a protected tree (warden.protect_table() and
 -- warden.place_hold() call it): BEFORE DELETE OR TRUNCATE per statement on every table, BEFORE

@@ -161,7 +161,11 @@ pub fn source(table: &CStr) -> Result<Option<String>, String> {
                               JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) s.shardid
                              WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::regclass
                                AND pl.groupid OPERATOR(pg_catalog.=) (SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)
-                               AND pl.xmin OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned()))",
+                               AND pl.xmin OPERATOR(pg_catalog.=) pg_catalog.xid(pg_catalog.pg_current_xact_id_if_assigned())),
+                    (SELECT g.groupid OPERATOR(pg_catalog.<>) 0
+                            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement pl
+                                             WHERE pl.groupid OPERATOR(pg_catalog.=) g.groupid)
+                       FROM pg_catalog.pg_dist_local_group g)",
             Some(1),
             &[relid.into()],
         )?;
@@ -169,19 +173,22 @@ pub fn source(table: &CStr) -> Result<Option<String>, String> {
         let citus_table = row.get::<bool>(1)? == Some(true);
         let placement = row.get::<String>(2)?;
         let creating = row.get::<bool>(3)? == Some(true);
+        // a worker that holds no placement at all (added with citus_add_node(), before
+        // replicate_reference_tables() or a rebalance copies anything to it) holds no data to guard
+        let empty_worker = row.get::<bool>(4)? == Some(true);
         Ok(match (citus_table, placement) {
             (false, _) => Ok(None),
             (true, Some(p)) => Ok(Some(p)),
             // this transaction is Citus creating this node's copy (warden.citus_setup() on the
-            // coordinator, or citus_add_node() of this node): only Citus's own statements run in
-            // it, and there is nothing to read yet
+            // coordinator, or replicate_reference_tables() to this node): only Citus's own
+            // statements run in it, and there is nothing to read yet
             // (no relation named: Citus would plan a read of its table as a distributed query)
-            (true, None) if creating => Ok(Some(format!(
+            (true, None) if creating || empty_worker => Ok(Some(format!(
                 "(SELECT (NULL::warden.{}).* WHERE false)",
                 table.to_string_lossy()
             ))),
             (true, None) => Err(format!(
-                "warden.{} is replicated by Citus but this node has no placement of it",
+                "warden.{} is replicated by Citus but this node has no copy of it (on the coordinator: SELECT replicate_reference_tables();)",
                 table.to_string_lossy()
             )),
         })

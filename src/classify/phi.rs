@@ -210,8 +210,35 @@ pub unsafe fn executor_start(qd: *mut pg_sys::QueryDesc, eflags: i32) {
     }
 }
 
+/// Whether the statement reads a table outside PostgreSQL's (and Citus's) catalog schema: one that
+/// could be classified. A statement on catalogs only needs no rules (Citus writes its metadata on a
+/// node before that node has its copy of the rules).
+unsafe fn reads_user_tables(qd: *mut pg_sys::QueryDesc) -> bool {
+    // SAFETY: a QueryDesc PostgreSQL passed, with its planned statement's range table.
+    unsafe {
+        let stmt = (*qd).plannedstmt;
+        if stmt.is_null() || (*stmt).rtable.is_null() {
+            return false;
+        }
+        let rtable = (*stmt).rtable;
+        (0..usize::try_from((*rtable).length).unwrap_or(0)).any(|i| {
+            let rte = (*(*rtable).elements.add(i))
+                .ptr_value
+                .cast::<pg_sys::RangeTblEntry>();
+            !rte.is_null()
+                && (*rte).rtekind == pg_sys::RTEKind::RTE_RELATION
+                && pg_sys::get_rel_namespace((*rte).relid)
+                    != pg_sys::Oid::from(pg_sys::PG_CATALOG_NAMESPACE)
+        })
+    }
+}
+
 /// Notes a PHI read of `qd`, or refuses it when it could not be recorded.
 unsafe fn track(qd: *mut pg_sys::QueryDesc) {
+    // SAFETY: the QueryDesc PostgreSQL passed.
+    if !unsafe { reads_user_tables(qd) } {
+        return;
+    }
     let rules = match rules() {
         Ok(Some(r)) => r,
         Ok(None) => return,
