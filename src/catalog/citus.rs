@@ -31,17 +31,8 @@ thread_local! {
     static SETUP: Cell<bool> = const { Cell::new(false) };
     /// The local transaction id of the transaction `warden.citus_setup()` converted tables in.
     static SETUP_LXID: Cell<u32> = const { Cell::new(0) };
-}
-
-fn lxid() -> u32 {
-    // SAFETY: MyProc is this backend's PGPROC once it has started.
-    unsafe {
-        if pg_sys::MyProc.is_null() {
-            0
-        } else {
-            (*pg_sys::MyProc).lxid
-        }
-    }
+    /// Whether this node is a Citus worker, once asked.
+    static WORKER: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
 /// Registers `warden.<table>` as one of the tables `warden.citus_setup()` replicates to every
@@ -65,10 +56,6 @@ pub fn replicated() -> Vec<&'static CStr> {
 /// Citus's own DDL on them through while it runs, and only then).
 pub fn in_setup() -> bool {
     SETUP.get()
-}
-
-thread_local! {
-    static WORKER: Cell<Option<bool>> = const { Cell::new(None) };
 }
 
 /// Whether this node is a Citus worker (Citus loaded, its extension here, and
@@ -97,7 +84,7 @@ pub fn on_worker() -> bool {
 /// conversion runs): the replicated tables are not read in it ([`source`] says so), and the checks
 /// that would need them leave Citus's own statements alone.
 pub fn replicating() -> bool {
-    in_setup() || SETUP_LXID.get() == lxid()
+    in_setup() || SETUP_LXID.get() == super::local_xid()
 }
 
 /// Runs `f` as `warden.citus_setup()`'s conversion ([`in_setup`]); restored on error too.
@@ -119,9 +106,11 @@ fn metadata_present(c: &pgrx::spi::SpiClient<'_>) -> Result<bool, pgrx::spi::Err
 }
 
 /// Where `warden.<table>` is read on this node: `Ok(None)` when it is an ordinary table (no Citus,
-/// or not replicated), `Ok(Some(name))` with its placement on this node when Citus replicates it,
-/// and an error when it is replicated but this node has no placement (the coordinator was not
-/// added with `citus_set_coordinator_host()`): the guards then refuse rather than read nothing.
+/// or not replicated), `Ok(Some(name))` with its placement on this node when Citus replicates it
+/// (or an empty relation while Citus is creating this node's copy, or on a worker that holds no
+/// placement at all, hence no data), and an error when it is replicated but this node, holding
+/// data, has no copy: the guards then refuse rather than read nothing. An error too in
+/// `warden.citus_setup()`'s own transaction ([`replicating`]).
 pub fn source(table: &CStr) -> Result<Option<String>, String> {
     if !crate::gucs::citus_loaded() {
         return Ok(None);
@@ -418,7 +407,7 @@ pub fn setup() -> Result<Vec<(String, i64, String)>, pgrx::pg_sys::panic::ErrorR
             == Some(true);
         if !already {
             // warden's own DDL too: the DDL event trigger leaves Citus's shards alone
-            SETUP_LXID.set(lxid());
+            SETUP_LXID.set(super::local_xid());
             super::with_own_ddl(|| {
                 with_setup(|| {
                     Spi::run_with_args(

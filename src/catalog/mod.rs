@@ -86,6 +86,20 @@ unsafe extern "C-unwind" fn on_relcache(_arg: pg_sys::Datum, relid: pg_sys::Oid)
     }
 }
 
+/// This backend's local transaction id (0 very early in startup): the key of per-transaction
+/// caches and flags.
+pub fn local_xid() -> pg_sys::LocalTransactionId {
+    // SAFETY: MyProc is this backend's PGPROC, or null very early in startup.
+    unsafe {
+        let proc_ = pg_sys::MyProc;
+        if proc_.is_null() {
+            0
+        } else {
+            (*proc_).lxid
+        }
+    }
+}
+
 /// The generation of the watched tables ([`watch_tables`]):
 /// bumped whenever PostgreSQL invalidates the relcache entry of one of them, which is when a copy
 /// read from them must be read again.

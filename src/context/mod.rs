@@ -416,20 +416,7 @@ thread_local! {
     };
 }
 
-/// This backend's local transaction id (never 0 inside a transaction), or 0 when unknown.
-/// This backend's local transaction id (0 very early in startup): the key of per-transaction
-/// caches.
-pub fn local_xid() -> pg_sys::LocalTransactionId {
-    // SAFETY: MyProc is this backend's PGPROC, or null very early in startup.
-    unsafe {
-        let proc_ = pg_sys::MyProc;
-        if proc_.is_null() {
-            0
-        } else {
-            (*proc_).lxid
-        }
-    }
-}
+pub use crate::catalog::local_xid;
 
 /// Whether this process is a parallel worker (which restores its leader's state and never reads
 /// the context itself).

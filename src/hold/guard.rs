@@ -223,20 +223,9 @@ thread_local! {
     static PLACED_IN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-fn local_xid() -> u32 {
-    // SAFETY: MyProc is this backend's PGPROC once it has started.
-    unsafe {
-        if pg_sys::MyProc.is_null() {
-            0
-        } else {
-            (*pg_sys::MyProc).lxid
-        }
-    }
-}
-
 /// `place_hold` on a Citus node: notes the transaction (see [`executor_start`]).
 pub fn placed_with_citus() {
-    PLACED_IN.set(local_xid());
+    PLACED_IN.set(crate::context::local_xid());
 }
 
 /// ExecutorStart on a Citus coordinator: a hold placed in this transaction reaches the other
@@ -248,7 +237,7 @@ pub fn placed_with_citus() {
 /// # Safety
 /// `qd` is the QueryDesc the executor is starting.
 pub unsafe fn executor_start(qd: *mut pg_sys::QueryDesc) {
-    if PLACED_IN.get() != local_xid() || qd.is_null() {
+    if PLACED_IN.get() != crate::context::local_xid() || qd.is_null() {
         return;
     }
     // SAFETY: the QueryDesc and its plan.
