@@ -29,7 +29,18 @@ fn privileged<R>(f: impl FnOnce() -> Result<R, pgrx::spi::Error>) -> Result<R, P
         "warden's personal-data tables are not installed in this database (ALTER EXTENSION warden UPDATE)",
         || f().map_err(|e| e.to_string()),
     )
-    .map_err(PrivacyError::Internal)
+    .map_err(|e| {
+        // Citus: a node that cannot be reached is a state of the cluster, not a defect
+        if crate::gucs::citus_loaded()
+            && ["connection to the remote node", "failed to connect", "could not connect"]
+                .iter()
+                .any(|m| e.contains(m))
+        {
+            PrivacyError::Unreachable(e)
+        } else {
+            PrivacyError::Internal(e)
+        }
+    })
 }
 
 fn quote_ident(s: &str) -> String {
@@ -700,7 +711,18 @@ fn export(subject: Option<Ident>) -> Result<JsonB, ErrorReport> {
                 })
             })?
             .unwrap_or_else(|| "[]".into());
-        serde_json::from_str(&text).map_err(|e| PrivacyError::Internal(e.to_string()))?
+        let mut preserved: Value =
+            serde_json::from_str(&text).map_err(|e| PrivacyError::Internal(e.to_string()))?;
+        // Citus: each worker keeps the versions of its shards' rows; a worker that cannot be
+        // asked fails the export (never a partial one)
+        if crate::gucs::citus_loaded() {
+            for v in worker_versions(&tenant, &subject)? {
+                if let Some(a) = preserved.as_array_mut() {
+                    a.push(v);
+                }
+            }
+        }
+        preserved
     };
     let ev = NewEvent::in_context("export_subject", Status::Success)
         .resource("subject", Some(&subject.to_string()))
@@ -715,6 +737,65 @@ fn export(subject: Option<Ident>) -> Result<JsonB, ErrorReport> {
         "tables": tables,
         "preserved_versions": preserved,
     })))
+}
+
+/// The prior versions of `subject`'s rows that the Citus workers keep (empty without Citus's
+/// metadata), asked as the holds' owner; an error when a worker cannot be asked.
+fn worker_versions(tenant: &Ident, subject: &Ident) -> Result<Vec<Value>, PrivacyError> {
+    let query = format!(
+        "SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'table', v.table_name, 'replaced_at', v.replaced_at, 'case_refs', v.case_refs,
+                    'erased', v.erased_at IS NOT NULL,
+                    'values', (SELECT coalesce(pg_catalog.jsonb_object_agg(k, v.old_row OPERATOR(pg_catalog.->) k), '{{}}')
+                                 FROM pg_catalog.unnest(v.personal_columns) k)) ORDER BY v.id), '[]')::text
+           FROM warden.preserved_versions v WHERE v.tenant OPERATOR(pg_catalog.=) {} AND v.subject OPERATOR(pg_catalog.=) {}",
+        quote_literal(tenant.as_str()),
+        quote_literal(subject.as_str())
+    );
+    let rows = privileged(|| {
+        Spi::connect(|c| {
+            let present = c
+                .select(
+                    "SELECT pg_catalog.to_regproc('pg_catalog.run_command_on_workers') IS NOT NULL
+                        AND pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NOT NULL",
+                    Some(1),
+                    &[],
+                )?
+                .first()
+                .get_one::<bool>()?
+                == Some(true);
+            let mut out = Vec::new();
+            if present {
+                for r in c.select(
+                    "SELECT w.nodename || ':' || w.nodeport, w.success, w.result
+                       FROM pg_catalog.run_command_on_workers($1) w",
+                    None,
+                    &[query.as_str().into()],
+                )? {
+                    out.push((
+                        r.get::<String>(1)?.unwrap_or_default(),
+                        r.get::<bool>(2)? == Some(true),
+                        r.get::<String>(3)?.unwrap_or_default(),
+                    ));
+                }
+            }
+            Ok::<_, pgrx::spi::Error>(out)
+        })
+    })?;
+    let mut versions = Vec::new();
+    for (node, ok, result) in rows {
+        if !ok {
+            return Err(PrivacyError::Unreachable(format!(
+                "worker {node} could not be asked for the prior versions it keeps: {result}"
+            )));
+        }
+        let v: Value =
+            serde_json::from_str(&result).map_err(|e| PrivacyError::Internal(e.to_string()))?;
+        if let Value::Array(a) = v {
+            versions.extend(a);
+        }
+    }
+    Ok(versions)
 }
 
 /// Records a consent (granted) or an objection or withdrawal (not granted) of `subject` for

@@ -68,6 +68,8 @@ pub enum PrivacyError {
     },
     #[error("the personal data registry could not be read: {0}")]
     Registry(String),
+    #[error("{0}")]
+    Unreachable(String),
     #[error("internal error: {0}")]
     Internal(String),
     #[error("internal error: {0}")]
@@ -87,7 +89,8 @@ impl SqlError for PrivacyError {
             PrivacyError::NotProtected(_)
             | PrivacyError::NoKey
             | PrivacyError::Prerequisites { .. }
-            | PrivacyError::Record(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            | PrivacyError::Record(_)
+            | PrivacyError::Unreachable(_) => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             PrivacyError::NoColumn { .. } => ERRCODE_UNDEFINED_COLUMN,
             PrivacyError::NotUuid { .. } => ERRCODE_DATATYPE_MISMATCH,
             PrivacyError::BadMethod { .. }
@@ -119,6 +122,9 @@ impl SqlError for PrivacyError {
             PrivacyError::UnknownMethod(_) => "Use one of: null, redact, hash, constant:<value>.".into(),
             PrivacyError::OtherSubjectColumn { .. } => {
                 "A table has one subject column: register every personal column with it.".into()
+            }
+            PrivacyError::Unreachable(_) => {
+                "Check the cluster (SELECT * FROM citus_check_cluster_node_health();) and export again: the export is complete or it is refused.".into()
             }
             PrivacyError::Oracle => {
                 "It would let anyone test guesses against the pseudonyms in the audit trail; register a column with method hash and warden.erase_subject() computes them.".into()
