@@ -1,7 +1,8 @@
 //! Citus: warden's own tables replicated to every node, and the shards of users' tables.
 //!
-//! The guards on a worker need what the coordinator knows (the legal holds, their releases, the
-//! personal-data registry). `warden.citus_setup()` makes the tables that the capabilities
+//! The guards and functions on a worker need what the coordinator knows (the legal holds, their
+//! releases, the personal-data registry, the keyring, secrets, classification rules).
+//! `warden.citus_setup()` makes the tables that the capabilities
 //! register here ([`replicate`], from `_PG_init`) Citus reference tables: every write on the
 //! coordinator reaches every node in the same (two-phase) transaction, and each node keeps a full
 //! copy, its *placement*. warden reads the placement directly ([`source`]): Citus refuses
@@ -357,8 +358,7 @@ fn setup_check(c: &pgrx::spi::SpiClient<'_>) -> Result<(), CitusError> {
 }
 
 /// `warden.citus_setup()`'s work (the SQL function is the hold capability's, which records it):
-/// makes the tables registered with [`replicate`] (the legal holds, their releases, the
-/// personal-data registry) Citus reference tables, so that every node sees what the coordinator
+/// makes the tables registered with [`replicate`] Citus reference tables, so that every node sees what the coordinator
 /// writes, in the same transaction. Superusers, on the coordinator, as a statement of its own;
 /// idempotent. One (table, placements, status) row per table.
 pub fn setup() -> Result<Vec<(String, i64, String)>, pgrx::pg_sys::panic::ErrorReport> {

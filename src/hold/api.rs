@@ -277,9 +277,11 @@ fn release_hold(hold: Option<pgrx::Uuid>, reason: Option<&str>) -> Result<(), Er
     Ok(())
 }
 
-/// Replicates warden's holds, their releases and the personal-data registry to every node of a
-/// Citus cluster (`catalog::citus::setup`), so that the guards on the shards see every hold;
-/// recorded as an event. Superusers, on the coordinator, as a statement of its own.
+/// Replicates the warden tables the capabilities registered (the holds, their releases, the
+/// personal-data registry, the keyring, secrets, classification rules) to every node of a Citus
+/// cluster (`catalog::citus::setup`), so that the guards and functions on the shards see what the
+/// coordinator wrote; recorded as an event. Superusers, on the coordinator, as a statement of its
+/// own. The holds are the reason it exists, hence its place here.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn citus_setup() -> Result<
