@@ -98,6 +98,72 @@ fn committed_writes_are_sealed_with_who_and_where_and_rolled_back_ones_leave_not
     assert_eq!(ctx, "it_app warden-tests true");
 }
 
+/// The worker scans only the pending blocks that committed writers named since its last pass (and
+/// the whole table every 10 s): a transaction open across several passes names its blocks when it
+/// commits, so its event is sealed by the next pass, not by the next full scan.
+#[test]
+fn an_event_committed_after_passes_that_could_not_see_it_is_sealed_at_the_next_pass() {
+    let id = unique_id();
+    let rid = id.to_string();
+    // other writers keep the worker passing (and taking their hints) while the transaction is open
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut c = app();
+            let mut n = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut tx = c.transaction().unwrap();
+                tx.execute(
+                    "SELECT warden.authenticate($1)",
+                    &[&token(TENANT_B, "write")],
+                )
+                .unwrap();
+                tx.execute(
+                    "INSERT INTO audit_docs VALUES ($1, $2::text::uuid, 'busy', 'x')",
+                    &[&(id + 1_000_000_000 + n), &TENANT_B],
+                )
+                .unwrap();
+                tx.commit().unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let mut c = app();
+    let mut tx = c.transaction().unwrap();
+    tx.execute(
+        "SELECT warden.authenticate($1)",
+        &[&token(TENANT_A, "write")],
+    )
+    .unwrap();
+    tx.execute(
+        "INSERT INTO audit_docs VALUES ($1, $2::text::uuid, 'open across passes', 'x')",
+        &[&id, &TENANT_A],
+    )
+    .unwrap();
+    // several passes (warden.audit_seal_interval is 200 ms) run while this is uncommitted
+    std::thread::sleep(Duration::from_millis(1200));
+    tx.commit().unwrap();
+    let committed = Instant::now();
+    let mut a = admin();
+    let sealed = loop {
+        if events_for(&mut a, &rid).len() == 1 {
+            break Some(committed.elapsed());
+        }
+        if committed.elapsed() > Duration::from_millis(1500) {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    busy.join().unwrap();
+    assert!(
+        sealed.is_some(),
+        "the event was not sealed within 1.5 s of its commit (left for the full scan)"
+    );
+}
+
 #[test]
 fn a_denied_authentication_survives_the_rollback() {
     let subject = uuid::Uuid::new_v4().to_string();

@@ -203,6 +203,16 @@ thread_local! {
     /// Whether this transaction recorded an event (the sealer is woken at commit).
     static RECORDED: Cell<bool> = const { Cell::new(false) };
     static CALLBACK: Cell<bool> = const { Cell::new(false) };
+    /// The lowest and highest block of warden.audit_pending this transaction wrote events to
+    /// (u32::MAX / 0 when none): handed to the sealing worker at commit.
+    static TXN_BLOCKS: Cell<(u32, u32)> = const { Cell::new((u32::MAX, 0)) };
+}
+
+/// The blocks of warden.audit_pending this transaction wrote events to, and forgets them (the
+/// sealing worker seals its own transaction's events in the same pass).
+pub fn take_txn_blocks() -> Option<(u32, u32)> {
+    let (lo, hi) = TXN_BLOCKS.replace((u32::MAX, 0));
+    (lo <= hi).then_some((lo, hi))
 }
 
 /// The oid of `warden.audit_pending` in this database, or InvalidOid when warden is not installed.
@@ -344,11 +354,12 @@ pub fn insert_pending(
         }
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::simple_heap_insert(rel, tuple);
-        // where the sealer should look (t_self is set by the insert)
+        // where the sealer should look once this commits (t_self is set by the insert)
         let tid = (*tuple).t_self;
-        super::worker::hint_block(
-            (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo),
-        );
+        let block = (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo);
+        let (lo, hi) = TXN_BLOCKS.get();
+        TXN_BLOCKS.set((lo.min(block), hi.max(block)));
+        ensure_callback();
         pg_sys::heap_freetuple(tuple);
         pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
     }
@@ -410,11 +421,23 @@ unsafe extern "C-unwind" fn xact_callback(
     _arg: *mut std::ffi::c_void,
 ) {
     match event {
-        pg_sys::XactEvent::XACT_EVENT_COMMIT if RECORDED.replace(false) => {
-            // SAFETY: MyDatabaseId is set in every backend that can record.
-            super::worker::notify(unsafe { pg_sys::MyDatabaseId });
+        // after the commit is visible to other transactions: the worker's next pass sees the rows
+        pg_sys::XactEvent::XACT_EVENT_COMMIT => {
+            if let Some((lo, hi)) = take_txn_blocks() {
+                super::worker::hint_blocks(lo, hi);
+            }
+            if RECORDED.replace(false) {
+                // SAFETY: MyDatabaseId is set in every backend that can record.
+                super::worker::notify(unsafe { pg_sys::MyDatabaseId });
+            }
+        }
+        // a prepared transaction commits elsewhere: its events are found by the worker's
+        // periodic scan of the whole table
+        pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            take_txn_blocks();
         }
         pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT => {
+            TXN_BLOCKS.set((u32::MAX, 0));
             RECORDED.set(false);
             super::seal::reset_flags();
         }

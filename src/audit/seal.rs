@@ -150,7 +150,7 @@ pub fn seal_all() -> Result<i64, SealError> {
 const TAKE: &str =
     "SELECT ctid::text, occurred_at, tenant::text, actor::text, action, resource_type, resource_id, \
             changes, status, context \
-       FROM warden.audit_pending LIMIT $1";
+       FROM warden.audit_pending WHERE ctid >= $2::tid AND ctid < $3::tid LIMIT $1";
 
 /// Moves the batch: each pending row, by its position, into audit_events with its id and hashes.
 /// The jsonb values are copied as they are (not re-parsed from the text that was hashed; jsonb's

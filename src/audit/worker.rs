@@ -39,10 +39,10 @@ const IDLE_EXIT: Duration = Duration::from_secs(2);
 fn pass_interval() -> Duration {
     Duration::from_millis(crate::gucs::AUDIT_SEAL_INTERVAL.get().max(1) as u64)
 }
-/// How often a pass looks at the whole pending table rather than only at the blocks writers
-/// hinted since the last pass (it finds what a transaction still open during a pass wrote into a
-/// block no later event touched).
-const FULL_SCAN_EVERY: Duration = Duration::from_secs(2);
+/// How often a pass looks at the whole pending table rather than only at the blocks committed
+/// writers hinted since the last pass (a safety net: it finds the events of a pass that failed
+/// after taking the hints, and of commits made while no slot served the database).
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(10);
 /// A slot marked as starting for longer than this is taken to have failed to start.
 const START_TIMEOUT_US: i64 = 10_000_000;
 
@@ -71,6 +71,8 @@ struct Slot {
     /// worker last looked (u32::MAX / 0 when none): where the next pass scans.
     min_block: std::sync::atomic::AtomicU32,
     max_block: std::sync::atomic::AtomicU32,
+    /// Set by `COMMIT PREPARED`: the next pass scans the whole table.
+    scan_all: std::sync::atomic::AtomicBool,
     ring: Ring,
 }
 
@@ -171,6 +173,7 @@ fn find_slot(sh: &mut Shared, dboid: u32, claim: bool) -> Option<usize> {
     s.confirmed = pushed;
     s.min_block.store(u32::MAX, Ordering::Relaxed);
     s.max_block.store(0, Ordering::Relaxed);
+    s.scan_all.store(false, Ordering::Relaxed);
     Some(i)
 }
 
@@ -230,12 +233,37 @@ thread_local! {
     static MY_SLOT: Cell<Option<usize>> = const { Cell::new(None) };
 }
 
-/// Notes that an event was written to block `block` of warden.audit_pending, so that the worker's
-/// next pass scans it (two atomic operations; no lock but the first time).
-pub fn hint_block(block: u32) {
-    // SAFETY: MyDatabaseId is set in a backend; SHARED points into shared memory.
+/// Notes that committed events lie in blocks `lo..=hi` of warden.audit_pending, so that the
+/// worker's next pass scans them (two atomic operations; no lock but the first time). Called once
+/// the commit is visible: a pass that takes the hint takes its snapshot later and sees the rows.
+pub fn hint_blocks(lo: u32, hi: u32) {
+    // SAFETY: MyDatabaseId is set in a backend.
     let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
-    let slot = match MY_SLOT.get() {
+    if let Some(i) = my_slot(dboid) {
+        // SAFETY: atomics in shared memory.
+        let s = unsafe { &(*SHARED).slots[i] };
+        s.min_block.fetch_min(lo, Ordering::SeqCst);
+        s.max_block.fetch_max(hi, Ordering::SeqCst);
+    }
+}
+
+/// After `COMMIT PREPARED`: the prepared transaction's events are visible now, in blocks its own
+/// backend noted (and dropped at PREPARE); the next pass looks at the whole table.
+pub fn request_full_scan() {
+    // SAFETY: MyDatabaseId is set in a backend.
+    let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    if let Some(i) = my_slot(dboid) {
+        // SAFETY: an atomic in shared memory.
+        unsafe { &(*SHARED).slots[i] }
+            .scan_all
+            .store(true, Ordering::SeqCst);
+    }
+}
+
+/// This backend's slot for database `dboid`: looked up under the lock the first time, then
+/// checked by a racy read of the slot's database.
+fn my_slot(dboid: u32) -> Option<usize> {
+    match MY_SLOT.get() {
         // SAFETY: a racy read of the slot's database, only to decide whether to look it up again
         Some(i) if unsafe { !SHARED.is_null() && (*SHARED).slots[i].dboid == dboid } => Some(i),
         _ => {
@@ -243,21 +271,21 @@ pub fn hint_block(block: u32) {
             MY_SLOT.set(i);
             i
         }
-    };
-    if let Some(i) = slot {
-        // SAFETY: atomics in shared memory.
-        let s = unsafe { &(*SHARED).slots[i] };
-        s.min_block.fetch_min(block, Ordering::Relaxed);
-        s.max_block.fetch_max(block, Ordering::Relaxed);
     }
 }
 
-/// The blocks written since the last call (and resets them): None when no event was written.
+/// The blocks written since the last call (and resets them): None when no event was written;
+/// all of them after a `COMMIT PREPARED`.
 fn take_blocks(slot: usize) -> Option<(u32, u32)> {
     // SAFETY: atomics in shared memory.
     let s = unsafe { &(*SHARED).slots[slot] };
-    let min = s.min_block.swap(u32::MAX, Ordering::Relaxed);
-    let max = s.max_block.swap(0, Ordering::Relaxed);
+    if s.scan_all.swap(false, Ordering::SeqCst) {
+        s.min_block.swap(u32::MAX, Ordering::SeqCst);
+        s.max_block.swap(0, Ordering::SeqCst);
+        return Some((0, u32::MAX - 1));
+    }
+    let min = s.min_block.swap(u32::MAX, Ordering::SeqCst);
+    let max = s.max_block.swap(0, Ordering::SeqCst);
     (min <= max).then_some((min, max))
 }
 
@@ -656,7 +684,8 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
         if full_scan_due {
             last_full = Some(Instant::now());
         }
-        // taken before the pass: rows written after this point are hinted for the next pass
+        // taken before the pass (whose snapshot is taken later, so it sees every commit hinted
+        // so far): commits after this point are hinted for the next pass
         let blocks = take_blocks(slot);
         let seen = with_shared(|sh| sh.slots[slot].commits).unwrap_or(0);
         let records = with_shared(|sh| {
@@ -679,10 +708,15 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
                     n += 1;
                 }
             }
+            // and the blocks of the autonomous events just written, in this transaction
+            let own = super::record::take_txn_blocks();
             let range = if full_scan_due {
                 Some((0, u32::MAX - 1))
             } else {
-                blocks
+                match (blocks, own) {
+                    (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                    (a, b) => a.or(b),
+                }
             };
             match range {
                 Some((lo, hi)) => super::seal::seal_range(lo, hi).map(|sealed| sealed + n),

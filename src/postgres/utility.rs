@@ -147,6 +147,11 @@ pub unsafe fn before(
 /// # Safety
 /// `pstmt` is the statement [`before`] saw, which has just run.
 pub unsafe fn after(b: Before, pstmt: *mut pg_sys::PlannedStmt, rows: u64) {
+    // SAFETY: the statement PostgreSQL ran.
+    if unsafe { commits_prepared(pstmt) } {
+        // its events are visible now, in blocks only the prepared transaction's backend knew
+        crate::audit::worker::request_full_scan();
+    }
     if let Some(statement) = b.phi_copy {
         crate::classify::phi::copy_after(statement, rows);
     }
@@ -159,6 +164,20 @@ pub unsafe fn after(b: Before, pstmt: *mut pg_sys::PlannedStmt, rows: u64) {
     if let Some(ev) = b.event {
         // SAFETY: the statement PostgreSQL ran.
         unsafe { record_utility(ev, pstmt) };
+    }
+}
+
+/// Whether `pstmt` is `COMMIT PREPARED` (Citus's workers commit every distributed write so).
+unsafe fn commits_prepared(pstmt: *mut pg_sys::PlannedStmt) -> bool {
+    // SAFETY: a PlannedStmt from PostgreSQL, its utility statement checked by tag before the cast.
+    unsafe {
+        if pstmt.is_null() || (*pstmt).utilityStmt.is_null() {
+            return false;
+        }
+        let stmt = (*pstmt).utilityStmt;
+        (*stmt).type_ == pg_sys::NodeTag::T_TransactionStmt
+            && (*stmt.cast::<pg_sys::TransactionStmt>()).kind
+                == pg_sys::TransactionStmtKind::TRANS_STMT_COMMIT_PREPARED
     }
 }
 
