@@ -40,8 +40,9 @@ fn pass_interval() -> Duration {
     Duration::from_millis(crate::gucs::AUDIT_SEAL_INTERVAL.get().max(1) as u64)
 }
 /// How often a pass looks at the whole pending table rather than only at the blocks committed
-/// writers hinted since the last pass (a safety net: it finds the events of a pass that failed
-/// after taking the hints, and of commits made while no slot served the database).
+/// writers hinted since the last pass (a safety net: a failed pass hands its hints back, a
+/// `COMMIT PREPARED` asks for a whole scan; this finds what a commit made while no slot served the
+/// database left).
 const FULL_SCAN_EVERY: Duration = Duration::from_secs(10);
 /// A slot marked as starting for longer than this is taken to have failed to start.
 const START_TIMEOUT_US: i64 = 10_000_000;
@@ -746,6 +747,13 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
             Err(super::seal::SealError::NotInstalled) => return,
             Err(e) => {
                 with_shared(|sh| sh.slots[slot].failures += 1);
+                // the next pass looks at these blocks again
+                if let Some((lo, hi)) = blocks {
+                    // SAFETY: atomics in shared memory.
+                    let s = unsafe { &(*SHARED).slots[slot] };
+                    s.min_block.fetch_min(lo, Ordering::SeqCst);
+                    s.max_block.fetch_max(hi, Ordering::SeqCst);
+                }
                 pgrx::log!("warden audit sealer: {e}");
             }
         }
