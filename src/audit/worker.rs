@@ -241,11 +241,16 @@ pub fn hint_blocks(lo: u32, hi: u32) {
     // SAFETY: MyDatabaseId is set in a backend.
     let dboid = unsafe { pg_sys::MyDatabaseId }.to_u32();
     if let Some(i) = my_slot(dboid) {
-        // SAFETY: atomics in shared memory.
-        let s = unsafe { &(*SHARED).slots[i] };
-        s.min_block.fetch_min(lo, Ordering::SeqCst);
-        s.max_block.fetch_max(hi, Ordering::SeqCst);
+        add_blocks(i, lo, hi);
     }
+}
+
+/// Widens slot `slot`'s range of blocks to scan by `lo..=hi`.
+fn add_blocks(slot: usize, lo: u32, hi: u32) {
+    // SAFETY: atomics in shared memory.
+    let s = unsafe { &(*SHARED).slots[slot] };
+    s.min_block.fetch_min(lo, Ordering::SeqCst);
+    s.max_block.fetch_max(hi, Ordering::SeqCst);
 }
 
 /// After `COMMIT PREPARED`: the prepared transaction's events are visible now, in blocks its own
@@ -749,10 +754,7 @@ pub extern "C-unwind" fn warden_audit_sealer_main(arg: pg_sys::Datum) {
                 with_shared(|sh| sh.slots[slot].failures += 1);
                 // the next pass looks at these blocks again
                 if let Some((lo, hi)) = blocks {
-                    // SAFETY: atomics in shared memory.
-                    let s = unsafe { &(*SHARED).slots[slot] };
-                    s.min_block.fetch_min(lo, Ordering::SeqCst);
-                    s.max_block.fetch_max(hi, Ordering::SeqCst);
+                    add_blocks(slot, lo, hi);
                 }
                 pgrx::log!("warden audit sealer: {e}");
             }
